@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Boot Wurley under QEMU's virt machine.
+#   qemu/run.sh IMAGE [extra QEMU arguments...]
+# Environment: SMP (CPUs, default 2), MEM (RAM, default 1G), CPU (default max,pauth-impdef=on:
+# QEMU's architected pointer-auth emulation is about 3x slower), BOOTARGS (-append), INITRD.
+# Quit QEMU with Ctrl-A X.
+set -euo pipefail
+image=$1; shift
+args=(
+    -M virt,virtualization=on,gic-version=3
+    -cpu "${CPU:-max,pauth-impdef=on}"
+    -smp "${SMP:-2}" -m "${MEM:-1G}"
+    -nographic -no-reboot -nic none
+    -kernel "$image"
+)
+[ -n "${BOOTARGS:-}" ] && args+=(-append "$BOOTARGS")
+[ -n "${INITRD:-}" ] && args+=(-initrd "$INITRD")
+exec qemu-system-aarch64 "${args[@]}" "$@"

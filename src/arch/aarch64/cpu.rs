@@ -1,0 +1,128 @@
+//! CPU-wide EL2 controls: identification, interrupt masking, sleeping, cache maintenance and the
+//! hypervisor configuration (HCR_EL2, CPTR_EL2) that holds while no guest runs.
+
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::{
+    CNTFRQ_EL0, CNTPCT_EL0, HCR_EL2, ID_AA64MMFR0_EL1, MIDR_EL1, MPIDR_EL1, Readable, Writeable,
+};
+use core::arch::asm;
+
+/// MPIDR affinity fields (Aff3..Aff0) without the flag bits.
+pub const MPIDR_AFFINITY_MASK: u64 = 0xff_00ff_ffff;
+
+/// This CPU's affinity (MPIDR_EL1 with the flag bits cleared).
+pub fn mpidr() -> u64 {
+    MPIDR_EL1.get() & MPIDR_AFFINITY_MASK
+}
+
+/// The main ID register.
+pub fn midr() -> u64 {
+    MIDR_EL1.get()
+}
+
+/// Physical address size in bits, from ID_AA64MMFR0_EL1.PARange.
+pub fn pa_bits() -> u32 {
+    match ID_AA64MMFR0_EL1.get() & 0xf {
+        0 => 32,
+        1 => 36,
+        2 => 40,
+        3 => 42,
+        4 => 44,
+        5 => 48,
+        _ => 52,
+    }
+}
+
+/// The raw PARange field, for TCR_EL2.PS / VTCR_EL2.PS.
+pub fn pa_range() -> u64 {
+    ID_AA64MMFR0_EL1.get() & 0xf
+}
+
+/// Counter frequency in Hz.
+pub fn counter_frequency() -> u64 {
+    CNTFRQ_EL0.get()
+}
+
+/// The physical counter.
+pub fn counter() -> u64 {
+    barrier::isb(barrier::SY);
+    CNTPCT_EL0.get()
+}
+
+/// Unmask IRQs at EL2.
+pub fn enable_irqs() {
+    // SAFETY: changes only PSTATE.I; the vectors are installed before any caller runs.
+    unsafe { asm!("msr daifclr, #2", options(nomem, nostack)) };
+}
+
+/// Mask IRQs, FIQs, SErrors and debug exceptions at EL2.
+pub fn disable_all_exceptions() {
+    // SAFETY: masking exceptions cannot break memory safety.
+    unsafe { asm!("msr daifset, #0xf", options(nomem, nostack)) };
+}
+
+/// Wait for an interrupt. With IRQs unmasked the handler runs before this returns.
+pub fn wfi() {
+    aarch64_cpu::asm::wfi();
+}
+
+/// Route physical IRQs, FIQs and SErrors to EL2 and make EL1 AArch64. Without IMO the GIC's
+/// interrupts are not taken at EL2 at all.
+pub fn route_interrupts_to_el2() {
+    HCR_EL2.write(
+        HCR_EL2::RW::EL1IsAarch64 + HCR_EL2::IMO::SET + HCR_EL2::FMO::SET + HCR_EL2::AMO::SET,
+    );
+    barrier::isb(barrier::SY);
+}
+
+/// Trap FP/SIMD, SVE and SME at EL2 (CPTR_EL2.TFP/TZ/TSM; nVHE layout, RES1 bits 0x22ff).
+/// Wurley is built soft-float, so this turns any stray FP instruction in the hypervisor into an
+/// exception dump instead of silent corruption of a guest's registers.
+pub fn trap_fp_at_el2() {
+    const CPTR_EL2_RES1: u64 = 0x22ff;
+    const TZ: u64 = 1 << 8;
+    const TFP: u64 = 1 << 10;
+    const TSM: u64 = 1 << 12;
+    // SAFETY: CPTR_EL2 only controls traps; the hypervisor itself never uses FP/SIMD.
+    unsafe {
+        asm!("msr cptr_el2, {}", "isb", in(reg) CPTR_EL2_RES1 | TZ | TFP | TSM, options(nostack))
+    };
+}
+
+/// Clean the data cache lines covering `[start, start + len)` to the point of coherency, so a CPU
+/// running with its MMU off (a secondary at entry) reads what this CPU wrote.
+pub fn clean_dcache_range(start: u64, len: u64) {
+    let ctr: u64;
+    // SAFETY: reading CTR_EL0 has no side effects.
+    unsafe { asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack)) };
+    let line = 4u64 << ((ctr >> 16) & 0xf);
+    let mut addr = start & !(line - 1);
+    let end = start.saturating_add(len);
+    while addr < end {
+        // SAFETY: cleaning a line has no architectural effect on memory contents.
+        unsafe { asm!("dc cvac, {}", in(reg) addr, options(nostack)) };
+        addr += line;
+    }
+    barrier::dsb(barrier::SY);
+}
+
+/// Invalidate the data cache lines covering `[start, start + len)` (to the point of
+/// coherency), discarding anything a cache may hold for memory written with the MMU off.
+///
+/// # Safety
+/// Any dirty data in those lines is lost: only call it for memory whose current contents are in
+/// RAM (written with the caches off) and that nobody writes through the cache meanwhile.
+pub unsafe fn invalidate_dcache_range(start: u64, len: u64) {
+    let ctr: u64;
+    // SAFETY: reading CTR_EL0 has no side effects.
+    unsafe { asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack)) };
+    let line = 4u64 << ((ctr >> 16) & 0xf);
+    let mut addr = start & !(line - 1);
+    let end = start.saturating_add(len);
+    while addr < end {
+        // SAFETY: the caller promised these lines hold nothing newer than RAM.
+        unsafe { asm!("dc ivac, {}", in(reg) addr, options(nostack)) };
+        addr += line;
+    }
+    barrier::dsb(barrier::SY);
+}

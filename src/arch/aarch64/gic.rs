@@ -1,0 +1,130 @@
+//! The physical GICv3, driven through the `arm-gic` crate: distributor, one redistributor per
+//! CPU and the EL2 system-register CPU interface.
+//!
+//! The distributor and redistributor frames are handed over once, at boot, by the platform
+//! description; after [`init`] the driver lives behind a lock. Per-CPU interface operations
+//! (acknowledge, end of interrupt, priority mask) are system-register accesses on the calling CPU
+//! and need no lock.
+
+use arm_gic::gicv3::registers::{Gicd, GicrSgi};
+use arm_gic::gicv3::{GicCpuInterface, GicV3};
+use arm_gic::{IntId, InterruptGroup, Trigger, UniqueMmioPointer};
+use core::ptr::NonNull;
+use spin::{Mutex, Once};
+
+static GIC: Once<Mutex<GicV3<'static>>> = Once::new();
+
+/// Why the GIC could not be brought up.
+#[derive(Debug)]
+pub enum Error {
+    /// A base address was zero.
+    NullAddress,
+    /// The driver rejected the redistributor region.
+    Driver(arm_gic::gicv3::GicError),
+    /// No redistributor in the region reports this CPU's affinity.
+    NoRedistributor(u64),
+    /// The interrupt is not a PPI (INTID 16..31).
+    NotPpi(u32),
+}
+
+impl core::fmt::Display for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NullAddress => write!(f, "GIC base address is zero"),
+            Self::Driver(e) => write!(f, "GIC driver: {e}"),
+            Self::NoRedistributor(m) => write!(f, "no GIC redistributor for MPIDR {m:#x}"),
+            Self::NotPpi(i) => write!(f, "INTID {i} is not a PPI"),
+        }
+    }
+}
+
+/// Bring up the distributor and every redistributor, and this CPU's interface. Returns the
+/// redistributor index of the calling CPU (MPIDR `mpidr`).
+///
+/// # Safety
+/// `dist` and `redist` are the GICv3 distributor and redistributor regions, mapped Device-nGnRE
+/// in the EL2 tables, with no other user; `redistributors` frames exist in the region.
+pub unsafe fn init(
+    dist: u64,
+    redist: u64,
+    redistributors: usize,
+    mpidr: u64,
+) -> Result<usize, Error> {
+    let gicd = NonNull::new(dist as *mut Gicd).ok_or(Error::NullAddress)?;
+    let gicr = NonNull::new(redist as *mut GicrSgi).ok_or(Error::NullAddress)?;
+    // SAFETY: the caller promised both regions are mapped device memory owned by us alone.
+    let mut gic = unsafe { GicV3::new(UniqueMmioPointer::new(gicd), gicr, redistributors) }
+        .map_err(Error::Driver)?;
+    let index = find_redistributor(&mut gic, redistributors, mpidr)?;
+    GicCpuInterface::enable_system_register_el2(true);
+    gic.setup(index);
+    GicCpuInterface::set_priority_mask(0xff);
+    GIC.call_once(|| Mutex::new(gic));
+    Ok(index)
+}
+
+fn find_redistributor(gic: &mut GicV3<'_>, count: usize, mpidr: u64) -> Result<usize, Error> {
+    (0..count)
+        .find(|&i| {
+            gic.gicr_typer(i)
+                .map(|t| t.core_mpidr() == mpidr)
+                .unwrap_or(false)
+        })
+        .ok_or(Error::NoRedistributor(mpidr))
+}
+
+/// The redistributor index of the CPU with affinity `mpidr`.
+pub fn redistributor_of(mpidr: u64, count: usize) -> Result<usize, Error> {
+    let gic = GIC.get().ok_or(Error::NullAddress)?;
+    find_redistributor(&mut gic.lock(), count, mpidr)
+}
+
+/// Bring up a secondary CPU's redistributor and CPU interface.
+pub fn init_this_cpu(redistributor: usize) {
+    if let Some(gic) = GIC.get() {
+        GicCpuInterface::enable_system_register_el2(true);
+        gic.lock().init_cpu(redistributor);
+        GicCpuInterface::enable_group1(true);
+        GicCpuInterface::set_priority_mask(0xff);
+    }
+}
+
+/// Enable a private interrupt (PPI, INTID 16..31) on one CPU with a priority and trigger.
+pub fn enable_ppi(
+    intid: u32,
+    redistributor: usize,
+    priority: u8,
+    level: bool,
+) -> Result<(), Error> {
+    if !(16..32).contains(&intid) {
+        return Err(Error::NotPpi(intid));
+    }
+    let id = IntId::ppi(intid - 16);
+    let Some(gic) = GIC.get() else { return Ok(()) };
+    let mut gic = gic.lock();
+    let trigger = if level { Trigger::Level } else { Trigger::Edge };
+    gic.set_interrupt_priority(id, Some(redistributor), priority)
+        .map_err(Error::Driver)?;
+    gic.set_trigger(id, Some(redistributor), trigger)
+        .map_err(Error::Driver)?;
+    gic.enable_interrupt(id, Some(redistributor), true)
+        .map_err(Error::Driver)
+}
+
+/// Acknowledge the highest-priority pending Group 1 interrupt, if any.
+pub fn acknowledge() -> Option<IntId> {
+    GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1)
+}
+
+/// Signal end of interrupt (and deactivate it: ICC_CTLR_EL1.EOImode = 0).
+pub fn end_of_interrupt(intid: IntId) {
+    GicCpuInterface::end_interrupt(intid, InterruptGroup::Group1);
+}
+
+/// Mask every interrupt at this CPU's interface (priority mask 0), so WFI really sleeps.
+/// Does nothing before [`init`]: the ICC registers may not be enabled yet.
+pub fn mask_this_cpu() {
+    if GIC.get().is_some() {
+        GicCpuInterface::set_priority_mask(0);
+    }
+}
