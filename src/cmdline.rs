@@ -14,10 +14,10 @@ use log::LevelFilter;
 pub fn param<'a>(bootargs: &'a str, key: &str) -> Option<&'a str> {
     bootargs
         .split_ascii_whitespace()
+        .rev()
         .filter_map(|word| word.split_once('='))
-        .filter(|(k, _)| *k == key)
+        .find(|(k, _)| *k == key)
         .map(|(_, v)| v)
-        .last()
 }
 
 /// `loglevel=` parsed, or `None` if absent or not understood.

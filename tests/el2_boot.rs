@@ -1,6 +1,8 @@
 //! EL2 tests: the hypervisor booted alone in QEMU for several CPU counts and memory sizes, its
 //! boot log, its error paths (a broken device tree, deliberate faults) and its idle behaviour.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{Qemu, dump_dtb, scratch};
@@ -86,29 +88,27 @@ fn initrd_and_bootargs_are_reported_and_kept_out_of_free_memory() {
         .lines()
         .find(|l| l.contains("initrd: ["))
         .unwrap_or_else(|| run.fail("no initrd line"));
-    let range = line
-        .split('[')
-        .nth(1)
-        .and_then(|r| r.split(')').next())
-        .unwrap();
-    let (start, end) = range.split_once("..").unwrap();
-    let start = u64::from_str_radix(start.trim_start_matches("0x"), 16).unwrap();
-    let end = u64::from_str_radix(end.trim_start_matches("0x"), 16).unwrap();
+    let (start, end) = logged_range(line);
     assert_eq!(end - start, 300 * 1024, "initrd size");
     for free in run.log.lines().filter(|l| l.contains(" free: [")) {
-        let r = free
-            .split('[')
-            .nth(1)
-            .and_then(|r| r.split(')').next())
-            .unwrap();
-        let (fs, fe) = r.split_once("..").unwrap();
-        let fs = u64::from_str_radix(fs.trim_start_matches("0x"), 16).unwrap();
-        let fe = u64::from_str_radix(fe.trim_start_matches("0x"), 16).unwrap();
+        let (fs, fe) = logged_range(free);
         assert!(
             fe <= start || fs >= end,
             "free range {free} overlaps the initrd"
         );
     }
+}
+
+/// The `[start..end)` range printed on a log line.
+fn logged_range(line: &str) -> (u64, u64) {
+    let inner = line
+        .rsplit('[')
+        .next()
+        .and_then(|r| r.split(')').next())
+        .expect("a [start..end) range");
+    let (start, end) = inner.split_once("..").expect("a [start..end) range");
+    let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).expect("hex address");
+    (hex(start), hex(end))
 }
 
 #[test]

@@ -114,11 +114,7 @@ extern "C" fn primary_main(untrusted_dtb: u64, _load_base: u64) -> ! {
         Ok(i) => i,
         Err(e) => panic!("GICv3 at {}: {e}", platform.gic.dist),
     };
-    let boot_cpu: &'static PerCpu = Box::leak(Box::new(PerCpu::new(
-        boot_index,
-        me,
-        boot_redist,
-    )));
+    let boot_cpu: &'static PerCpu = Box::leak(Box::new(PerCpu::new(boot_index, me, boot_redist)));
     percpu::install(boot_cpu);
     log::info!(
         "GICv3: distributor {}, {} redistributor frame(s), boot CPU on redistributor {}",
@@ -178,7 +174,7 @@ extern "C" fn primary_main(untrusted_dtb: u64, _load_base: u64) -> ! {
 fn dtb_header_range(addr: u64) -> Option<PhysRange> {
     const FDT_MAGIC: u32 = 0xd00d_feed;
     const MAX_DTB: u32 = 64 << 20;
-    if addr == 0 || addr % 8 != 0 {
+    if addr == 0 || !addr.is_multiple_of(8) {
         return None;
     }
     // SAFETY: the boot protocol passes the DTB's address in x0; with the MMU off any RAM address
@@ -190,7 +186,7 @@ fn dtb_header_range(addr: u64) -> Option<PhysRange> {
             u32::from_be(p.add(1).read_volatile()),
         )
     };
-    if magic != FDT_MAGIC || size < 40 || size > MAX_DTB {
+    if magic != FDT_MAGIC || !(40..=MAX_DTB).contains(&size) {
         return None;
     }
     PhysRange::from_base_size(addr, u64::from(size)).map(|r| r.align_out(PAGE_SIZE))
@@ -332,8 +328,7 @@ fn start_secondary(
     let stack = frames
         .alloc(SECONDARY_STACK_PAGES)
         .map_err(|e| format!("no stack: {e}"))?;
-    let me: &'static PerCpu =
-        Box::leak(Box::new(PerCpu::new(index, mpidr, redist)));
+    let me: &'static PerCpu = Box::leak(Box::new(PerCpu::new(index, mpidr, redist)));
     let block = SecondaryBoot::new(me, stack.end(), regs);
     psci::cpu_on(
         mpidr,

@@ -99,7 +99,7 @@ impl PhysRange {
         let start = self.start & !(align - 1);
         let end = match self.end.checked_add(align - 1) {
             Some(e) => e & !(align - 1),
-            None => u64::MAX & !(align - 1),
+            None => !(align - 1),
         };
         PhysRange { start, end }
     }
@@ -108,7 +108,7 @@ impl PhysRange {
     pub const fn align_in(&self, align: u64) -> PhysRange {
         let start = match self.start.checked_add(align - 1) {
             Some(s) => s & !(align - 1),
-            None => u64::MAX & !(align - 1),
+            None => !(align - 1),
         };
         let end = self.end & !(align - 1);
         if end <= start {

@@ -4,8 +4,9 @@
 use alloc::string::{String, ToString};
 
 use super::error::DtError;
+use super::node::NodeRef;
 use super::reg::fold;
-use super::tree::{NodeRef, Tree};
+use super::tree::Tree;
 use crate::mm::addr::PhysRange;
 
 /// `/chosen` `bootargs`, empty if there is none.

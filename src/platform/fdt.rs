@@ -178,6 +178,19 @@ mod tests {
     }
 
     #[test]
+    fn truncating_anywhere_never_panics() {
+        for blob in [SOC, VIRT_SMP2] {
+            for cut in 0..blob.len() {
+                let mut buf = blob[..cut].to_vec();
+                if let Some(total) = buf.get_mut(4..8) {
+                    total.copy_from_slice(&(cut as u32).to_be_bytes());
+                }
+                assert!(super::super::Platform::parse(&buf).is_err());
+            }
+        }
+    }
+
+    #[test]
     fn corrupting_any_byte_never_panics() {
         for blob in [SOC, VIRT_SMP2] {
             let mut buf = blob.to_vec();

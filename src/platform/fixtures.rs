@@ -11,6 +11,7 @@ fixture!(VIRT_SMP2, "virt-gicv3-smp2-1g.dtb");
 fixture!(VIRT_SMP4, "virt-gicv3-smp4-2g.dtb");
 fixture!(VIRT_SMP8, "virt-gicv3-smp8-1g.dtb");
 fixture!(VIRT_INITRD, "virt-gicv3-smp2-1g-initrd.dtb");
+fixture!(VIRT_LEGACY_STDOUT, "virt-legacy-stdout-path.dtb");
 fixture!(SOC, "soc-ranges.dtb");
 fixture!(NEG_NO_GIC, "neg-no-gic.dtb");
 fixture!(NEG_GIC_REG_TRUNCATED, "neg-gic-reg-truncated.dtb");

@@ -5,8 +5,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::error::DtError;
+use super::node::NodeRef;
 use super::reg;
-use super::tree::{NodeRef, Tree};
+use super::tree::Tree;
 use crate::mm::addr::PhysRange;
 
 /// One interrupt as the GIC sees it.

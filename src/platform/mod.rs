@@ -10,6 +10,7 @@ mod error;
 mod fdt;
 mod gic;
 mod memory;
+mod node;
 mod psci;
 mod reg;
 mod reserved;

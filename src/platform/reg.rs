@@ -4,7 +4,7 @@
 use alloc::vec::Vec;
 
 use super::error::DtError;
-use super::tree::NodeRef;
+use super::node::NodeRef;
 use crate::mm::addr::PhysRange;
 
 /// Largest cell count accepted for an address or size.

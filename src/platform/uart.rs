@@ -6,8 +6,9 @@ use alloc::string::{String, ToString};
 use super::error::DtError;
 use super::fdt::with_tree;
 use super::gic::{Gic, IrqSpec};
+use super::node::NodeRef;
 use super::reg;
-use super::tree::{NodeRef, Tree};
+use super::tree::Tree;
 use crate::mm::addr::PhysRange;
 
 /// The console UART.
@@ -117,6 +118,11 @@ mod tests {
                 level: true
             })
         );
+    }
+
+    #[test]
+    fn legacy_property_with_options() {
+        assert_eq!(uart(VIRT_LEGACY_STDOUT).unwrap(), uart(VIRT_SMP2).unwrap());
     }
 
     #[test]
