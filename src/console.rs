@@ -1,11 +1,13 @@
 //! The hypervisor console: the device tree's `stdout-path` UART, shared by all CPUs.
 //!
-//! Normal output goes through [`Console`], which holds a lock per line so lines from different
-//! CPUs never interleave. [`emergency`] bypasses the lock for exception dumps and panics.
+//! Normal output takes a lock per line (with IRQs masked on this CPU while it is held, so an
+//! interrupt handler that logs cannot deadlock on it), so lines from different CPUs never
+//! interleave. [`emergency`] bypasses the lock for exception dumps and panics.
 
 use core::fmt::{self, Write};
 use spin::{Mutex, Once};
 
+use crate::arch::aarch64::cpu;
 use crate::arch::aarch64::pl011::Pl011;
 
 static UART: Once<Pl011> = Once::new();
@@ -23,8 +25,52 @@ pub fn ready() -> bool {
 
 /// Write formatted text as one unit with respect to other CPUs.
 pub fn print(args: fmt::Arguments<'_>) {
-    let _line = LINE_LOCK.lock();
-    let _ = Writer.write_fmt(args);
+    let daif = cpu::save_and_disable_irqs();
+    {
+        let _line = LINE_LOCK.lock();
+        let _ = Writer.write_fmt(args);
+    }
+    cpu::restore_irqs(daif);
+}
+
+/// One byte of guest output, raw, optionally starting a line with `[prefix] `.
+pub fn write_guest(prefix: Option<&str>, byte: u8) {
+    let daif = cpu::save_and_disable_irqs();
+    if let Some(uart) = UART.get() {
+        let _line = LINE_LOCK.lock();
+        if let Some(p) = prefix {
+            uart.write_byte(b'[');
+            uart.write_str(p);
+            uart.write_str("] ");
+        }
+        uart.write_byte(byte);
+    }
+    cpu::restore_irqs(daif);
+}
+
+/// Bytes received on the console UART since the last call, up to `buf.len()`.
+pub fn read_input(buf: &mut [u8]) -> usize {
+    let Some(uart) = UART.get() else { return 0 };
+    let mut n = 0;
+    while n < buf.len() {
+        match uart.read_byte() {
+            Some(b) => {
+                if let Some(slot) = buf.get_mut(n) {
+                    *slot = b;
+                }
+                n += 1;
+            }
+            None => break,
+        }
+    }
+    n
+}
+
+/// Let the UART interrupt on input.
+pub fn enable_input_interrupt() {
+    if let Some(uart) = UART.get() {
+        uart.enable_rx_interrupt();
+    }
 }
 
 /// A writer that does not take the console lock, for when the lock may be held by a CPU that

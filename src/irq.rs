@@ -1,16 +1,26 @@
 //! Physical interrupts taken at EL2, and the hypervisor tick.
 //!
-//! The tick is the EL2 physical timer (CNTHP) on every CPU at [`TICK_HZ`]; its PPI comes from the
-//! device tree. Other interrupts are not expected yet and are logged.
+//! Every CPU splits priority drop from deactivation (ICC_CTLR_EL1.EOImode = 1). Interrupts the
+//! hypervisor consumes are dropped and deactivated here; the virtual timer's interrupt is only
+//! dropped, then forwarded to the guest through a list register with the HW bit, so the guest's
+//! own EOI deactivates it.
+//!
+//! Sources: the hypervisor tick (CNTHP, [`TICK_HZ`] on every CPU), the kick SGI, the GIC
+//! maintenance interrupt, the virtual timer (EL1 CNTV) and the console UART's receive
+//! interrupt. Anything else is logged.
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::arch::aarch64::{gic, percpu, timer};
+use crate::vm::machine::{KICK_SGI, Vm};
 
 /// Hypervisor tick rate.
 pub const TICK_HZ: u64 = 100;
 
 static HYP_TIMER_INTID: AtomicU32 = AtomicU32::new(u32::MAX);
+static VTIMER_INTID: AtomicU32 = AtomicU32::new(u32::MAX);
+static MAINTENANCE_INTID: AtomicU32 = AtomicU32::new(u32::MAX);
+static UART_INTID: AtomicU32 = AtomicU32::new(u32::MAX);
 static TICK_PERIOD: AtomicU64 = AtomicU64::new(0);
 
 /// Counter ticks per hypervisor tick for a counter of `freq` Hz (at least 1).
@@ -19,14 +29,42 @@ pub const fn tick_period(freq: u64) -> u64 {
     if p == 0 { 1 } else { p }
 }
 
-/// Record the hypervisor timer's INTID and the counter frequency, before any CPU starts ticking.
-pub fn configure_tick(intid: u32, counter_freq: u64) {
-    HYP_TIMER_INTID.store(intid, Ordering::Relaxed);
+/// The platform's interrupt numbers, recorded before any CPU enables them.
+#[derive(Clone, Copy, Debug)]
+pub struct Sources {
+    /// CNTHP PPI.
+    pub hyp_timer: u32,
+    /// CNTV PPI.
+    pub virt_timer: u32,
+    /// GIC maintenance PPI, if the platform has one.
+    pub maintenance: Option<u32>,
+    /// The console UART's SPI, if known.
+    pub uart: Option<u32>,
+}
+
+/// Record the interrupt numbers and the counter frequency.
+pub fn configure(sources: Sources, counter_freq: u64) {
+    HYP_TIMER_INTID.store(sources.hyp_timer, Ordering::Relaxed);
+    VTIMER_INTID.store(sources.virt_timer, Ordering::Relaxed);
+    MAINTENANCE_INTID.store(sources.maintenance.unwrap_or(u32::MAX), Ordering::Relaxed);
+    UART_INTID.store(sources.uart.unwrap_or(u32::MAX), Ordering::Relaxed);
     TICK_PERIOD.store(tick_period(counter_freq), Ordering::Relaxed);
 }
 
-/// Start the tick on the calling CPU (its redistributor index given).
-pub fn start_tick(redistributor: usize) -> Result<(), gic::Error> {
+/// Enable this CPU's interrupt sources (its redistributor index given) and start the tick.
+pub fn start_this_cpu(redistributor: usize) -> Result<(), gic::Error> {
+    gic::split_eoi_this_cpu();
+    gic::enable_sgi(KICK_SGI, redistributor)?;
+    gic::enable_ppi(
+        VTIMER_INTID.load(Ordering::Relaxed),
+        redistributor,
+        0xa0,
+        true,
+    )?;
+    let maintenance = MAINTENANCE_INTID.load(Ordering::Relaxed);
+    if maintenance != u32::MAX {
+        gic::enable_ppi(maintenance, redistributor, 0x90, true)?;
+    }
     gic::enable_ppi(
         HYP_TIMER_INTID.load(Ordering::Relaxed),
         redistributor,
@@ -37,19 +75,56 @@ pub fn start_tick(redistributor: usize) -> Result<(), gic::Error> {
     Ok(())
 }
 
-/// Handle every pending interrupt on this CPU.
+/// Route the console's receive interrupt to the CPU with affinity `mpidr`.
+pub fn enable_console_input(mpidr: u64) -> Result<(), gic::Error> {
+    let intid = UART_INTID.load(Ordering::Relaxed);
+    if intid == u32::MAX {
+        return Ok(());
+    }
+    gic::enable_spi(intid, mpidr, 0xc0, true)?;
+    crate::console::enable_input_interrupt();
+    Ok(())
+}
+
+/// Handle every pending interrupt on this CPU while it idles (no vCPU loaded).
 pub fn handle() {
+    handle_with_guest(None);
+}
+
+/// Handle every pending interrupt on this CPU; `guest` is the vCPU loaded here, if any.
+pub fn handle_with_guest(guest: Option<(&Vm, usize)>) {
     while let Some(id) = gic::acknowledge() {
         let intid = u32::from(id);
+        gic::end_of_interrupt(id);
+        if intid == VTIMER_INTID.load(Ordering::Relaxed) {
+            match guest {
+                // Left active: the guest's EOI of the HW-linked virtual interrupt deactivates it.
+                Some((vm, vcpu)) => crate::vm::irqs::virtual_timer_fired(vm, vcpu),
+                None => {
+                    timer::stop_virtual();
+                    gic::deactivate(id);
+                }
+            }
+            continue;
+        }
         if intid == HYP_TIMER_INTID.load(Ordering::Relaxed) {
             // Re-arming moves the compare value ahead, which drops the level-triggered line.
             timer::arm(TICK_PERIOD.load(Ordering::Relaxed));
             if let Some(cpu) = percpu::current() {
                 cpu.ticks.fetch_add(1, Ordering::Relaxed);
             }
-        } else {
+        } else if intid == UART_INTID.load(Ordering::Relaxed) {
+            let mut buf = [0u8; 64];
+            loop {
+                let n = crate::console::read_input(&mut buf);
+                if n == 0 {
+                    break;
+                }
+                crate::vm::console::input(buf.get(..n).unwrap_or(&[]));
+            }
+        } else if intid != KICK_SGI && intid != MAINTENANCE_INTID.load(Ordering::Relaxed) {
             log::warn!("unexpected interrupt {intid}");
         }
-        gic::end_of_interrupt(id);
+        gic::deactivate(id);
     }
 }

@@ -18,9 +18,11 @@
 extern crate alloc;
 
 pub mod arch;
+pub mod bundle;
 pub mod cmdline;
 pub mod mm;
 pub mod platform;
+pub mod vm;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 #[allow(unsafe_code)]

@@ -7,6 +7,7 @@
 
 pub mod esr;
 pub mod stage1;
+pub mod trap;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 #[allow(unsafe_code)]

@@ -1,7 +1,7 @@
 //! The init order: what runs between the EL2 entry stub and the idle loop.
 //!
-//! - [`primary`]: the boot CPU. MMU, heap, device tree, console, memory, GIC, timer, then every
-//!   other CPU through PSCI `CPU_ON`.
+//! - [`primary`]: the boot CPU. MMU, heap, device tree, console, memory, GIC, timer, every other
+//!   CPU through PSCI `CPU_ON`, then the VMs of the boot bundle.
 //! - [`secondary`]: each other CPU, entered from `boot/entry.S` with the MMU already on.
 //!
 //! This module turns raw boot-time facts (the DTB pointer, linker symbols, device addresses the
@@ -11,13 +11,3 @@
 pub mod image;
 pub mod primary;
 pub mod secondary;
-
-use crate::arch::aarch64::cpu;
-
-/// Sleep forever, handling interrupts. Never a busy loop: under emulation that burns a host core.
-pub fn idle() -> ! {
-    cpu::enable_irqs();
-    loop {
-        cpu::wfi();
-    }
-}

@@ -92,7 +92,7 @@ extern "C" fn primary_main(untrusted_dtb: u64, _load_base: u64) -> ! {
     banner(&platform, dtb_range, &layout);
 
     let frames = memory(&platform, &layout, dtb_range);
-    let mut frames = grow_heap(frames);
+    *crate::mm::FRAMES.lock() = grow_heap(frames);
 
     psci::set_conduit_hvc(platform.psci.conduit == Conduit::Hvc);
     match psci::version() {
@@ -125,8 +125,17 @@ extern "C" fn primary_main(untrusted_dtb: u64, _load_base: u64) -> ! {
 
     cpu::route_interrupts_to_el2();
     cpu::trap_fp_at_el2();
-    crate::irq::configure_tick(platform.timer.hyp_phys.intid, cpu::counter_frequency());
-    if let Err(e) = crate::irq::start_tick(boot_redist) {
+    crate::irq::configure(
+        crate::irq::Sources {
+            hyp_timer: platform.timer.hyp_phys.intid,
+            virt_timer: platform.timer.virt.intid,
+            maintenance: platform.gic.maintenance.map(|i| i.intid),
+            uart: platform.uart.irq.map(|i| i.intid),
+        },
+        cpu::counter_frequency(),
+    );
+    crate::arch::aarch64::stage2::init_this_cpu();
+    if let Err(e) = crate::irq::start_this_cpu(boot_redist) {
         panic!(
             "hypervisor timer (INTID {}): {e}",
             platform.timer.hyp_phys.intid
@@ -141,7 +150,15 @@ extern "C" fn primary_main(untrusted_dtb: u64, _load_base: u64) -> ! {
         if index == boot_index {
             continue;
         }
-        match start_secondary(index, info.mpidr, redists, &mut frames, regs) {
+        if info.enable_method.as_deref() != Some("psci") {
+            log::warn!(
+                "CPU {index} (MPIDR {:#x}): enable-method {:?} is not supported (only psci); left off",
+                info.mpidr,
+                info.enable_method
+            );
+            continue;
+        }
+        match start_secondary(index, info.mpidr, redists, regs) {
             Ok(cpu) => cpus.push(cpu),
             Err(e) => log::error!(
                 "CPU {index} (MPIDR {:#x}) did not come online: {e}",
@@ -159,15 +176,34 @@ extern "C" fn primary_main(untrusted_dtb: u64, _load_base: u64) -> ! {
         "heap: {} KiB, {} KiB in use; {} MiB of RAM free",
         heap_total >> 10,
         heap_used >> 10,
-        frames.free_bytes() >> 20
+        crate::mm::FRAMES.lock().free_bytes() >> 20
     );
 
     if let Some(fault) = cmdline::fault(&platform.bootargs) {
         log::warn!("wurley.fault={fault:?}: faulting on purpose");
         deliberate_fault(fault);
     }
-    log::info!("no guests to run: idling");
-    super::idle()
+    if let Err(e) = crate::irq::enable_console_input(me) {
+        log::warn!("console input unavailable: {e}");
+    }
+    let started = match platform.initrd {
+        Some(range) => {
+            // SAFETY: the loader put the boot bundle there; the range is RAM mapped at EL2,
+            // kept out of the frame allocator, and nothing writes it.
+            let bundle = unsafe {
+                core::slice::from_raw_parts(range.start() as *const u8, range.size() as usize)
+            };
+            crate::vm::launch::launch(&platform, bundle, &cpus)
+        }
+        None => {
+            log::info!("no boot bundle (-initrd)");
+            0
+        }
+    };
+    if started == 0 {
+        log::info!("no guests to run: idling");
+    }
+    crate::vm::vcpu::cpu_loop(boot_cpu)
 }
 
 /// The DTB's range from its header, if `addr` holds a plausible flattened device tree.
@@ -193,7 +229,11 @@ fn dtb_header_range(addr: u64) -> Option<PhysRange> {
 }
 
 /// Map and install the console UART.
+/// Only a PL011 is driven; any other UART leaves the hypervisor silent (see docs/porting.md).
 fn start_console(tables: &mut Tables, uart: &UartInfo) {
+    if !uart.compatible_pl011 {
+        return;
+    }
     let req = MapRequest {
         range: uart.base.align_out(PAGE_SIZE),
         perm: Perm::Device,
@@ -320,12 +360,12 @@ fn start_secondary(
     index: usize,
     mpidr: u64,
     redists: usize,
-    frames: &mut FrameAllocator,
     regs: crate::arch::aarch64::mmu::MmuRegs,
 ) -> Result<&'static PerCpu, alloc::string::String> {
     use alloc::format;
     let redist = gic::redistributor_of(mpidr, redists).map_err(|e| format!("{e}"))?;
-    let stack = frames
+    let stack = crate::mm::FRAMES
+        .lock()
         .alloc(SECONDARY_STACK_PAGES)
         .map_err(|e| format!("no stack: {e}"))?;
     let me: &'static PerCpu = Box::leak(Box::new(PerCpu::new(index, mpidr, redist)));

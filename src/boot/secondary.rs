@@ -64,7 +64,8 @@ extern "C" fn secondary_main(block: &'static SecondaryBoot) -> ! {
     gic::init_this_cpu(me.redistributor());
     cpu::route_interrupts_to_el2();
     cpu::trap_fp_at_el2();
-    if let Err(e) = crate::irq::start_tick(me.redistributor()) {
+    crate::arch::aarch64::stage2::init_this_cpu();
+    if let Err(e) = crate::irq::start_this_cpu(me.redistributor()) {
         log::error!("hypervisor timer not started: {e}");
     }
     log::info!(
@@ -75,5 +76,5 @@ extern "C" fn secondary_main(block: &'static SecondaryBoot) -> ! {
     );
     ONLINE.fetch_add(1, Ordering::AcqRel);
     block.online.store(true, Ordering::Release);
-    super::idle()
+    crate::vm::vcpu::cpu_loop(me)
 }

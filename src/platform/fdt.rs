@@ -33,7 +33,7 @@ fn field(buf: &[u8], index: usize) -> Result<usize, DtError> {
 
 /// Checks `dtb`, indexes it and runs `f` on the result. `dtb` may be longer than the header's
 /// `totalsize` (trailing bytes are ignored) and need not be 4-byte aligned.
-pub(super) fn with_tree<R>(
+pub(crate) fn with_tree<R>(
     dtb: &[u8],
     f: impl FnOnce(&Tree<'_>) -> Result<R, DtError>,
 ) -> Result<R, DtError> {

@@ -36,6 +36,11 @@ pub use reserved::{Reserved, ReservedKind};
 pub use timer::TimerInfo;
 pub use uart::{UartInfo, stdout_uart};
 
+// For `crate::bundle`, which reads its own device tree with the same index.
+pub(crate) use fdt::with_tree;
+pub(crate) use node::NodeRef;
+pub(crate) use tree::Tree;
+
 /// Everything the hypervisor needs from the device tree. Where the blob itself lives is the
 /// caller's to track: `parse` sees only its bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,7 +15,7 @@ pub(super) fn be32(bytes: &[u8]) -> Option<u32> {
 
 /// A handle to one node of a [`Tree`].
 #[derive(Clone, Copy)]
-pub(super) struct NodeRef<'t, 'a> {
+pub(crate) struct NodeRef<'t, 'a> {
     tree: &'t Tree<'a>,
     idx: usize,
 }
@@ -41,7 +41,7 @@ impl<'t, 'a> NodeRef<'t, 'a> {
     }
 
     /// The node name including any unit address (empty for the root).
-    pub(super) fn name(self) -> &'a str {
+    pub(crate) fn name(self) -> &'a str {
         self.node().map_or("", |n| n.name)
     }
 
@@ -61,7 +61,7 @@ impl<'t, 'a> NodeRef<'t, 'a> {
     }
 
     /// The direct children, in order.
-    pub(super) fn children(self) -> impl Iterator<Item = NodeRef<'t, 'a>> {
+    pub(crate) fn children(self) -> impl Iterator<Item = NodeRef<'t, 'a>> {
         let tree = self.tree;
         let me = self.idx;
         (me + 1..tree.nodes.len())
@@ -94,7 +94,7 @@ impl<'t, 'a> NodeRef<'t, 'a> {
     }
 
     /// The raw value of property `name`.
-    pub(super) fn prop(self, name: &str) -> Option<&'a [u8]> {
+    pub(crate) fn prop(self, name: &str) -> Option<&'a [u8]> {
         self.node()?
             .props
             .iter()
@@ -102,8 +102,15 @@ impl<'t, 'a> NodeRef<'t, 'a> {
             .map(|p| p.value)
     }
 
+    /// The names of the node's properties, in blob order.
+    pub(crate) fn prop_names(self) -> impl Iterator<Item = &'a str> {
+        self.node()
+            .into_iter()
+            .flat_map(|n| n.props.iter().map(|p| p.name))
+    }
+
     /// The strings of a string-list property; empty if absent.
-    pub(super) fn strings(self, name: &'static str) -> Result<Vec<&'a str>, DtError> {
+    pub(crate) fn strings(self, name: &'static str) -> Result<Vec<&'a str>, DtError> {
         let Some(value) = self.prop(name) else {
             return Ok(Vec::new());
         };
@@ -120,7 +127,7 @@ impl<'t, 'a> NodeRef<'t, 'a> {
     }
 
     /// The cells of a property, `None` if absent.
-    pub(super) fn cells(self, name: &'static str) -> Result<Option<Vec<u32>>, DtError> {
+    pub(crate) fn cells(self, name: &'static str) -> Result<Option<Vec<u32>>, DtError> {
         let Some(value) = self.prop(name) else {
             return Ok(None);
         };
@@ -132,7 +139,7 @@ impl<'t, 'a> NodeRef<'t, 'a> {
     }
 
     /// A one-cell property, `None` if absent.
-    pub(super) fn u32_prop(self, name: &'static str) -> Result<Option<u32>, DtError> {
+    pub(crate) fn u32_prop(self, name: &'static str) -> Result<Option<u32>, DtError> {
         match self.prop(name) {
             None => Ok(None),
             Some(v) => be32(v)

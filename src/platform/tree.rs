@@ -23,7 +23,7 @@ pub(super) struct Node<'a> {
 
 /// All nodes of a blob in structure-block order (index 0 is the root), plus its header
 /// `/memreserve/` entries as `(address, size)`.
-pub(super) struct Tree<'a> {
+pub(crate) struct Tree<'a> {
     pub(super) nodes: Vec<Node<'a>>,
     pub(super) memreserve: Vec<(u64, u64)>,
 }
@@ -114,7 +114,7 @@ impl<'a> Tree<'a> {
     }
 
     /// The node at `path`; a component without a unit address also matches `name@unit`.
-    pub(super) fn find_path(&self, path: &str) -> Option<NodeRef<'_, 'a>> {
+    pub(crate) fn find_path(&self, path: &str) -> Option<NodeRef<'_, 'a>> {
         let mut node = self.root();
         for comp in path.split('/').filter(|c| !c.is_empty()) {
             let exact = node.children().find(|c| c.name() == comp);

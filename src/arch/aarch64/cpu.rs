@@ -55,6 +55,20 @@ pub fn enable_irqs() {
     unsafe { asm!("msr daifclr, #2", options(nomem, nostack)) };
 }
 
+/// Mask IRQs and return the previous DAIF, for [`restore_irqs`].
+pub fn save_and_disable_irqs() -> u64 {
+    let daif: u64;
+    // SAFETY: reads DAIF and masks IRQs; no memory effects.
+    unsafe { asm!("mrs {}, daif", "msr daifset, #2", out(reg) daif, options(nomem, nostack)) };
+    daif
+}
+
+/// Restore the DAIF saved by [`save_and_disable_irqs`].
+pub fn restore_irqs(daif: u64) {
+    // SAFETY: restores a value read from DAIF on this CPU.
+    unsafe { asm!("msr daif, {}", in(reg) daif, options(nomem, nostack)) };
+}
+
 /// Mask IRQs, FIQs, SErrors and debug exceptions at EL2.
 pub fn disable_all_exceptions() {
     // SAFETY: masking exceptions cannot break memory safety.
@@ -125,4 +139,34 @@ pub unsafe fn invalidate_dcache_range(start: u64, len: u64) {
         addr += line;
     }
     barrier::dsb(barrier::SY);
+}
+
+/// Whether the CPU implements pointer authentication (address or generic, any algorithm), from
+/// ID_AA64ISAR1_EL1 APA/API/GPA/GPI and ID_AA64ISAR2_EL1 APA3/GPA3.
+pub fn has_pauth() -> bool {
+    let isar1: u64;
+    let isar2: u64;
+    // SAFETY: ID registers are read-only and side-effect free.
+    unsafe {
+        asm!("mrs {}, id_aa64isar1_el1", out(reg) isar1, options(nomem, nostack));
+        asm!("mrs {}, s3_0_c0_c6_2", out(reg) isar2, options(nomem, nostack));
+    }
+    let isar1_fields = (isar1 >> 4) & 0xff | (isar1 >> 24) & 0xff;
+    let isar2_fields = (isar2 >> 8) & 0xff;
+    isar1_fields != 0 || isar2_fields != 0
+}
+
+/// VMID width in bits (ID_AA64MMFR1_EL1.VMIDBits: 2 means 16).
+pub fn vmid_bits() -> u32 {
+    let mmfr1: u64;
+    // SAFETY: ID registers are read-only and side-effect free.
+    unsafe { asm!("mrs {}, id_aa64mmfr1_el1", out(reg) mmfr1, options(nomem, nostack)) };
+    if (mmfr1 >> 4) & 0xf == 2 { 16 } else { 8 }
+}
+
+/// Invalidate all instruction caches to the point of unification (inner shareable), after
+/// writing code a guest will run.
+pub fn invalidate_icache() {
+    // SAFETY: cache maintenance without architectural effect on memory.
+    unsafe { asm!("dsb ish", "ic ialluis", "dsb ish", "isb", options(nostack)) };
 }

@@ -128,3 +128,80 @@ pub fn mask_this_cpu() {
         GicCpuInterface::set_priority_mask(0);
     }
 }
+
+/// Split priority drop from deactivation on this CPU (ICC_CTLR_EL1.EOImode = 1): EL2 then
+/// writes EOIR and DIR for its own interrupts, and leaves an interrupt forwarded to a guest
+/// active until the guest's virtual EOI deactivates it through the list register's HW bit.
+pub fn split_eoi_this_cpu() {
+    const EOIMODE: u64 = 1 << 1;
+    // SAFETY: ICC_CTLR_EL1 is this CPU's interface control; only EOImode changes.
+    unsafe {
+        core::arch::asm!(
+            "mrs {t}, icc_ctlr_el1",
+            "orr {t}, {t}, {m}",
+            "msr icc_ctlr_el1, {t}",
+            "isb",
+            t = out(reg) _,
+            m = in(reg) EOIMODE,
+            options(nostack)
+        )
+    };
+}
+
+/// Deactivate an interrupt (ICC_DIR_EL1), after [`end_of_interrupt`] dropped its priority.
+pub fn deactivate(intid: IntId) {
+    let raw = u64::from(u32::from(intid));
+    // SAFETY: deactivating an interrupt this CPU acknowledged.
+    unsafe { core::arch::asm!("msr icc_dir_el1, {}", "isb", in(reg) raw, options(nostack)) };
+}
+
+/// Enable SGI `n` on one CPU (the hypervisor's inter-processor kick).
+pub fn enable_sgi(n: u32, redistributor: usize) -> Result<(), Error> {
+    if n >= 16 {
+        return Err(Error::NotPpi(n));
+    }
+    let Some(gic) = GIC.get() else { return Ok(()) };
+    let mut gic = gic.lock();
+    let id = IntId::sgi(n);
+    gic.set_interrupt_priority(id, Some(redistributor), 0x40)
+        .map_err(Error::Driver)?;
+    gic.enable_interrupt(id, Some(redistributor), true)
+        .map_err(Error::Driver)
+}
+
+/// Send SGI `n` to the CPU with affinity `mpidr`.
+pub fn send_sgi(n: u32, mpidr: u64) {
+    use arm_gic::gicv3::{SgiTarget, SgiTargetGroup};
+    if n >= 16 {
+        return;
+    }
+    let aff0 = (mpidr & 0xf) as u16;
+    let target = SgiTarget::List {
+        affinity3: ((mpidr >> 32) & 0xff) as u8,
+        affinity2: ((mpidr >> 16) & 0xff) as u8,
+        affinity1: ((mpidr >> 8) & 0xff) as u8,
+        target_list: 1 << aff0,
+    };
+    // Aff0 above 15 needs range selectors; such CPUs are not reachable by this simple form.
+    if mpidr & 0xf0 == 0 {
+        let _ = GicCpuInterface::send_sgi(IntId::sgi(n), target, SgiTargetGroup::CurrentGroup1);
+    }
+}
+
+/// Enable a shared interrupt (SPI) routed to the CPU with affinity `mpidr`.
+pub fn enable_spi(intid: u32, mpidr: u64, priority: u8, level: bool) -> Result<(), Error> {
+    if !(32..1020).contains(&intid) {
+        return Err(Error::NotPpi(intid));
+    }
+    let Some(gic) = GIC.get() else { return Ok(()) };
+    let mut gic = gic.lock();
+    let id = IntId::spi(intid - 32);
+    let trigger = if level { Trigger::Level } else { Trigger::Edge };
+    gic.distributor()
+        .set_routing(id, Some(mpidr))
+        .map_err(Error::Driver)?;
+    gic.set_interrupt_priority(id, None, priority)
+        .map_err(Error::Driver)?;
+    gic.set_trigger(id, None, trigger).map_err(Error::Driver)?;
+    gic.enable_interrupt(id, None, true).map_err(Error::Driver)
+}

@@ -6,9 +6,14 @@
 use core::arch::asm;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-/// What each CPU owns.
+/// What each CPU owns. `repr(C)`: the guest entry/exit assembly uses the first two fields.
 #[derive(Debug)]
+#[repr(C)]
 pub struct PerCpu {
+    /// While a guest runs: where its registers are saved on exit (`guest.rs`).
+    pub guest_regs: AtomicU64,
+    /// While a guest runs: the host stack pointer to return on (`guest.rs`).
+    pub host_sp: AtomicU64,
     /// Linear CPU number, in device-tree order; the boot CPU is whatever the DT lists it as.
     pub index: usize,
     /// MPIDR affinity of the CPU.
@@ -23,6 +28,8 @@ impl PerCpu {
     /// A new record for CPU `index`.
     pub const fn new(index: usize, mpidr: u64, redistributor: usize) -> Self {
         Self {
+            guest_regs: AtomicU64::new(0),
+            host_sp: AtomicU64::new(0),
             index,
             mpidr,
             redistributor: AtomicUsize::new(redistributor),

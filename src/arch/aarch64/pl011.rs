@@ -1,6 +1,6 @@
-//! The PL011 UART that the device tree names as the console: transmit only.
+//! The PL011 UART that the device tree names as the console: transmit, and receive for input.
 //!
-//! Firmware has already set the baud rate; Wurley only writes characters. The handle is `Copy`:
+//! Firmware has already set the baud rate; Wurley only moves characters. The handle is `Copy`:
 //! concurrent writers can interleave characters but cannot break memory safety, so the emergency
 //! paths (exception dumps, panics) write without taking the console lock.
 
@@ -10,7 +10,15 @@ use tock_registers::registers::{ReadOnly, ReadWrite};
 use tock_registers::{register_bitfields, register_structs};
 
 register_bitfields! [u32,
+    IMSC [
+        /// Receive timeout interrupt.
+        RTIM OFFSET(6) NUMBITS(1) [],
+        /// Receive interrupt.
+        RXIM OFFSET(4) NUMBITS(1) []
+    ],
     FR [
+        /// Receive FIFO empty.
+        RXFE OFFSET(4) NUMBITS(1) [],
         /// Transmit FIFO full.
         TXFF OFFSET(5) NUMBITS(1) [],
         /// UART busy transmitting.
@@ -23,7 +31,11 @@ register_structs! {
         (0x000 => dr: ReadWrite<u32>),
         (0x004 => _reserved0),
         (0x018 => fr: ReadOnly<u32, FR::Register>),
-        (0x01c => @END),
+        (0x01c => _reserved1),
+        (0x038 => imsc: ReadWrite<u32, IMSC::Register>),
+        (0x03c => _reserved2),
+        (0x044 => icr: ReadWrite<u32>),
+        (0x048 => @END),
     }
 }
 
@@ -59,6 +71,23 @@ impl Pl011 {
             core::hint::spin_loop();
         }
         regs.dr.set(u32::from(byte));
+    }
+
+    /// Take one received byte, if any.
+    pub fn read_byte(&self) -> Option<u8> {
+        let regs = self.regs();
+        if regs.fr.is_set(FR::RXFE) {
+            None
+        } else {
+            Some((regs.dr.get() & 0xff) as u8)
+        }
+    }
+
+    /// Interrupt on received data (RX and receive timeout), for console input.
+    pub fn enable_rx_interrupt(&self) {
+        let regs = self.regs();
+        regs.icr.set(0x7ff);
+        regs.imsc.write(IMSC::RXIM::SET + IMSC::RTIM::SET);
     }
 
     /// Write a string, turning `\n` into `\r\n`.

@@ -14,3 +14,10 @@ pub fn arm(ticks: u64) {
 pub fn stop() {
     CNTHP_CTL_EL2.write(CNTHP_CTL_EL2::ENABLE::CLEAR + CNTHP_CTL_EL2::IMASK::SET);
 }
+
+/// Disable the EL1 virtual timer of the vCPU just taken off this CPU, so it cannot interrupt
+/// the hypervisor (its saved context keeps the guest's setting).
+pub fn stop_virtual() {
+    // SAFETY: CNTV_CTL_EL0 belongs to the guest context that has just been saved.
+    unsafe { asm!("msr cntv_ctl_el0, xzr", "isb", options(nomem, nostack)) };
+}

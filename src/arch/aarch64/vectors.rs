@@ -1,8 +1,10 @@
 //! The EL2 exception vector table and the register frame it saves.
 //!
-//! Each of the 16 vectors saves x0-x30, ELR_EL2 and SPSR_EL2 on the current stack as a
-//! [`TrapFrame`] and calls [`el2_exception`] with the vector's index; on return it restores the
-//! (possibly modified) frame and `eret`s. This is the one step from assembly to safe Rust.
+//! The eight current-EL vectors save x0-x30, ELR_EL2 and SPSR_EL2 on the current stack as a
+//! [`TrapFrame`] and call [`el2_exception`] with the vector's index; on return they restore the
+//! (possibly modified) frame and `eret`. The eight lower-EL vectors are guest exits: they save the
+//! guest's registers and return from `guest::enter` (see `guest.rs`). These are the only steps
+//! from assembly to safe Rust.
 
 use core::arch::global_asm;
 
@@ -70,7 +72,7 @@ pub enum Source {
 extern "C" fn el2_exception(frame: &mut TrapFrame, index: u64) {
     let (kind, source) = VectorKind::from_index(index);
     match (kind, source) {
-        (VectorKind::Irq, Source::CurrentElSpx | Source::LowerElAarch64) => crate::irq::handle(),
+        (VectorKind::Irq, Source::CurrentElSpx) => crate::irq::handle(),
         _ => super::exception::unexpected(frame, kind, source),
     }
 }
@@ -103,6 +105,14 @@ global_asm!(
     b       el2_exception_common
 .endm
 
+/* A trap from a guest: park guest x0/x1 on the stack and join the common exit path in
+   guest.rs, which saves the guest's registers into its GuestRegs and returns to the host. */
+.macro GUEST_EXIT index
+    stp     x0, x1, [sp, #-16]!
+    mov     x1, #\index
+    b       wurley_guest_exit
+.endm
+
     .section .text.vectors, "ax"
     .balign 0x800
     .global __vectors_el2
@@ -124,21 +134,21 @@ __vectors_el2:
     .balign 0x80
     SAVE_FRAME 7
     .balign 0x80
-    SAVE_FRAME 8
+    GUEST_EXIT 8
     .balign 0x80
-    SAVE_FRAME 9
+    GUEST_EXIT 9
     .balign 0x80
-    SAVE_FRAME 10
+    GUEST_EXIT 10
     .balign 0x80
-    SAVE_FRAME 11
+    GUEST_EXIT 11
     .balign 0x80
-    SAVE_FRAME 12
+    GUEST_EXIT 12
     .balign 0x80
-    SAVE_FRAME 13
+    GUEST_EXIT 13
     .balign 0x80
-    SAVE_FRAME 14
+    GUEST_EXIT 14
     .balign 0x80
-    SAVE_FRAME 15
+    GUEST_EXIT 15
 
 el2_exception_common:
     bl      el2_exception

@@ -1,0 +1,411 @@
+//! Whole-bundle tests against the fixtures of `tests/data/bundle/` (each `.dts` says what it
+//! holds).
+
+#![allow(clippy::unwrap_used)]
+
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::fixtures::*;
+use super::manifest::Size;
+use super::*;
+
+const MIB: u64 = 1 << 20;
+
+/// Plenty of CPUs, 8 per VM.
+const ROOMY: Limits = Limits::new(64);
+
+fn names(b: &Bundle<'_>) -> Vec<String> {
+    b.vms.iter().map(|v| v.name.clone()).collect()
+}
+
+/// Every error as its display text.
+fn messages(b: &Bundle<'_>) -> Vec<String> {
+    b.errors.iter().map(ToString::to_string).collect()
+}
+
+fn within(part: &[u8], whole: &[u8]) -> bool {
+    let (p, w) = (part.as_ptr_range(), whole.as_ptr_range());
+    w.start <= p.start && p.end <= w.end
+}
+
+#[test]
+fn two_vms_in_full() {
+    let b = parse(TWO_VMS, &Limits::new(4)).unwrap();
+    assert_eq!(b.errors, []);
+    assert_eq!(names(&b), ["linux", "rtos"]);
+
+    let linux = &b.vms[0];
+    assert_eq!(linux.kernel.bytes, FAKE_IMAGE);
+    assert_eq!(
+        (linux.kernel.text_offset, linux.kernel.image_size),
+        (0, 0x1_8000)
+    );
+    assert_eq!(linux.initrd, Some(FAKE_INITRD));
+    assert_eq!(linux.bootargs, "console=ttyAMA0 earlycon");
+    assert_eq!(
+        (linux.memory_base, linux.memory_size),
+        (0x4000_0000, 256 * MIB)
+    );
+    assert_eq!(
+        (linux.vcpus, linux.priority, linux.timeslice_us),
+        (2, 40, 2000)
+    );
+    assert!(linux.console);
+    assert!(within(linux.kernel.bytes, TWO_VMS));
+
+    // Defaults, an explicit base, and a pre-3.17 header (image_size 0: the file counts).
+    let rtos = &b.vms[1];
+    assert_eq!(rtos.kernel.bytes.len(), FAKE_IMAGE.len());
+    assert_eq!(rtos.kernel.bytes[0x40..], FAKE_IMAGE[0x40..]);
+    assert_eq!(
+        (rtos.kernel.text_offset, rtos.kernel.image_size),
+        (0x8_0000, 0x1_0000)
+    );
+    assert_eq!(rtos.initrd, None);
+    assert_eq!(rtos.bootargs, "");
+    assert_eq!(
+        (rtos.memory_base, rtos.memory_size),
+        (0x8000_0000, 16 * MIB)
+    );
+    assert_eq!(
+        (rtos.vcpus, rtos.priority, rtos.timeslice_us),
+        (1, DEFAULT_PRIORITY, DEFAULT_TIMESLICE_US)
+    );
+    assert!(!rtos.console);
+}
+
+#[test]
+fn small_bundle_and_template() {
+    let b = parse(SMALL, &Limits::new(3)).unwrap();
+    assert_eq!(b.errors, []);
+    assert_eq!(names(&b), ["one", "two"]);
+    assert_eq!(b.vms[0].kernel.bytes, &FAKE_IMAGE[..64]);
+    assert_eq!(
+        (
+            b.vms[1].priority,
+            b.vms[1].timeslice_us,
+            b.vms[1].memory_size
+        ),
+        (10, 1000, 32 * MIB)
+    );
+
+    // qemu/bundle.dts.in, filled in as tests/data/bundle/README.md shows.
+    let b = parse(FROM_TEMPLATE, &Limits::new(2)).unwrap();
+    assert_eq!(b.errors, []);
+    let linux = &b.vms[0];
+    assert_eq!(names(&b), ["linux"]);
+    assert_eq!(linux.kernel.bytes, FAKE_IMAGE);
+    assert_eq!(linux.initrd, Some(FAKE_INITRD));
+    assert_eq!(linux.bootargs, "console=ttyAMA0 rdinit=/init");
+    assert_eq!((linux.memory_size, linux.vcpus), (512 * MIB, 2));
+    assert!(linux.console);
+}
+
+#[test]
+fn unaligned_and_padded_bundles_still_borrow_the_input() {
+    let expect = parse(TWO_VMS, &ROOMY).unwrap();
+    for shift in 0..4 {
+        let mut buf = vec![0u8; shift];
+        buf.extend_from_slice(TWO_VMS);
+        buf.resize(buf.len() + 4096, 0xa5); // the initrd region may be longer than the blob
+        let input = &buf[shift..];
+        let b = parse(input, &ROOMY).unwrap();
+        assert_eq!(b, expect, "shift {shift}");
+        for vm in &b.vms {
+            assert!(within(vm.kernel.bytes, input));
+            assert!(vm.initrd.is_none_or(|i| within(i, input)));
+        }
+    }
+}
+
+#[test]
+fn each_problem_of_a_vm_is_named() {
+    let b = parse(PER_VM_ERRORS, &ROOMY).unwrap();
+    assert_eq!(names(&b), ["good", "name-of-exactly-29-characters"]);
+    let got: Vec<(&str, &str)> = b
+        .errors
+        .iter()
+        .map(|e| (e.vm.as_deref().unwrap(), e.problem.as_str()))
+        .collect();
+    let known = "kernel, initrd, bootargs, memory-size, memory-base, vcpus, priority, timeslice-us, \
+                 console, status, description";
+    let typo = format!("property 'bootarg': unknown; a VM node takes {known}");
+    let typo2 = format!("property 'initrd-file': unknown; a VM node takes {known}");
+    let expect: Vec<(&str, &str)> = vec![
+        ("no-kernel", "property 'kernel': missing"),
+        (
+            "bad-magic",
+            "property 'kernel': no arm64 Image magic \"ARM\\x64\" at offset 0x38: not an arm64 Linux Image",
+        ),
+        (
+            "big-endian",
+            "property 'kernel': big-endian Image (header flags bit 0): only little-endian kernels run",
+        ),
+        (
+            "gzip-kernel",
+            "property 'kernel': gzip-compressed: the bundle needs the uncompressed arm64 Image (gunzip the vmlinuz)",
+        ),
+        (
+            "short-kernel",
+            "property 'kernel': 56 bytes, too short for an arm64 Image header (64 bytes)",
+        ),
+        (
+            "odd-text-offset",
+            "property 'kernel': text_offset 0x1234 is not a multiple of 4 KiB below 2 MiB",
+        ),
+        (
+            "small-image-size",
+            "property 'kernel': image_size 0x20 is smaller than the file (0x40 bytes)",
+        ),
+        ("no-memory", "property 'memory-size': missing"),
+        (
+            "tiny-memory",
+            "property 'memory-size': 8 MiB is below the minimum of 16 MiB",
+        ),
+        (
+            "odd-memory",
+            "property 'memory-size': 0x1100000 is not a multiple of 2 MiB",
+        ),
+        (
+            "one-cell-memory",
+            "property 'memory-size': must be 64 bits: <high low> or /bits/ 64 <value>",
+        ),
+        (
+            "huge-memory",
+            "property 'memory-size': RAM of 512 GiB at 0x40000000 ends past the 512 GiB guest address space",
+        ),
+        (
+            "odd-base",
+            "property 'memory-base': 0x40100000 is not a multiple of 2 MiB",
+        ),
+        (
+            "base-on-devices",
+            "property 'memory-base': RAM [0x0, 0x10000000) overlaps the emulated devices at [0x8000000, 0x9001000)",
+        ),
+        (
+            "no-room",
+            "property 'memory-size': 16 MiB is too small: the kernel (16 MiB from the 2 MiB-aligned base) and 2 MiB for the device tree need 18 MiB",
+        ),
+        (
+            "no-room-initrd",
+            "property 'memory-size': 16 MiB is too small: the kernel (0xdff001 bytes from the 2 MiB-aligned base), the initrd (26 bytes) and 2 MiB for the device tree need 18 MiB",
+        ),
+        (
+            "empty-initrd",
+            "property 'initrd': empty (leave the property out for no initrd)",
+        ),
+        ("zero-vcpus", "property 'vcpus': 0; a VM needs at least 1"),
+        (
+            "nine-vcpus",
+            "property 'vcpus': 9 is above the limit of 8 per VM",
+        ),
+        ("wide-vcpus", "property 'vcpus': not a single cell"),
+        ("bad-priority", "property 'priority': 64 is outside 0..=63"),
+        (
+            "short-timeslice",
+            "property 'timeslice-us': 50 is outside 100..=100000 microseconds",
+        ),
+        (
+            "bootargs-list",
+            "property 'bootargs': must be one string, not a list",
+        ),
+        (
+            "console-value",
+            "property 'console': must be empty: write `console;`",
+        ),
+        (
+            "bad-status",
+            "property 'status': \"off\" is neither \"okay\" nor \"disabled\"",
+        ),
+        ("typo", &typo),
+        (
+            "vm@1",
+            "node name: has a unit address; name the node after the VM, e.g. 'linux'",
+        ),
+        (
+            "with-child",
+            "node 'devices': VM nodes have no child nodes in wurley,bundle-v1",
+        ),
+        ("many", &typo2),
+        ("many", "property 'kernel': missing"),
+        ("many", "property 'vcpus': 0; a VM needs at least 1"),
+    ];
+    assert_eq!(got, expect);
+}
+
+#[test]
+fn errors_display_vm_and_property() {
+    let b = parse(PER_VM_ERRORS, &ROOMY).unwrap();
+    assert_eq!(
+        b.errors[0].to_string(),
+        "bundle: vm 'no-kernel': property 'kernel': missing"
+    );
+    let e = parse(NO_VMS, &ROOMY).unwrap_err();
+    assert_eq!(e.vm, None);
+    assert_eq!(e.to_string(), "bundle: node '/vms': missing");
+}
+
+#[test]
+fn vcpus_are_handed_out_in_manifest_order() {
+    let b = parse(VCPU_BUDGET, &Limits::new(4)).unwrap();
+    assert_eq!(names(&b), ["a", "c"]);
+    assert_eq!(
+        messages(&b),
+        [
+            "bundle: vm 'b': property 'vcpus': 3 vCPUs do not fit: 2 of the 4 physical CPUs are left after the VMs before it",
+            "bundle: vm 'd': property 'vcpus': 1 vCPU does not fit: 0 of the 4 physical CPUs are left after the VMs before it",
+        ]
+    );
+    // With more CPUs all fit; with a lower per-VM limit the per-VM check speaks first.
+    assert_eq!(
+        names(&parse(VCPU_BUDGET, &Limits::new(8)).unwrap()),
+        ["a", "b", "c", "d"]
+    );
+    let strict = Limits {
+        max_vcpus_total: 8,
+        max_vcpus_per_vm: 2,
+    };
+    let b = parse(VCPU_BUDGET, &strict).unwrap();
+    assert_eq!(names(&b), ["a", "c", "d"]);
+    assert_eq!(
+        messages(&b),
+        ["bundle: vm 'b': property 'vcpus': 3 is above the limit of 2 per VM"]
+    );
+    // The two-VM bundle on one CPU: linux (2 vCPUs) cannot start, rtos still does.
+    let b = parse(TWO_VMS, &Limits::new(1)).unwrap();
+    assert_eq!(names(&b), ["rtos"]);
+    assert_eq!(
+        messages(&b),
+        [
+            "bundle: vm 'linux': property 'vcpus': 2 vCPUs do not fit: 1 of the 1 physical CPUs are left after the VMs before it",
+        ]
+    );
+}
+
+#[test]
+fn one_console_owner() {
+    let b = parse(CONSOLES, &ROOMY).unwrap();
+    assert_eq!(names(&b), ["first", "plain"]);
+    assert!(b.vms[0].console && !b.vms[1].console);
+    assert_eq!(
+        messages(&b),
+        [
+            "bundle: vm 'broken': property 'vcpus': 0; a VM needs at least 1",
+            "bundle: vm 'second': property 'console': VM 'first' before it already has the console",
+        ]
+    );
+}
+
+#[test]
+fn only_explicit_memory_bases_may_conflict() {
+    let b = parse(OVERLAP, &ROOMY).unwrap();
+    assert_eq!(names(&b), ["a", "c", "d"]);
+    assert_eq!(b.vms[1].memory_base, DEFAULT_MEMORY_BASE);
+    assert_eq!(
+        messages(&b),
+        [
+            "bundle: vm 'b': property 'memory-base': RAM [0x4fe00000, 0x50e00000) overlaps VM 'a' at [0x40000000, 0x50000000)",
+        ]
+    );
+}
+
+#[test]
+fn duplicate_names_keep_the_first() {
+    let b = parse(DUPLICATE_NAMES, &ROOMY).unwrap();
+    assert_eq!(names(&b), ["twin"]);
+    assert_eq!(b.vms[0].memory_size, 16 * MIB);
+    assert_eq!(
+        messages(&b),
+        ["bundle: vm 'twin': node name: another VM node before it has the same name"]
+    );
+}
+
+#[test]
+fn outside_the_vms_unknowns_are_ignored_and_reported() {
+    let b = parse(ROOT_EXTRAS, &ROOMY).unwrap();
+    assert_eq!(names(&b), ["solo"]);
+    assert!(b.errors.iter().all(|e| e.vm.is_none()));
+    assert_eq!(
+        messages(&b),
+        [
+            "bundle: root property 'model': unknown, ignored",
+            "bundle: node '/images': unknown, ignored",
+            "bundle: node '/vms' property 'vm-count': unknown, ignored",
+        ]
+    );
+    let b = parse(EMPTY_VMS, &ROOMY).unwrap();
+    assert_eq!(b.vms, []);
+    assert_eq!(messages(&b), ["bundle: node '/vms': no enabled VM"]);
+}
+
+#[test]
+fn unusable_files_are_refused_whole() {
+    let err = |bytes: &[u8]| parse(bytes, &ROOMY).unwrap_err().to_string();
+    assert_eq!(
+        err(WRONG_COMPATIBLE),
+        "bundle: root property 'compatible': [\"wurley,bundle-v2\"], not \"wurley,bundle-v1\" (not a Wurley boot bundle, or another version)"
+    );
+    assert_eq!(err(NO_VMS), "bundle: node '/vms': missing");
+    assert_eq!(
+        err(QEMU_VIRT),
+        "bundle: root property 'compatible': [\"linux,dummy-virt\"], not \"wurley,bundle-v1\" (not a Wurley boot bundle, or another version)"
+    );
+    assert_eq!(
+        err(LONG_NAME),
+        "bundle: not a usable device tree: malformed structure block (a node name longer than 29 characters, or a corrupt file?)"
+    );
+    assert_eq!(
+        err(&TWO_VMS[..1000]),
+        "bundle: not a usable device tree: blob shorter than the header's totalsize"
+    );
+    let hint = ": build one with dtc, see docs/configuration.md";
+    for (bytes, what) in [
+        (FAKE_IMAGE, "an arm64 kernel Image"),
+        (FAKE_INITRD, "no device tree magic 0xd00dfeed"),
+        (&[0x1f, 0x8b, 8, 0][..], "gzip data"),
+        (b"070701000000", "a cpio archive (a plain initramfs?)"),
+        (b"", "empty"),
+    ] {
+        assert_eq!(
+            err(bytes),
+            format!("bundle: not a boot bundle ({what}){hint}")
+        );
+    }
+}
+
+#[test]
+fn truncating_or_corrupting_never_panics() {
+    for cut in 0..SMALL.len() {
+        let mut buf = SMALL[..cut].to_vec();
+        if let Some(total) = buf.get_mut(4..8) {
+            total.copy_from_slice(&(cut as u32).to_be_bytes());
+        }
+        assert!(parse(&buf, &ROOMY).is_err(), "cut at {cut}");
+    }
+    let mut buf = SMALL.to_vec();
+    for i in 0..buf.len() {
+        for v in [0x00, 0xff, 0x01, 0x40] {
+            let old = core::mem::replace(&mut buf[i], v);
+            if let Ok(b) = parse(&buf, &ROOMY) {
+                for vm in &b.vms {
+                    assert!(within(vm.kernel.bytes, &buf));
+                    assert!(vm.kernel.bytes.len() >= 64 && vm.vcpus >= 1);
+                }
+            }
+            buf[i] = old;
+        }
+    }
+}
+
+#[test]
+fn sizes_read_well() {
+    let s = |n| Size(n).to_string();
+    assert_eq!(s(0), "0 bytes");
+    assert_eq!(s(26), "26 bytes");
+    assert_eq!(s(96 << 10), "96 KiB");
+    assert_eq!(s(3 << 20), "3 MiB");
+    assert_eq!(s(2 << 30), "2 GiB");
+    assert_eq!(s((1 << 20) + 1), "0x100001 bytes");
+}

@@ -1,0 +1,66 @@
+//! Guest RAM as the hypervisor sees it: a physically contiguous block of frames that belongs to
+//! one VM, reachable at EL2 through the identity map.
+//!
+//! This is the one place that turns a guest memory block into bytes; every access is bounds
+//! checked against the block, so no offset can reach memory the VM does not own.
+
+use crate::mm::addr::PhysRange;
+
+/// One VM's RAM: `range` (host physical) appears at `ipa` in the guest.
+#[derive(Debug)]
+pub struct GuestMemory {
+    range: PhysRange,
+    ipa: u64,
+}
+
+/// An access outside the VM's RAM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutOfBounds;
+
+impl GuestMemory {
+    /// Take ownership of `range` (just allocated from the frame allocator) for a VM that sees it
+    /// at `ipa`.
+    pub fn new(range: PhysRange, ipa: u64) -> Self {
+        Self { range, ipa }
+    }
+
+    /// Host physical range.
+    pub fn range(&self) -> PhysRange {
+        self.range
+    }
+
+    /// First guest physical address.
+    pub fn ipa(&self) -> u64 {
+        self.ipa
+    }
+
+    /// Size in bytes.
+    pub fn size(&self) -> u64 {
+        self.range.size()
+    }
+
+    /// Copy `bytes` into the guest at guest physical address `ipa`, and clean them to the point
+    /// of coherency (the guest starts with its MMU and caches off).
+    pub fn write(&mut self, ipa: u64, bytes: &[u8]) -> Result<(), OutOfBounds> {
+        let offset = ipa.checked_sub(self.ipa).ok_or(OutOfBounds)?;
+        let end = offset.checked_add(bytes.len() as u64).ok_or(OutOfBounds)?;
+        if end > self.range.size() {
+            return Err(OutOfBounds);
+        }
+        let dst = self.range.start() + offset;
+        // SAFETY: [dst, dst + len) lies inside this VM's block (checked above), which the frame
+        // allocator gave to this `GuestMemory` alone and which is mapped read-write at EL2;
+        // `bytes` is hypervisor memory that cannot overlap a block handed out by the allocator.
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), dst as *mut u8, bytes.len()) };
+        crate::arch::aarch64::cpu::clean_dcache_range(dst, bytes.len() as u64);
+        Ok(())
+    }
+
+    /// Zero the whole block (and clean it), so a VM never sees another's data.
+    pub fn clear(&mut self) {
+        let start = self.range.start();
+        // SAFETY: the block belongs to this `GuestMemory` and is mapped read-write at EL2.
+        unsafe { core::ptr::write_bytes(start as *mut u8, 0, self.range.size() as usize) };
+        crate::arch::aarch64::cpu::clean_dcache_range(start, self.range.size());
+    }
+}

@@ -1,0 +1,202 @@
+//! What happens when a guest traps to EL2 synchronously: hypercalls (PSCI/SMCCC), system
+//! registers, MMIO to the emulated devices, and everything the guest may not do.
+//!
+//! The handlers decide; `vcpu::run` acts on the [`Next`] they return. Bad guest input gets the
+//! architectural answer (an exception injected into the guest, or an error code), never a
+//! hypervisor panic.
+
+use core::sync::atomic::Ordering;
+
+use crate::arch::aarch64::guest::GuestRegs;
+use crate::arch::aarch64::{idregs, vcpu_hw};
+use crate::arch::esr::Esr;
+use crate::arch::trap::{
+    self, DataAbort, ICC_ASGI1R_EL1, ICC_SGI0R_EL1, ICC_SGI1R_EL1, SysRegAccess, Trap,
+};
+
+use super::layout::{
+    GICD_BASE, GICD_SIZE, GICR_BASE, GICR_STRIDE, UART_BASE, UART_SIZE, gicr_size,
+};
+use super::machine::{Vm, kick};
+use super::mmio::{MmioAccess, MmioResult};
+use super::vpsci::{self, Outcome};
+
+/// What the vCPU does next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Go back into the guest.
+    Resume,
+    /// The vCPU powered itself off.
+    CpuOff,
+    /// The VM ended.
+    Ended,
+}
+
+/// Handle a synchronous exit of vCPU `vcpu`.
+pub fn handle_sync(vm: &Vm, vcpu: usize, regs: &mut GuestRegs) -> Next {
+    let (esr, far, hpfar) = vcpu_hw::exit_syndrome();
+    match trap::decode(Esr(esr)) {
+        // HVC leaves ELR after the instruction; a trapped SMC leaves it on the instruction.
+        Trap::Hvc(imm) => smccc(vm, vcpu, regs, imm),
+        Trap::Smc(imm) => {
+            regs.pc += 4;
+            smccc(vm, vcpu, regs, imm)
+        }
+        Trap::SysReg(access) => sysreg(vm, vcpu, regs, access),
+        Trap::DataAbort(abort) => mmio(vm, regs, abort, trap::fault_ipa(hpfar, far), far),
+        Trap::InstructionAbort { fsc } => {
+            log::debug!(
+                "VM {}: instruction abort at {:#x} (FSC {fsc:#x})",
+                vm.name,
+                regs.pc
+            );
+            let esr = vcpu_hw::esr_instruction_abort(vcpu_hw::from_el0(regs.pstate));
+            vcpu_hw::inject_sync(regs, esr, Some(far));
+            Next::Resume
+        }
+        Trap::Wfx { .. } => {
+            regs.pc += 4;
+            Next::Resume
+        }
+        Trap::FeatureTrap { ec } | Trap::Other { ec } => {
+            unknown_trap(vm, regs, ec);
+            Next::Resume
+        }
+    }
+}
+
+fn unknown_trap(vm: &Vm, regs: &mut GuestRegs, ec: u8) {
+    if !vm.reported_unknown_trap.swap(true, Ordering::Relaxed) {
+        log::warn!(
+            "VM {}: unhandled trap EC {ec:#04x} ({}) at {:#x}: injecting an undefined instruction (reported once per VM)",
+            vm.name,
+            crate::arch::esr::ec_name(ec),
+            regs.pc
+        );
+    }
+    vcpu_hw::inject_sync(regs, vcpu_hw::ESR_UNDEFINED, None);
+}
+
+fn smccc(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, imm: u16) -> Next {
+    if imm != 0 {
+        // Only HVC #0 / SMC #0 are SMCCC calls; other immediates are not supported here.
+        regs.x[0] = wurley_abi::smccc::UNKNOWN_FUNCTION64;
+        return Next::Resume;
+    }
+    let fid = regs.x[0] as u32;
+    match vpsci::call(vm, vcpu, fid, [regs.x[1], regs.x[2], regs.x[3]]) {
+        Some(Outcome::Return(x0)) => {
+            regs.x[0] = x0;
+            Next::Resume
+        }
+        Some(Outcome::CpuOff) => Next::CpuOff,
+        Some(Outcome::VmEnded) => Next::Ended,
+        None => {
+            log::debug!("VM {}: unknown SMCCC function {fid:#x}", vm.name);
+            regs.x[0] = wurley_abi::smccc::UNKNOWN_FUNCTION64;
+            Next::Resume
+        }
+    }
+}
+
+fn reg(regs: &GuestRegs, rt: u8) -> u64 {
+    regs.x.get(usize::from(rt)).copied().unwrap_or(0)
+}
+
+fn set_reg(regs: &mut GuestRegs, rt: u8, value: u64) {
+    if let Some(r) = regs.x.get_mut(usize::from(rt)) {
+        *r = value;
+    }
+}
+
+fn sysreg(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, access: SysRegAccess) -> Next {
+    let r = access.reg;
+    if r.is_id_group3() && access.read {
+        let value = super::features::sanitize(r, idregs::read(r.crm, r.op2));
+        set_reg(regs, access.rt, value);
+    } else if r == ICC_SGI1R_EL1 && !access.read {
+        let targets = vm.vgic.lock().send_sgi(vcpu, reg(regs, access.rt));
+        for t in targets {
+            if let Some(v) = vm.vcpus.get(t) {
+                kick(v);
+            }
+        }
+    } else if (r == ICC_SGI0R_EL1 || r == ICC_ASGI1R_EL1) && !access.read {
+        // Group 0 and other-security-state SGIs do not exist for a non-secure guest: ignored.
+    } else {
+        log::debug!(
+            "VM {}: trapped {:?} {:?} at {:#x}",
+            vm.name,
+            if access.read { "read" } else { "write" },
+            r,
+            regs.pc
+        );
+        vcpu_hw::inject_sync(regs, vcpu_hw::ESR_UNDEFINED, None);
+        return Next::Resume;
+    }
+    regs.pc += 4;
+    Next::Resume
+}
+
+fn mmio(vm: &Vm, regs: &mut GuestRegs, abort: DataAbort, ipa: u64, far: u64) -> Next {
+    let from_el0 = vcpu_hw::from_el0(regs.pstate);
+    if !abort.isv || abort.s1ptw {
+        log::debug!(
+            "VM {}: data abort at IPA {ipa:#x} without a usable syndrome (pc {:#x})",
+            vm.name,
+            regs.pc
+        );
+        vcpu_hw::inject_sync(
+            regs,
+            vcpu_hw::esr_data_abort(from_el0, abort.write),
+            Some(far),
+        );
+        return Next::Resume;
+    }
+    let value = if abort.write { reg(regs, abort.rt) } else { 0 };
+    let access = |offset: u64| MmioAccess {
+        offset,
+        size: abort.size,
+        write: abort.write.then_some(value),
+    };
+    let vcpus = vm.vcpus.len();
+    let result = if (GICD_BASE..GICD_BASE + GICD_SIZE).contains(&ipa) {
+        vm.vgic.lock().dist_access(access(ipa - GICD_BASE))
+    } else if (GICR_BASE..GICR_BASE + gicr_size(vcpus)).contains(&ipa) {
+        let off = ipa - GICR_BASE;
+        vm.vgic
+            .lock()
+            .redist_access((off / GICR_STRIDE) as usize, access(off % GICR_STRIDE))
+    } else if (UART_BASE..UART_BASE + UART_SIZE).contains(&ipa) {
+        let (result, level) = {
+            let mut uart = vm.uart.lock();
+            let result = uart.access(access(ipa - UART_BASE), &mut |b| {
+                super::console::output(vm, b)
+            });
+            (result, uart.irq_level())
+        };
+        super::irqs::set_uart_level(vm, level);
+        result
+    } else {
+        log::debug!(
+            "VM {}: access to unmapped IPA {ipa:#x} at pc {:#x}",
+            vm.name,
+            regs.pc
+        );
+        MmioResult::Fault
+    };
+    match result {
+        MmioResult::Read(v) => set_reg(regs, abort.rt, trap::extend_load(v, &abort)),
+        MmioResult::Written => {}
+        MmioResult::Fault => {
+            vcpu_hw::inject_sync(
+                regs,
+                vcpu_hw::esr_data_abort(from_el0, abort.write),
+                Some(far),
+            );
+            return Next::Resume;
+        }
+    }
+    regs.pc += 4;
+    Next::Resume
+}

@@ -1,0 +1,198 @@
+//! Starting the VMs of the boot bundle: memory, stage 2, kernel/initrd/DTB placement per the
+//! arm64 boot protocol, the virtual devices, and pinning vCPUs to physical CPUs.
+//!
+//! One VM's failure (not enough memory, a bad image) is reported and the others still start.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::arch::aarch64::cpu;
+use crate::arch::aarch64::percpu::PerCpu;
+use crate::arch::aarch64::stage2::Stage2;
+use crate::bundle::{self, Limits, VmSpec};
+use crate::mm::FRAMES;
+use crate::mm::addr::PAGE_SIZE;
+use crate::mm::guestmem::GuestMemory;
+use crate::platform::Platform;
+
+use super::devicetree::{self, GuestDt};
+use super::layout::{self, GICD_BASE, GICD_SIZE, GICR_BASE, UART_BASE, UART_SIZE, UART_SPI};
+use super::machine::{self, BootState, Power, VcpuSlot, Vm};
+use super::vgic::VGic;
+
+const MIB2: u64 = 2 << 20;
+
+/// Parse the bundle, create every valid VM, pin its vCPUs and power on each boot vCPU. Returns
+/// how many VMs started.
+pub fn launch(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]) -> usize {
+    let limits = Limits {
+        max_vcpus_total: cpus.len() as u32,
+        max_vcpus_per_vm: 8,
+    };
+    let bundle = match bundle::parse(bundle_bytes, &limits) {
+        Ok(b) => b,
+        Err(e) => {
+            log::error!("{e}");
+            return 0;
+        }
+    };
+    for e in &bundle.errors {
+        log::error!("{e}");
+    }
+    let mut vms: Vec<&'static Vm> = Vec::new();
+    let slots = cpus.iter().map(|c| c.index + 1).max().unwrap_or(0);
+    let mut assignment: Vec<Option<(&'static Vm, usize)>> = (0..slots).map(|_| None).collect();
+    let mut next_pcpu = 0usize;
+    let mut focus = None;
+    for spec in &bundle.vms {
+        match create(platform, spec, cpus, next_pcpu) {
+            Ok(vm) => {
+                let vm = machine::leak(vm);
+                for slot in &vm.vcpus {
+                    if let Some(a) = assignment.get_mut(slot.pcpu) {
+                        *a = Some((vm, slot.index));
+                    }
+                }
+                next_pcpu += vm.vcpus.len();
+                if spec.console && focus.is_none() {
+                    focus = Some(vms.len());
+                }
+                vms.push(vm);
+            }
+            Err(e) => log::error!("VM {}: not started: {e}", spec.name),
+        }
+    }
+    if vms.is_empty() {
+        log::warn!("no VM could be started");
+        return 0;
+    }
+    let count = vms.len();
+    super::console::set_focus(focus.unwrap_or(0));
+    let started = vms.clone();
+    machine::publish(vms, assignment);
+    for vm in started {
+        if let Some(boot) = vm.vcpus.first() {
+            log::info!("VM {}: starting vCPU 0 on CPU {}", vm.name, boot.pcpu);
+            boot.set_power(Power::OnPending);
+            machine::kick(boot);
+        }
+    }
+    count
+}
+
+fn create(
+    platform: &Platform,
+    spec: &VmSpec<'_>,
+    cpus: &[&'static PerCpu],
+    first_pcpu: usize,
+) -> Result<Vm, String> {
+    let vcpus = spec.vcpus as usize;
+    if first_pcpu + vcpus > cpus.len() {
+        return Err(format!(
+            "{vcpus} vCPUs do not fit on the {} free physical CPUs",
+            cpus.len() - first_pcpu
+        ));
+    }
+    let block = FRAMES
+        .lock()
+        .alloc_aligned(spec.memory_size, MIB2)
+        .map_err(|e| format!("{} MiB of RAM: {e}", spec.memory_size >> 20))?;
+    let base = spec.memory_base;
+    let mut memory = GuestMemory::new(block, base);
+    memory.clear();
+    let mut stage2 = Stage2::new();
+    stage2
+        .map_ram(base, block.start(), spec.memory_size)
+        .map_err(|e| format!("stage-2 mapping: {e}"))?;
+
+    // arm64 boot protocol: the Image at a 2 MiB-aligned base plus text_offset; the DTB 8-byte
+    // aligned in its own 2 MiB region (the top one); the initrd below it.
+    let kernel_ipa = base + spec.kernel.text_offset;
+    let kernel_end = kernel_ipa + spec.kernel.image_size;
+    let dtb_ipa = base + spec.memory_size - MIB2;
+    let initrd = match spec.initrd {
+        Some(bytes) => {
+            let start = (dtb_ipa - bytes.len() as u64) & !(PAGE_SIZE - 1);
+            if start < kernel_end {
+                return Err(String::from(
+                    "kernel, initrd and device tree do not fit in memory-size",
+                ));
+            }
+            Some((start, start + bytes.len() as u64, bytes))
+        }
+        None => None,
+    };
+    if dtb_ipa < kernel_end {
+        return Err(String::from(
+            "kernel and device tree do not fit in memory-size",
+        ));
+    }
+    memory
+        .write(kernel_ipa, spec.kernel.bytes)
+        .map_err(|_| String::from("kernel outside guest RAM"))?;
+    if let Some((start, _, bytes)) = initrd {
+        memory
+            .write(start, bytes)
+            .map_err(|_| String::from("initrd outside guest RAM"))?;
+    }
+
+    let mpidrs: Vec<u64> = (0..vcpus).map(layout::vcpu_mpidr).collect();
+    let dt = devicetree::write(&GuestDt {
+        model: "wurley,virt",
+        memory: (base, spec.memory_size),
+        vcpu_mpidrs: &mpidrs,
+        gic_dist: (GICD_BASE, GICD_SIZE),
+        gic_redist: (GICR_BASE, layout::gicr_size(vcpus)),
+        gic_maintenance_ppi: Some(layout::MAINTENANCE_PPI),
+        timer_ppis: layout::TIMER_PPIS,
+        uart: (UART_BASE, UART_SIZE, UART_SPI),
+        bootargs: &spec.bootargs,
+        initrd: initrd.map(|(s, e, _)| (s, e)),
+        psci_method: "hvc",
+        rng_seed: None,
+        extra: None,
+    })
+    .map_err(|e| format!("device tree: {e}"))?;
+    if dt.len() as u64 > MIB2 {
+        return Err(String::from("device tree larger than 2 MiB"));
+    }
+    memory
+        .write(dtb_ipa, &dt)
+        .map_err(|_| String::from("device tree outside guest RAM"))?;
+    cpu::invalidate_icache();
+
+    let mut vgic = VGic::new(&mpidrs, layout::SPIS);
+    for i in 0..vcpus {
+        vgic.map_hw(layout::VTIMER_INTID, i, platform.timer.virt.intid);
+    }
+    let slots: Vec<VcpuSlot> = (0..vcpus)
+        .filter_map(|i| {
+            let pcpu = cpus.get(first_pcpu + i)?;
+            Some(VcpuSlot::new(
+                i,
+                mpidrs.get(i).copied().unwrap_or(0),
+                pcpu.index,
+                pcpu.mpidr,
+            ))
+        })
+        .collect();
+    if let Some(v0) = slots.first() {
+        *v0.boot.lock() = BootState {
+            pc: kernel_ipa,
+            x0: dtb_ipa,
+        };
+    }
+    log::info!(
+        "VM {}: {} MiB at IPA {base:#x} (PA {}), {vcpus} vCPUs on CPUs {}..{}, kernel at {kernel_ipa:#x}, DTB at {dtb_ipa:#x}{}",
+        spec.name,
+        spec.memory_size >> 20,
+        block,
+        first_pcpu,
+        first_pcpu + vcpus - 1,
+        initrd
+            .map(|(s, e, _)| format!(", initrd [{s:#x}..{e:#x})"))
+            .unwrap_or_default()
+    );
+    Ok(Vm::new(spec.name.clone(), memory, stage2, slots, vgic))
+}

@@ -1,0 +1,29 @@
+//! Virtual machines: guest address spaces, vCPUs, and the virtual platform devices.
+//!
+//! Pure models, host-tested: [`mmio`] (the access type), [`features`] (ID registers a guest
+//! sees), [`layout`] (the guest's IPA map). The rest runs only at EL2: [`machine`] (a VM and
+//! the vCPU pinning table), [`vcpu`] (the run loop), [`exit`] (trap handling), [`vpsci`]
+//! (PSCI for guests), [`irqs`] (raising virtual interrupts), [`console`] (shared console) and
+//! [`launch`] (creating VMs from the boot bundle).
+
+pub mod devicetree;
+pub mod features;
+pub mod layout;
+pub mod mmio;
+pub mod vgic;
+pub mod vpl011;
+
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod console;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod exit;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod irqs;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod launch;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod machine;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod vcpu;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod vpsci;

@@ -1,0 +1,142 @@
+//! Running vCPUs: each physical CPU runs the vCPU pinned to it, and sleeps otherwise.
+//!
+//! A vCPU's general registers live in [`GuestRegs`] on the stack of the physical CPU that runs
+//! it; its EL1 system registers, FP/SIMD state, pointer-authentication keys and vGIC CPU
+//! interface state are loaded when it starts and saved when it stops (`arch::aarch64::context`).
+//! Between exits they stay in the hardware.
+
+use crate::arch::aarch64::context::{El1Context, FpState, PauthKeys};
+use crate::arch::aarch64::guest::{self, GuestRegs};
+use crate::arch::aarch64::percpu::PerCpu;
+use crate::arch::aarch64::vectors::VectorKind;
+use crate::arch::aarch64::{cpu, ich, stage2, vcpu_hw};
+use crate::vm::vgic::lr;
+
+use super::exit::{self, Next};
+use super::machine::{self, EndReason, Power, Vm};
+
+/// Guest PSTATE at power-on: EL1h with D, A, I and F masked.
+const PSTATE_EL1H_MASKED: u64 = 0x3c5;
+
+/// The physical CPU's loop: run the pinned vCPU whenever it is powered on, sleep otherwise.
+pub fn cpu_loop(me: &'static PerCpu) -> ! {
+    loop {
+        cpu::disable_all_exceptions();
+        if let Some((vm, index)) = machine::assigned(me.index) {
+            let runnable = vm.vcpus.get(index).is_some_and(|v| v.power() != Power::Off);
+            if runnable && !vm.has_ended() {
+                run(vm, index);
+                continue;
+            }
+        }
+        // Sleep with interrupts masked (a pending interrupt still wakes WFI), then take them.
+        cpu::wfi();
+        cpu::enable_irqs();
+    }
+}
+
+/// Everything of a vCPU that is not shared.
+struct Vcpu {
+    regs: GuestRegs,
+    el1: El1Context,
+    fp: FpState,
+    pauth: PauthKeys,
+    vmcr: u64,
+}
+
+fn run(vm: &'static Vm, index: usize) {
+    let Some(slot) = vm.vcpus.get(index) else {
+        return;
+    };
+    let boot = *slot.boot.lock();
+    slot.set_power(Power::On);
+    let mut v = Vcpu {
+        regs: GuestRegs {
+            pc: boot.pc,
+            pstate: PSTATE_EL1H_MASKED,
+            ..GuestRegs::default()
+        },
+        el1: El1Context::reset(),
+        fp: FpState::default(),
+        pauth: PauthKeys::default(),
+        vmcr: 0,
+    };
+    v.regs.x[0] = boot.x0;
+    log::debug!("VM {}: vCPU {index} starting at {:#x}", vm.name, boot.pc);
+
+    vcpu_hw::load_guest_controls(slot.mpidr);
+    stage2::load(vm.vttbr);
+    v.el1.restore();
+    v.fp.restore();
+    v.pauth.restore();
+    ich::write_vmcr(v.vmcr);
+    ich::write_aprs(&[0; 4], &[0; 4]);
+    let nlr = ich::list_registers().min(16);
+
+    let next = loop {
+        if vm.has_ended() {
+            break Next::Ended;
+        }
+        if slot.power() == Power::Off {
+            break Next::CpuOff;
+        }
+        let mut lrs = [0u64; 16];
+        let more = vm.vgic.lock().flush(index, &mut lrs[..nlr]).more_pending;
+        for (n, value) in lrs.iter().take(nlr).enumerate() {
+            ich::write_lr(n, *value);
+        }
+        ich::write_hcr(lr::ICH_HCR_EN | if more { lr::ICH_HCR_UIE } else { 0 });
+
+        let exit = guest::enter(&mut v.regs);
+
+        for (n, value) in lrs.iter_mut().take(nlr).enumerate() {
+            *value = ich::read_lr(n);
+        }
+        vm.vgic.lock().sync(index, &lrs[..nlr]);
+
+        let next = match exit.kind {
+            VectorKind::Irq | VectorKind::Fiq => {
+                crate::irq::handle_with_guest(Some((vm, index)));
+                Next::Resume
+            }
+            VectorKind::Sync if !exit.aarch32 => exit::handle_sync(vm, index, &mut v.regs),
+            VectorKind::Sync => {
+                log::warn!(
+                    "VM {}: vCPU {index} trapped from AArch32, which it cannot enter: stopping the VM",
+                    vm.name
+                );
+                vm.end(EndReason::Crashed);
+                Next::Ended
+            }
+            VectorKind::SError => {
+                let (esr, _, _) = vcpu_hw::exit_syndrome();
+                log::warn!(
+                    "VM {}: SError from vCPU {index} (ESR {esr:#x}) at {:#x}: stopping the VM",
+                    vm.name,
+                    v.regs.pc
+                );
+                vm.end(EndReason::Crashed);
+                Next::Ended
+            }
+        };
+        if next != Next::Resume {
+            break next;
+        }
+    };
+
+    // Take the vCPU off this CPU.
+    v.vmcr = ich::read_vmcr();
+    ich::write_hcr(0);
+    for n in 0..nlr {
+        ich::write_lr(n, 0);
+    }
+    v.el1.save();
+    v.fp.save();
+    v.pauth.save();
+    crate::arch::aarch64::timer::stop_virtual();
+    vcpu_hw::load_host_controls();
+    if next == Next::CpuOff {
+        slot.set_power(Power::Off);
+        log::debug!("VM {}: vCPU {index} powered off", vm.name);
+    }
+}

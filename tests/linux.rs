@@ -1,0 +1,135 @@
+//! Linux tests: Debian's arm64 cloud kernel with the busybox initramfs (`qemu/guest/`) booted as
+//! a guest under Wurley. Each test builds a boot bundle, boots, and checks the guest's markers;
+//! any kernel WARNING, BUG, Oops, call trace or RCU stall in the guest fails it.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{Qemu, scratch};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+const LINUX_TIMEOUT: Duration = Duration::from_secs(240);
+
+fn guest_dir() -> PathBuf {
+    std::env::var_os("WURLEY_GUEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/guest"))
+}
+
+/// A bundle with one Linux VM of `vcpus` vCPUs running `wurley.test=<test>`.
+fn bundle(name: &str, vcpus: u32, test: &str) -> PathBuf {
+    let dir = scratch(name);
+    let out = dir.join("bundle.dtb");
+    let guest = guest_dir();
+    let kernel = guest.join("Image");
+    let initrd = guest.join("initramfs.cpio.gz");
+    assert!(
+        kernel.exists() && initrd.exists(),
+        "no guest kernel in {}: run `make guest` (or `make test`)",
+        guest.display()
+    );
+    let bootargs = format!("console=ttyAMA0 rdinit=/init wurley.test={test}");
+    let status = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("qemu/mkbundle.sh"))
+        .arg(&out)
+        .arg(&kernel)
+        .arg(&initrd)
+        .arg(&bootargs)
+        .arg(vcpus.to_string())
+        .arg("512M")
+        .status()
+        .expect("run qemu/mkbundle.sh");
+    assert!(status.success(), "mkbundle failed");
+    out
+}
+
+/// Boot `test` on `vcpus` vCPUs (on as many physical CPUs) until QEMU exits.
+fn boot_linux(name: &str, vcpus: u32, test: &str) -> common::Run {
+    let q = Qemu {
+        initrd: Some(bundle(name, vcpus, test)),
+        ..Qemu::smp(vcpus)
+    };
+    let run = q.run_until(LINUX_TIMEOUT, |_| false);
+    if run.timed_out {
+        run.fail(&format!(
+            "the guest did not finish wurley.test={test} within {LINUX_TIMEOUT:?}"
+        ));
+    }
+    run.reject("*** EL2 EXCEPTION").reject("*** PANIC");
+    run.expect(&format!("WURLEY-GUEST-UP cpus={vcpus} "));
+    check_dmesg(&run);
+    run
+}
+
+fn check_dmesg(run: &common::Run) {
+    let Some(start) = run.log.find("WURLEY-DMESG-BEGIN") else {
+        run.fail("the guest printed no dmesg check")
+    };
+    let Some(len) = run.log[start..].find("WURLEY-DMESG-END") else {
+        run.fail("unterminated dmesg check")
+    };
+    let body: Vec<&str> = run.log[start..start + len]
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    if !body.is_empty() {
+        run.fail(&format!(
+            "the guest kernel logged problems:\n{}",
+            body.join("\n")
+        ));
+    }
+}
+
+fn expect_pass(run: &common::Run, test: &str) {
+    run.expect(&format!("WURLEY-TEST {test} PASS"));
+}
+
+fn powered_off_cleanly(run: &common::Run) {
+    run.expect("called SYSTEM_OFF")
+        .expect("last VM ended: powering off");
+    if run.exit != Some(Some(0)) {
+        run.fail("QEMU should exit with status 0 after the guest powers off");
+    }
+}
+
+#[test]
+fn linux_boots_and_powers_off_1_vcpu() {
+    let run = boot_linux("boot1", 1, "boot");
+    expect_pass(&run, "boot");
+    powered_off_cleanly(&run);
+}
+
+#[test]
+fn linux_boots_and_powers_off_2_vcpus() {
+    let run = boot_linux("boot2", 2, "boot");
+    expect_pass(&run, "boot");
+    powered_off_cleanly(&run);
+}
+
+#[test]
+fn linux_clock_advances_correctly() {
+    for vcpus in [1, 2] {
+        let run = boot_linux(&format!("clock{vcpus}"), vcpus, "clock");
+        expect_pass(&run, "clock");
+        powered_off_cleanly(&run);
+    }
+}
+
+#[test]
+fn linux_ipis_reach_every_vcpu() {
+    let run = boot_linux("ipi2", 2, "ipi");
+    expect_pass(&run, "ipi");
+    powered_off_cleanly(&run);
+}
+
+#[test]
+fn linux_reboot_takes_the_reset_path() {
+    for vcpus in [1, 2] {
+        let run = boot_linux(&format!("reboot{vcpus}"), vcpus, "reboot");
+        run.expect("called SYSTEM_RESET")
+            .expect("resetting the machine");
+    }
+}
