@@ -59,6 +59,7 @@ fetch_busybox() {
         install_from_deb "$BUSYBOX_DEB"
         return 0
     fi
+    apt_lock "$outdir"
     if ! arm64_apt_ready; then
         have_cache && { log "apt cannot fetch arm64 packages; using the cached busybox"; return 0; }
         $is_ubuntu && ubuntu_help "$pkg" "run: BUSYBOX_DEB=/path/to/busybox-static_<ver>_arm64.deb $0 $outdir"

@@ -9,7 +9,7 @@
 # enabled first (dpkg --add-architecture arm64; apt-get update), which needs root; without root
 # the exact commands are printed and the script stops.
 # Idempotent: if OUTDIR/Image exists and matches what apt resolves, or apt cannot resolve or
-# download anything (offline), the existing Image is kept.
+# download anything (offline), the existing Image is kept (and touched, for make).
 # Environment: KERNEL_DEB=/path/linux-image-*.deb uses that package instead of apt (any host).
 set -euo pipefail
 
@@ -80,18 +80,21 @@ if [ -n "${KERNEL_DEB:-}" ]; then
     pkgver="$(dpkg-deb -f "$KERNEL_DEB" Package) $(dpkg-deb -f "$KERNEL_DEB" Version)"
     if have_image && [ "$(cat "$outdir/kernel-package" 2>/dev/null)" = "$pkgver" ]; then
         log "up to date: $outdir/Image is $(cat "$outdir/kernel-version") ($pkgver)"
+        touch "$outdir/Image"
         exit 0
     fi
     install_from_deb "$KERNEL_DEB" "$pkgver"
     exit 0
 fi
 
-keep() {
-    have_image || return 1
+keep() {   # keep REASON: if there is an Image, say why it is kept and exit 0; else return
+    have_image || return 0
     log "$1; keeping $outdir/Image ($(cat "$outdir/kernel-version"))"
+    touch "$outdir/Image"      # newer than this script: make need not ask again
     exit 0
 }
 
+apt_lock "$outdir"
 if ! arm64_apt_ready; then
     keep "apt cannot fetch arm64 packages here"
     $is_ubuntu && ubuntu_help "$meta" "run: KERNEL_DEB=/path/to/linux-image-<abi>-cloud-arm64_<ver>_arm64.deb $0 $outdir"
@@ -123,6 +126,7 @@ pkgver=$(resolve) || {
 exit_if_up_to_date() {
     if have_image && [ "$(cat "$outdir/kernel-package" 2>/dev/null)" = "$pkgver" ]; then
         log "up to date: $outdir/Image is $(cat "$outdir/kernel-version") ($pkgver)"
+        touch "$outdir/Image"
         exit 0
     fi
 }
@@ -135,10 +139,10 @@ if ! deb=$(apt_download "${pkgver% *}" "${pkgver#* }" "$dl"); then
     # A stale list names a version the mirror no longer has: refresh once and retry.
     if is_root && ! $apt_updated; then
         apt_update
-        pkgver=$(resolve) || keep "apt cannot resolve $meta:arm64" || die "apt cannot resolve $meta:arm64"
+        pkgver=$(resolve) || { keep "apt cannot resolve $meta:arm64"; die "apt cannot resolve $meta:arm64"; }
         exit_if_up_to_date
     fi
     deb=$(apt_download "${pkgver% *}" "${pkgver#* }" "$dl") ||
-        keep "download failed (offline?)" || die "apt-get download ${pkgver% *}:arm64 failed"
+        { keep "download failed (offline?)"; die "apt-get download ${pkgver% *}:arm64 failed"; }
 fi
 install_from_deb "$deb" "$pkgver"

@@ -41,6 +41,12 @@ apt_update() {
     apt_updated=true
 }
 
+# Serialise the scripts' apt work (make -j runs both at once, and apt-get update takes a lock).
+apt_lock() {
+    exec 9>"$1/.apt.lock"
+    flock 9
+}
+
 # Make sure apt knows the arm64 architecture, enabling it as root on Debian.
 # Returns 1 (after explaining what to do) when that cannot be done here.
 arm64_apt_ready() {

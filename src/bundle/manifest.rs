@@ -67,8 +67,8 @@ pub(super) struct Manifest {
     pub(super) errors: Vec<(usize, BundleError)>,
 }
 
-/// Reads the manifest of `tree`, whose blob occupies the addresses `blob`. `Err` if the root is not
-/// a bundle or has no `/vms`.
+/// Reads the manifest of `tree`, whose blob occupies the addresses `blob`. `Err` if the root is
+/// not a bundle or has no `/vms`.
 pub(super) fn read(
     tree: &Tree<'_>,
     blob: Range<usize>,

@@ -58,12 +58,13 @@
 //! # Errors
 //!
 //! One bad VM does not stop the others. [`Bundle::errors`] lists every problem in manifest
-//! order; an error naming a VM means that VM is not in [`Bundle::vms`]. All errors of a VM's own
-//! properties are reported together; then, in manifest order, each remaining VM must not repeat
-//! a name, claim the console a VM before it has, overlap an earlier explicit `memory-base`, or
-//! need more vCPUs than the physical CPUs left by the VMs before it ([`Limits::max_vcpus_total`];
-//! each vCPU is pinned to its own CPU). Errors without a VM are about the file as a whole and
-//! only say what was ignored.
+//! order; an error naming a VM means that VM is not in [`Bundle::vms`]. First each VM on its own:
+//! all problems of its properties are reported together, and a name already used by an earlier
+//! VM node is one. Then, in manifest order, each remaining VM must not claim the console a VM
+//! before it has, overlap an earlier explicit `memory-base`, or need more vCPUs than the physical
+//! CPUs left by the VMs before it ([`Limits::max_vcpus_total`]; each vCPU is pinned to its own
+//! CPU); a VM failing these claims nothing. Errors without a VM concern the file: what was
+//! ignored outside the VM nodes, or that no VM is enabled.
 
 mod check;
 mod image;
