@@ -21,6 +21,11 @@ fn guest_dir() -> PathBuf {
 
 /// A bundle with one Linux VM of `vcpus` vCPUs running `wurley.test=<test>`.
 fn bundle(name: &str, vcpus: u32, test: &str) -> PathBuf {
+    bundle_of(name, vcpus, test, 1)
+}
+
+/// A bundle with `vms` identical Linux VMs (named linux1, linux2, ... when more than one).
+fn bundle_of(name: &str, vcpus: u32, test: &str, vms: u32) -> PathBuf {
     let dir = scratch(name);
     let out = dir.join("bundle.dtb");
     let guest = guest_dir();
@@ -38,7 +43,8 @@ fn bundle(name: &str, vcpus: u32, test: &str) -> PathBuf {
         .arg(&initrd)
         .arg(&bootargs)
         .arg(vcpus.to_string())
-        .arg("512M")
+        .arg(if vms > 1 { "256M" } else { "512M" })
+        .arg(vms.to_string())
         .status()
         .expect("run qemu/mkbundle.sh");
     assert!(status.success(), "mkbundle failed");
@@ -132,4 +138,80 @@ fn linux_reboot_takes_the_reset_path() {
         run.expect("called SYSTEM_RESET")
             .expect("resetting the machine");
     }
+}
+
+#[test]
+fn two_vms_run_side_by_side_with_named_output() {
+    let q = Qemu {
+        initrd: Some(bundle_of("two-vms", 1, "boot", 2)),
+        ..Qemu::smp(2)
+    };
+    let run = q.run_until(LINUX_TIMEOUT, |_| false);
+    if run.timed_out {
+        run.fail("two VMs did not both finish");
+    }
+    run.expect("[linux1] WURLEY-GUEST-UP cpus=1 ")
+        .expect("[linux2] WURLEY-GUEST-UP cpus=1 ")
+        .expect("[linux1] WURLEY-TEST boot PASS")
+        .expect("[linux2] WURLEY-TEST boot PASS")
+        .expect("VM linux1 ended: PowerOff")
+        .expect("VM linux2 ended: PowerOff")
+        .expect("last VM ended: powering off");
+}
+
+#[test]
+fn manifest_errors_are_reported_and_good_vms_still_start() {
+    let dir = scratch("bad-manifest");
+    let guest = guest_dir();
+    let dts = dir.join("bundle.dts");
+    let out = dir.join("bundle.dtb");
+    let kernel = guest.join("Image");
+    let initrd = guest.join("initramfs.cpio.gz");
+    std::fs::write(
+        &dts,
+        format!(
+            r#"/dts-v1/;
+/ {{
+    compatible = "wurley,bundle-v1";
+    vms {{
+        greedy {{
+            kernel = /incbin/("{k}");
+            memory-size = <0x0 0x10000000>;
+            vcpus = <64>;
+        }};
+        noimage {{
+            memory-size = <0x0 0x10000000>;
+        }};
+        good {{
+            kernel = /incbin/("{k}");
+            initrd = /incbin/("{i}");
+            bootargs = "console=ttyAMA0 rdinit=/init wurley.test=boot";
+            memory-size = <0x0 0x10000000>;
+            vcpus = <1>;
+        }};
+    }};
+}};
+"#,
+            k = kernel.display(),
+            i = initrd.display()
+        ),
+    )
+    .unwrap();
+    let status = Command::new("dtc")
+        .args(["-q", "-I", "dts", "-O", "dtb", "-o"])
+        .arg(&out)
+        .arg(&dts)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let run = Qemu {
+        initrd: Some(out),
+        ..Qemu::smp(1)
+    }
+    .run_until(LINUX_TIMEOUT, |_| false);
+    run.expect("vm 'greedy'")
+        .expect("vm 'noimage'")
+        .expect("'kernel'");
+    run.expect("WURLEY-TEST boot PASS")
+        .expect("VM good ended: PowerOff");
 }
