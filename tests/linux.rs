@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-const LINUX_TIMEOUT: Duration = Duration::from_secs(240);
+const LINUX_TIMEOUT: Duration = Duration::from_secs(90);
 
 fn guest_dir() -> PathBuf {
     std::env::var_os("WURLEY_GUEST_DIR")
@@ -214,4 +214,36 @@ fn manifest_errors_are_reported_and_good_vms_still_start() {
         .expect("'kernel'");
     run.expect("WURLEY-TEST boot PASS")
         .expect("VM good ended: PowerOff");
+}
+
+#[test]
+fn interactive_shell_takes_console_input() {
+    let dir = scratch("shell");
+    let out = dir.join("bundle.dtb");
+    let guest = guest_dir();
+    let status = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("qemu/mkbundle.sh"))
+        .arg(&out)
+        .arg(guest.join("Image"))
+        .arg(guest.join("initramfs.cpio.gz"))
+        .arg("console=ttyAMA0 rdinit=/init")
+        .arg("1")
+        .arg("256M")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let q = Qemu {
+        initrd: Some(out),
+        ..Qemu::smp(1)
+    };
+    let run = q.run_interactive(
+        LINUX_TIMEOUT,
+        &[
+            ("built-in shell", "echo typed-$((6 * 7))\n"),
+            ("typed-42", "poweroff -f\n"),
+        ],
+    );
+    if run.timed_out {
+        run.fail("the shell did not answer typed input and power off");
+    }
+    run.expect("typed-42").expect("called SYSTEM_OFF");
 }

@@ -60,7 +60,7 @@ impl GuestMemory {
     pub fn clear(&mut self) {
         let start = self.range.start();
         // SAFETY: the block belongs to this `GuestMemory` and is mapped read-write at EL2.
-        unsafe { core::ptr::write_bytes(start as *mut u8, 0, self.range.size() as usize) };
+        unsafe { crate::arch::aarch64::cpu::zero_range(start, self.range.size()) };
         crate::arch::aarch64::cpu::clean_dcache_range(start, self.range.size());
     }
 }

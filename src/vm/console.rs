@@ -69,10 +69,17 @@ fn deliver(vms: &[&'static Vm], bytes: &[u8]) {
     else {
         return;
     };
-    let level = {
+    let (accepted, level) = {
         let mut uart = vm.uart.lock();
-        uart.receive(bytes);
-        uart.irq_level()
+        let accepted = uart.receive(bytes);
+        (accepted, uart.irq_level())
     };
+    log::debug!(
+        "console input: {} of {} bytes to VM {}, line {}",
+        accepted,
+        bytes.len(),
+        vm.name,
+        level
+    );
     super::irqs::set_uart_level(vm, level);
 }

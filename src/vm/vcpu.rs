@@ -92,6 +92,10 @@ fn run(vm: &'static Vm, index: usize) {
         for (n, value) in lrs.iter_mut().take(nlr).enumerate() {
             *value = ich::read_lr(n);
         }
+        // With the virtual interface off, a list register the guest completed no longer holds
+        // the maintenance interrupt asserted while the exit is handled; the next flush rewrites
+        // everything.
+        ich::write_hcr(0);
         vm.vgic.lock().sync(index, &lrs[..nlr]);
 
         let next = match exit.kind {

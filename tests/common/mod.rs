@@ -160,6 +160,58 @@ impl Qemu {
         }
     }
 
+    /// Boot with a console on QEMU's stdin: for each `(wait_for, send)` step, wait until the log
+    /// contains `wait_for`, then type `send`. Then wait for QEMU to exit (or `timeout`).
+    pub fn run_interactive(&self, timeout: Duration, steps: &[(&str, &str)]) -> Run {
+        use std::io::Write;
+        let mut cmd = self.command();
+        cmd.stdin(Stdio::piped());
+        let mut child = cmd.spawn().expect("start qemu-system-aarch64");
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let log = Arc::new(Mutex::new(String::new()));
+        let readers = [
+            spawn_reader(child.stdout.take(), &log),
+            spawn_reader(child.stderr.take(), &log),
+        ];
+        let start = Instant::now();
+        let mut step = 0;
+        let mut exited = None;
+        while start.elapsed() < timeout {
+            if let Some((wait_for, send)) = steps.get(step) {
+                if log.lock().unwrap().contains(wait_for) {
+                    // Give the guest's shell a moment to start reading after printing its prompt.
+                    thread::sleep(Duration::from_millis(500));
+                    let _ = stdin.write_all(send.as_bytes());
+                    let _ = stdin.flush();
+                    step += 1;
+                }
+            }
+            if let Some(status) = child.try_wait().expect("wait for qemu") {
+                exited = Some(status.code());
+                break;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        let pid = child.id();
+        if exited.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        drop(stdin);
+        for r in readers.into_iter().flatten() {
+            let _ = r.join();
+        }
+        let text = log.lock().unwrap().clone();
+        Run {
+            log: text,
+            exit: exited,
+            timed_out: exited.is_none(),
+            elapsed: start.elapsed(),
+            pid,
+            child: None,
+        }
+    }
+
     /// Boot and keep QEMU running once `ready` matches, for tests that watch the live process.
     pub fn start_until(&self, timeout: Duration, ready: &str) -> Run {
         let mut child = self.command().spawn().expect("start qemu-system-aarch64");
