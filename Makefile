@@ -16,7 +16,7 @@ GUEST_MEM ?= 512M
 VMS       ?= 1
 # The machine: one physical CPU per vCPU by default (vCPUs are pinned).
 SMP       ?= $(shell echo $$(( $(VCPUS) * $(VMS) )))
-MEM       ?= 1G
+MEM       ?= $(if $(filter 1,$(VMS)),1G,2G)
 CPU       ?= max,pauth-impdef=on
 # Options for the hypervisor itself (/chosen/bootargs), e.g. loglevel=debug.
 WURLEY_ARGS ?=

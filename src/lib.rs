@@ -7,6 +7,8 @@
 //! - [`platform`]: the device tree turned into one [`platform::Platform`] value;
 //! - [`mm`]: physical addresses, the frame allocator and the kernel heap;
 //! - [`cmdline`]: the hypervisor's boot options;
+//! - [`bundle`]: the boot bundle (VM manifest and images) parsed and validated;
+//! - [`vm`]: virtual machines: stage 2, vCPUs, the virtual GIC, timer, PSCI and PL011;
 //! - `console`, `logger`, `irq`, `panic`: output, the `log` backend, interrupts at EL2, panics;
 //! - `boot`: the init order for the boot CPU and the secondaries.
 //!

@@ -3,7 +3,7 @@
 //!
 //! Guests run with HCR_EL2.TID3, so every read of an ID register (op0 3, op1 0, CRn 0, CRm 1..7)
 //! traps and is answered by [`sanitize`] applied to the hardware value. Hidden: EL2 and EL3 (the
-//! guest is an EL1 guest), SVE and SME (their state is not switched), the PMU, statistical
+//! guest is an EL1 guest), AArch32 at EL0/EL1, SVE and SME (their state is not switched), the PMU, statistical
 //! profiling, trace, the activity monitors, MPAM, RAS and MTE. FP/SIMD, pointer authentication,
 //! the GIC system-register interface and the ISA extensions stay visible.
 
@@ -28,7 +28,9 @@ pub const fn sanitize(reg: SysReg, hw: u64) -> u64 {
         // ID_AA64PFR0_EL1: EL2 (11:8) and EL3 (15:12) absent, RAS (31:28), SVE (35:32),
         // MPAM (43:40), AMU (47:44) hidden. EL1 and EL0 stay AArch64.
         (4, 0) => {
-            let v = clear(clear(hw, 8), 12);
+            // EL0 and EL1: AArch64 only (an AArch32 guest state is never entered).
+            let v = set(set(hw, 0, 1), 4, 1);
+            let v = clear(clear(v, 8), 12);
             let v = clear(clear(v, 28), 32);
             clear(clear(v, 40), 44)
         }
@@ -73,7 +75,7 @@ mod tests {
         assert_eq!((v >> 8) & 0xf, 0, "EL2 hidden");
         assert_eq!((v >> 32) & 0xf, 0, "SVE hidden");
         assert_eq!((v >> 28) & 0xf, 0, "RAS hidden");
-        assert_eq!(v & 0xff, 0x22, "EL0/EL1 AArch64+AArch32 kept");
+        assert_eq!(v & 0xff, 0x11, "EL0/EL1 AArch64 only");
         assert_eq!((v >> 24) & 0xf, 1, "GIC system registers kept");
         assert_eq!((v >> 16) & 0xff, 0x11, "FP and AdvSIMD kept");
     }

@@ -1,8 +1,9 @@
 //! A running virtual machine: its memory, stage-2 tables, virtual devices and vCPUs, and the
 //! table of which physical CPU runs which vCPU.
 //!
-//! Lock order: a VM's `vgic` before its `uart`; neither is held while taking the frame
-//! allocator or the console lock, except that console output happens under `uart`.
+//! Locks: a VM's `vgic` and `uart` are never held together (the UART's interrupt line is
+//! updated after its lock is dropped); console output happens under `uart`, and the console
+//! lock is innermost.
 
 use alloc::boxed::Box;
 use alloc::string::String;

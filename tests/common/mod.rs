@@ -177,14 +177,14 @@ impl Qemu {
         let mut step = 0;
         let mut exited = None;
         while start.elapsed() < timeout {
-            if let Some((wait_for, send)) = steps.get(step) {
-                if log.lock().unwrap().contains(wait_for) {
-                    // Give the guest's shell a moment to start reading after printing its prompt.
-                    thread::sleep(Duration::from_millis(500));
-                    let _ = stdin.write_all(send.as_bytes());
-                    let _ = stdin.flush();
-                    step += 1;
-                }
+            if let Some((wait_for, send)) = steps.get(step)
+                && log.lock().unwrap().contains(wait_for)
+            {
+                // Give the guest's shell a moment to start reading after printing its prompt.
+                thread::sleep(Duration::from_millis(500));
+                let _ = stdin.write_all(send.as_bytes());
+                let _ = stdin.flush();
+                step += 1;
             }
             if let Some(status) = child.try_wait().expect("wait for qemu") {
                 exited = Some(status.code());
@@ -195,8 +195,8 @@ impl Qemu {
         let pid = child.id();
         if exited.is_none() {
             let _ = child.kill();
-            let _ = child.wait();
         }
+        let _ = child.wait();
         drop(stdin);
         for r in readers.into_iter().flatten() {
             let _ = r.join();

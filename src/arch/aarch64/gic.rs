@@ -116,7 +116,8 @@ pub fn acknowledge() -> Option<IntId> {
     GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1)
 }
 
-/// Signal end of interrupt (and deactivate it: ICC_CTLR_EL1.EOImode = 0).
+/// Drop the running priority of an acknowledged interrupt (ICC_EOIR1_EL1). With EOImode = 1
+/// ([`split_eoi_this_cpu`]) this does not deactivate it: see [`deactivate`].
 pub fn end_of_interrupt(intid: IntId) {
     GicCpuInterface::end_interrupt(intid, InterruptGroup::Group1);
 }

@@ -100,10 +100,11 @@ pub const fn from_el0(pstate: u64) -> bool {
 /// PSTATE in ELR_EL1/SPSR_EL1, set ESR_EL1 (and FAR_EL1), and continue at the right offset from
 /// VBAR_EL1 in EL1h with all interrupts masked. The vCPU's EL1 state is live on this CPU.
 pub fn inject_sync(regs: &mut GuestRegs, esr: u64, far: Option<u64>) {
-    let offset = match regs.pstate & 0xf {
-        0b0101 => 0x200, // EL1h: current EL with SP_ELx
-        0b0100 => 0x000, // EL1t: current EL with SP_EL0
-        _ => 0x400,      // EL0: lower EL, AArch64
+    let offset = match regs.pstate & 0x1f {
+        0b00101 => 0x200,            // EL1h: current EL with SP_ELx
+        0b00100 => 0x000,            // EL1t: current EL with SP_EL0
+        m if m & 0x10 != 0 => 0x600, // AArch32 (EL0): lower EL, AArch32
+        _ => 0x400,                  // EL0: lower EL, AArch64
     };
     let vbar: u64;
     // SAFETY: EL1 registers of the loaded vCPU; writing them is the architectural effect of
