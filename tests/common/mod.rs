@@ -115,20 +115,52 @@ impl Qemu {
 
     /// Boot and collect output until `done` is satisfied by the log, QEMU exits, or `timeout`.
     pub fn run_until(&self, timeout: Duration, done: impl Fn(&str) -> bool) -> Run {
-        let mut child = self
-            .command()
+        self.run_with(timeout, &[], done)
+    }
+
+    /// Boot with a console on QEMU's stdin: for each `(wait_for, send)` step, wait until the log
+    /// contains `wait_for`, then type `send`. Then wait for QEMU to exit (or `timeout`).
+    pub fn run_interactive(&self, timeout: Duration, steps: &[(&str, &str)]) -> Run {
+        self.run_with(timeout, steps, |_| false)
+    }
+
+    fn run_with(
+        &self,
+        timeout: Duration,
+        steps: &[(&str, &str)],
+        done: impl Fn(&str) -> bool,
+    ) -> Run {
+        use std::io::Write;
+        let mut cmd = self.command();
+        if !steps.is_empty() {
+            cmd.stdin(Stdio::piped());
+        }
+        let mut child = cmd
             .spawn()
             .expect("start qemu-system-aarch64 (run `make deps`)");
+        let mut stdin = child.stdin.take();
         let log = Arc::new(Mutex::new(String::new()));
         let readers = [
             spawn_reader(child.stdout.take(), &log),
             spawn_reader(child.stderr.take(), &log),
         ];
         let start = Instant::now();
+        let mut step = 0;
         let mut exited = None;
         loop {
             if done(&log.lock().unwrap()) {
                 break;
+            }
+            if let Some((wait_for, send)) = steps.get(step)
+                && log.lock().unwrap().contains(wait_for)
+            {
+                // Give the guest's shell a moment to start reading after printing its prompt.
+                thread::sleep(Duration::from_millis(500));
+                if let Some(input) = stdin.as_mut() {
+                    let _ = input.write_all(send.as_bytes());
+                    let _ = input.flush();
+                }
+                step += 1;
             }
             if let Some(status) = child.try_wait().expect("wait for qemu") {
                 exited = Some(status.code());
@@ -141,58 +173,6 @@ impl Qemu {
         }
         let satisfied = done(&log.lock().unwrap());
         let pid = child.id();
-        let timed_out = !satisfied && exited.is_none();
-        if exited.is_none() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        for r in readers.into_iter().flatten() {
-            let _ = r.join();
-        }
-        let text = log.lock().unwrap().clone();
-        Run {
-            log: text,
-            exit: exited,
-            timed_out,
-            elapsed: start.elapsed(),
-            pid,
-            child: None,
-        }
-    }
-
-    /// Boot with a console on QEMU's stdin: for each `(wait_for, send)` step, wait until the log
-    /// contains `wait_for`, then type `send`. Then wait for QEMU to exit (or `timeout`).
-    pub fn run_interactive(&self, timeout: Duration, steps: &[(&str, &str)]) -> Run {
-        use std::io::Write;
-        let mut cmd = self.command();
-        cmd.stdin(Stdio::piped());
-        let mut child = cmd.spawn().expect("start qemu-system-aarch64");
-        let mut stdin = child.stdin.take().expect("piped stdin");
-        let log = Arc::new(Mutex::new(String::new()));
-        let readers = [
-            spawn_reader(child.stdout.take(), &log),
-            spawn_reader(child.stderr.take(), &log),
-        ];
-        let start = Instant::now();
-        let mut step = 0;
-        let mut exited = None;
-        while start.elapsed() < timeout {
-            if let Some((wait_for, send)) = steps.get(step)
-                && log.lock().unwrap().contains(wait_for)
-            {
-                // Give the guest's shell a moment to start reading after printing its prompt.
-                thread::sleep(Duration::from_millis(500));
-                let _ = stdin.write_all(send.as_bytes());
-                let _ = stdin.flush();
-                step += 1;
-            }
-            if let Some(status) = child.try_wait().expect("wait for qemu") {
-                exited = Some(status.code());
-                break;
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        let pid = child.id();
         if exited.is_none() {
             let _ = child.kill();
         }
@@ -202,10 +182,11 @@ impl Qemu {
             let _ = r.join();
         }
         let text = log.lock().unwrap().clone();
+        let timed_out = !satisfied && exited.is_none();
         Run {
             log: text,
             exit: exited,
-            timed_out: exited.is_none(),
+            timed_out,
             elapsed: start.elapsed(),
             pid,
             child: None,

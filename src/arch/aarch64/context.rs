@@ -8,23 +8,6 @@
 
 use core::arch::asm;
 
-macro_rules! mrs {
-    ($reg:literal) => {{
-        let v: u64;
-        // SAFETY: reading an EL1 system register from EL2 has no side effects.
-        unsafe { asm!(concat!("mrs {}, ", $reg), out(reg) v, options(nomem, nostack)) };
-        v
-    }};
-}
-
-macro_rules! msr {
-    ($reg:literal, $v:expr) => {
-        // SAFETY: EL1 registers only affect the guest's translation regime and state, which is
-        // not running on this CPU while EL2 switches it.
-        unsafe { asm!(concat!("msr ", $reg, ", {}"), in(reg) $v, options(nomem, nostack)) };
-    };
-}
-
 /// SCTLR_EL1 at reset as a guest expects it: MMU and caches off, RES1 bits set.
 pub const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
 
@@ -96,62 +79,62 @@ impl El1Context {
 
     /// Save this CPU's EL1 registers.
     pub fn save(&mut self) {
-        self.sctlr_el1 = mrs!("sctlr_el1");
-        self.tcr_el1 = mrs!("tcr_el1");
-        self.ttbr0_el1 = mrs!("ttbr0_el1");
-        self.ttbr1_el1 = mrs!("ttbr1_el1");
-        self.mair_el1 = mrs!("mair_el1");
-        self.amair_el1 = mrs!("amair_el1");
-        self.vbar_el1 = mrs!("vbar_el1");
-        self.contextidr_el1 = mrs!("contextidr_el1");
-        self.tpidr_el0 = mrs!("tpidr_el0");
-        self.tpidrro_el0 = mrs!("tpidrro_el0");
-        self.tpidr_el1 = mrs!("tpidr_el1");
-        self.cpacr_el1 = mrs!("cpacr_el1");
-        self.esr_el1 = mrs!("esr_el1");
-        self.far_el1 = mrs!("far_el1");
-        self.afsr0_el1 = mrs!("afsr0_el1");
-        self.afsr1_el1 = mrs!("afsr1_el1");
-        self.par_el1 = mrs!("par_el1");
-        self.cntkctl_el1 = mrs!("cntkctl_el1");
-        self.mdscr_el1 = mrs!("mdscr_el1");
-        self.sp_el0 = mrs!("sp_el0");
-        self.sp_el1 = mrs!("sp_el1");
-        self.elr_el1 = mrs!("elr_el1");
-        self.spsr_el1 = mrs!("spsr_el1");
-        self.csselr_el1 = mrs!("csselr_el1");
-        self.cntv_ctl_el0 = mrs!("cntv_ctl_el0");
-        self.cntv_cval_el0 = mrs!("cntv_cval_el0");
+        self.sctlr_el1 = read_sysreg!("sctlr_el1");
+        self.tcr_el1 = read_sysreg!("tcr_el1");
+        self.ttbr0_el1 = read_sysreg!("ttbr0_el1");
+        self.ttbr1_el1 = read_sysreg!("ttbr1_el1");
+        self.mair_el1 = read_sysreg!("mair_el1");
+        self.amair_el1 = read_sysreg!("amair_el1");
+        self.vbar_el1 = read_sysreg!("vbar_el1");
+        self.contextidr_el1 = read_sysreg!("contextidr_el1");
+        self.tpidr_el0 = read_sysreg!("tpidr_el0");
+        self.tpidrro_el0 = read_sysreg!("tpidrro_el0");
+        self.tpidr_el1 = read_sysreg!("tpidr_el1");
+        self.cpacr_el1 = read_sysreg!("cpacr_el1");
+        self.esr_el1 = read_sysreg!("esr_el1");
+        self.far_el1 = read_sysreg!("far_el1");
+        self.afsr0_el1 = read_sysreg!("afsr0_el1");
+        self.afsr1_el1 = read_sysreg!("afsr1_el1");
+        self.par_el1 = read_sysreg!("par_el1");
+        self.cntkctl_el1 = read_sysreg!("cntkctl_el1");
+        self.mdscr_el1 = read_sysreg!("mdscr_el1");
+        self.sp_el0 = read_sysreg!("sp_el0");
+        self.sp_el1 = read_sysreg!("sp_el1");
+        self.elr_el1 = read_sysreg!("elr_el1");
+        self.spsr_el1 = read_sysreg!("spsr_el1");
+        self.csselr_el1 = read_sysreg!("csselr_el1");
+        self.cntv_ctl_el0 = read_sysreg!("cntv_ctl_el0");
+        self.cntv_cval_el0 = read_sysreg!("cntv_cval_el0");
     }
 
     /// Load these values into this CPU's EL1 registers.
     pub fn restore(&self) {
-        msr!("sctlr_el1", self.sctlr_el1);
-        msr!("tcr_el1", self.tcr_el1);
-        msr!("ttbr0_el1", self.ttbr0_el1);
-        msr!("ttbr1_el1", self.ttbr1_el1);
-        msr!("mair_el1", self.mair_el1);
-        msr!("amair_el1", self.amair_el1);
-        msr!("vbar_el1", self.vbar_el1);
-        msr!("contextidr_el1", self.contextidr_el1);
-        msr!("tpidr_el0", self.tpidr_el0);
-        msr!("tpidrro_el0", self.tpidrro_el0);
-        msr!("tpidr_el1", self.tpidr_el1);
-        msr!("cpacr_el1", self.cpacr_el1);
-        msr!("esr_el1", self.esr_el1);
-        msr!("far_el1", self.far_el1);
-        msr!("afsr0_el1", self.afsr0_el1);
-        msr!("afsr1_el1", self.afsr1_el1);
-        msr!("par_el1", self.par_el1);
-        msr!("cntkctl_el1", self.cntkctl_el1);
-        msr!("mdscr_el1", self.mdscr_el1);
-        msr!("sp_el0", self.sp_el0);
-        msr!("sp_el1", self.sp_el1);
-        msr!("elr_el1", self.elr_el1);
-        msr!("spsr_el1", self.spsr_el1);
-        msr!("csselr_el1", self.csselr_el1);
-        msr!("cntv_ctl_el0", self.cntv_ctl_el0);
-        msr!("cntv_cval_el0", self.cntv_cval_el0);
+        write_sysreg!("sctlr_el1", self.sctlr_el1);
+        write_sysreg!("tcr_el1", self.tcr_el1);
+        write_sysreg!("ttbr0_el1", self.ttbr0_el1);
+        write_sysreg!("ttbr1_el1", self.ttbr1_el1);
+        write_sysreg!("mair_el1", self.mair_el1);
+        write_sysreg!("amair_el1", self.amair_el1);
+        write_sysreg!("vbar_el1", self.vbar_el1);
+        write_sysreg!("contextidr_el1", self.contextidr_el1);
+        write_sysreg!("tpidr_el0", self.tpidr_el0);
+        write_sysreg!("tpidrro_el0", self.tpidrro_el0);
+        write_sysreg!("tpidr_el1", self.tpidr_el1);
+        write_sysreg!("cpacr_el1", self.cpacr_el1);
+        write_sysreg!("esr_el1", self.esr_el1);
+        write_sysreg!("far_el1", self.far_el1);
+        write_sysreg!("afsr0_el1", self.afsr0_el1);
+        write_sysreg!("afsr1_el1", self.afsr1_el1);
+        write_sysreg!("par_el1", self.par_el1);
+        write_sysreg!("cntkctl_el1", self.cntkctl_el1);
+        write_sysreg!("mdscr_el1", self.mdscr_el1);
+        write_sysreg!("sp_el0", self.sp_el0);
+        write_sysreg!("sp_el1", self.sp_el1);
+        write_sysreg!("elr_el1", self.elr_el1);
+        write_sysreg!("spsr_el1", self.spsr_el1);
+        write_sysreg!("csselr_el1", self.csselr_el1);
+        write_sysreg!("cntv_ctl_el0", self.cntv_ctl_el0);
+        write_sysreg!("cntv_cval_el0", self.cntv_cval_el0);
         // SAFETY: a context synchronisation event only.
         unsafe { asm!("isb", options(nomem, nostack)) };
     }
@@ -188,16 +171,16 @@ impl PauthKeys {
         if !super::cpu::has_pauth() {
             return;
         }
-        self.apiakeylo_el1 = mrs!("s3_0_c2_c1_0");
-        self.apiakeyhi_el1 = mrs!("s3_0_c2_c1_1");
-        self.apibkeylo_el1 = mrs!("s3_0_c2_c1_2");
-        self.apibkeyhi_el1 = mrs!("s3_0_c2_c1_3");
-        self.apdakeylo_el1 = mrs!("s3_0_c2_c2_0");
-        self.apdakeyhi_el1 = mrs!("s3_0_c2_c2_1");
-        self.apdbkeylo_el1 = mrs!("s3_0_c2_c2_2");
-        self.apdbkeyhi_el1 = mrs!("s3_0_c2_c2_3");
-        self.apgakeylo_el1 = mrs!("s3_0_c2_c3_0");
-        self.apgakeyhi_el1 = mrs!("s3_0_c2_c3_1");
+        self.apiakeylo_el1 = read_sysreg!("s3_0_c2_c1_0");
+        self.apiakeyhi_el1 = read_sysreg!("s3_0_c2_c1_1");
+        self.apibkeylo_el1 = read_sysreg!("s3_0_c2_c1_2");
+        self.apibkeyhi_el1 = read_sysreg!("s3_0_c2_c1_3");
+        self.apdakeylo_el1 = read_sysreg!("s3_0_c2_c2_0");
+        self.apdakeyhi_el1 = read_sysreg!("s3_0_c2_c2_1");
+        self.apdbkeylo_el1 = read_sysreg!("s3_0_c2_c2_2");
+        self.apdbkeyhi_el1 = read_sysreg!("s3_0_c2_c2_3");
+        self.apgakeylo_el1 = read_sysreg!("s3_0_c2_c3_0");
+        self.apgakeyhi_el1 = read_sysreg!("s3_0_c2_c3_1");
     }
 
     /// Load these keys.
@@ -205,16 +188,16 @@ impl PauthKeys {
         if !super::cpu::has_pauth() {
             return;
         }
-        msr!("s3_0_c2_c1_0", self.apiakeylo_el1);
-        msr!("s3_0_c2_c1_1", self.apiakeyhi_el1);
-        msr!("s3_0_c2_c1_2", self.apibkeylo_el1);
-        msr!("s3_0_c2_c1_3", self.apibkeyhi_el1);
-        msr!("s3_0_c2_c2_0", self.apdakeylo_el1);
-        msr!("s3_0_c2_c2_1", self.apdakeyhi_el1);
-        msr!("s3_0_c2_c2_2", self.apdbkeylo_el1);
-        msr!("s3_0_c2_c2_3", self.apdbkeyhi_el1);
-        msr!("s3_0_c2_c3_0", self.apgakeylo_el1);
-        msr!("s3_0_c2_c3_1", self.apgakeyhi_el1);
+        write_sysreg!("s3_0_c2_c1_0", self.apiakeylo_el1);
+        write_sysreg!("s3_0_c2_c1_1", self.apiakeyhi_el1);
+        write_sysreg!("s3_0_c2_c1_2", self.apibkeylo_el1);
+        write_sysreg!("s3_0_c2_c1_3", self.apibkeyhi_el1);
+        write_sysreg!("s3_0_c2_c2_0", self.apdakeylo_el1);
+        write_sysreg!("s3_0_c2_c2_1", self.apdakeyhi_el1);
+        write_sysreg!("s3_0_c2_c2_2", self.apdbkeylo_el1);
+        write_sysreg!("s3_0_c2_c2_3", self.apdbkeyhi_el1);
+        write_sysreg!("s3_0_c2_c3_0", self.apgakeylo_el1);
+        write_sysreg!("s3_0_c2_c3_1", self.apgakeyhi_el1);
     }
 }
 
