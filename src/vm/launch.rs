@@ -94,10 +94,35 @@ fn create(
             cpus.len() - first_pcpu
         ));
     }
+    let ipa_limit = 1u64 << crate::arch::aarch64::stage2::ipa_bits();
+    if spec
+        .memory_base
+        .checked_add(spec.memory_size)
+        .is_none_or(|end| end > ipa_limit)
+    {
+        return Err(format!(
+            "RAM ends above this machine's {ipa_limit:#x} guest address limit"
+        ));
+    }
     let block = FRAMES
         .lock()
         .alloc_aligned(spec.memory_size, MIB2)
         .map_err(|e| format!("{} MiB of RAM: {e}", spec.memory_size >> 20))?;
+    build(platform, spec, cpus, first_pcpu, block).inspect_err(|_| {
+        // Nothing else refers to the block yet: give it back.
+        let _ = FRAMES.lock().free(block);
+    })
+}
+
+/// Everything after the RAM allocation (`block`) of [`create`].
+fn build(
+    platform: &Platform,
+    spec: &VmSpec<'_>,
+    cpus: &[&'static PerCpu],
+    first_pcpu: usize,
+    block: crate::mm::addr::PhysRange,
+) -> Result<Vm, String> {
+    let vcpus = spec.vcpus as usize;
     let base = spec.memory_base;
     let mut memory = GuestMemory::new(block, base);
     memory.clear();

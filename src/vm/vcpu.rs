@@ -42,6 +42,7 @@ struct Vcpu {
     fp: FpState,
     pauth: PauthKeys,
     vmcr: u64,
+    aprs: ([u64; 4], [u64; 4]),
 }
 
 fn run(vm: &'static Vm, index: usize) {
@@ -60,6 +61,7 @@ fn run(vm: &'static Vm, index: usize) {
         fp: FpState::default(),
         pauth: PauthKeys::default(),
         vmcr: 0,
+        aprs: ([0; 4], [0; 4]),
     };
     v.regs.x[0] = boot.x0;
     log::debug!("VM {}: vCPU {index} starting at {:#x}", vm.name, boot.pc);
@@ -70,7 +72,7 @@ fn run(vm: &'static Vm, index: usize) {
     v.fp.restore();
     v.pauth.restore();
     ich::write_vmcr(v.vmcr);
-    ich::write_aprs(&[0; 4], &[0; 4]);
+    ich::write_aprs(&v.aprs.0, &v.aprs.1);
     let nlr = ich::list_registers().min(16);
 
     let next = loop {
@@ -130,6 +132,7 @@ fn run(vm: &'static Vm, index: usize) {
 
     // Take the vCPU off this CPU.
     v.vmcr = ich::read_vmcr();
+    v.aprs = ich::read_aprs();
     ich::write_hcr(0);
     for n in 0..nlr {
         ich::write_lr(n, 0);

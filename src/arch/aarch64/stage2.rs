@@ -1,8 +1,9 @@
 //! Stage-2 translation: a guest's IPA space, built with `aarch64-paging` over frames from the
 //! global frame allocator, plus the VTCR/VTTBR programming and TLB maintenance by VMID.
 //!
-//! Every guest gets a 39-bit IPA space (512 GiB, root table at level 1) whatever the machine's
-//! physical address size, and its own VMID.
+//! The IPA size follows the CPU (ID_AA64MMFR0_EL1.PARange), capped at 39 bits so that the walk
+//! starts at level 1 with a single root table (512 GiB of guest address space). Every guest has
+//! its own VMID.
 
 use aarch64_paging::Mapping;
 use aarch64_paging::descriptor::{PhysicalAddress, Stage2Attributes};
@@ -16,8 +17,13 @@ use core::sync::atomic::{AtomicU16, Ordering};
 use crate::mm::FRAMES;
 use crate::mm::addr::PAGE_SIZE;
 
-/// Bits of guest physical address space.
-pub const IPA_BITS: u32 = 39;
+/// Bits of guest physical address space on this machine.
+pub fn ipa_bits() -> u32 {
+    super::cpu::pa_bits().min(39)
+}
+
+/// The stage-2 walk starts at level 1: one root table covers up to 39 bits.
+const ROOT_LEVEL: usize = 1;
 
 /// Allocates stage-2 tables from [`FRAMES`]; all RAM is identity mapped at EL2, so a table's
 /// physical address is also where EL2 writes it.
@@ -107,21 +113,22 @@ impl Default for Stage2 {
     }
 }
 
-/// VTCR_EL2 for every guest: 4 KiB granule, 39-bit IPA starting at level 1, inner-shareable
-/// write-back walks, 16-bit VMIDs where implemented, output size from the CPU (at most 48 bits).
+/// VTCR_EL2 for every guest: 4 KiB granule, [`ipa_bits`] of IPA, inner-shareable write-back
+/// walks, 16-bit VMIDs where implemented, output size from the CPU (at most 48 bits).
 pub fn vtcr() -> u64 {
     const RES1: u64 = 1 << 31;
-    const T0SZ: u64 = 64 - IPA_BITS as u64;
-    const SL0_LEVEL1: u64 = 1 << 6;
     const WBWA: u64 = 1;
     const INNER: u64 = 3;
+    let t0sz = 64 - u64::from(ipa_bits());
+    // SL0 = 1: with a 4 KiB granule, the walk starts at level 1.
+    let sl0: u64 = 1;
     let ps = super::cpu::pa_range().min(5);
     let vs = if super::cpu::vmid_bits() == 16 {
         1 << 19
     } else {
         0
     };
-    RES1 | vs | (ps << 16) | (INNER << 12) | (WBWA << 10) | (WBWA << 8) | SL0_LEVEL1 | T0SZ
+    RES1 | vs | (ps << 16) | (INNER << 12) | (WBWA << 10) | (WBWA << 8) | (sl0 << 6) | t0sz
 }
 
 /// Make `vttbr` the current stage-2 translation on this CPU (VTCR_EL2 already set).
