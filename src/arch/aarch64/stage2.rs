@@ -1,9 +1,10 @@
 //! Stage-2 translation: a guest's IPA space, built with `aarch64-paging` over frames from the
 //! global frame allocator, plus the VTCR/VTTBR programming and TLB maintenance by VMID.
 //!
-//! The IPA size follows the CPU (ID_AA64MMFR0_EL1.PARange), capped at 39 bits so that the walk
-//! starts at level 1 with a single root table (512 GiB of guest address space). Every guest has
-//! its own VMID.
+//! The IPA size follows the CPU (ID_AA64MMFR0_EL1.PARange): with at least 44 physical address
+//! bits guests get up to 48 bits and the walk starts at level 0; otherwise up to 39 bits with the
+//! walk starting at level 1 (40-43 bits would need concatenated root tables, so such CPUs get
+//! 39). Every guest has its own VMID.
 
 use aarch64_paging::Mapping;
 use aarch64_paging::descriptor::{PhysicalAddress, Stage2Attributes};
@@ -19,11 +20,14 @@ use crate::mm::addr::PAGE_SIZE;
 
 /// Bits of guest physical address space on this machine.
 pub fn ipa_bits() -> u32 {
-    super::cpu::pa_bits().min(39)
+    let pa = super::cpu::pa_bits();
+    if pa >= 44 { pa.min(48) } else { pa.min(39) }
 }
 
-/// The stage-2 walk starts at level 1: one root table covers up to 39 bits.
-const ROOT_LEVEL: usize = 1;
+/// The level the stage-2 walk starts at for [`ipa_bits`] (one root table, no concatenation).
+fn root_level() -> usize {
+    if ipa_bits() > 39 { 0 } else { 1 }
+}
 
 /// Allocates stage-2 tables from [`FRAMES`]; all RAM is identity mapped at EL2, so a table's
 /// physical address is also where EL2 writes it.
@@ -73,7 +77,7 @@ impl Stage2 {
     pub fn new() -> Self {
         let vmid = NEXT_VMID.fetch_add(1, Ordering::Relaxed);
         Self {
-            mapping: Mapping::new(FrameTranslation, 1, Stage2Regime),
+            mapping: Mapping::new(FrameTranslation, root_level(), Stage2Regime),
             vmid,
         }
     }
@@ -120,8 +124,8 @@ pub fn vtcr() -> u64 {
     const WBWA: u64 = 1;
     const INNER: u64 = 3;
     let t0sz = 64 - u64::from(ipa_bits());
-    // SL0 = 1: with a 4 KiB granule, the walk starts at level 1.
-    let sl0: u64 = 1;
+    // SL0 for a 4 KiB granule: 1 starts the walk at level 1, 2 at level 0.
+    let sl0: u64 = if root_level() == 0 { 2 } else { 1 };
     let ps = super::cpu::pa_range().min(5);
     let vs = if super::cpu::vmid_bits() == 16 {
         1 << 19
