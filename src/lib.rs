@@ -8,6 +8,7 @@
 //! - [`mm`]: physical addresses, the frame allocator and the kernel heap;
 //! - [`cmdline`]: the hypervisor's boot options;
 //! - [`bundle`]: the boot bundle (VM manifest and images) parsed and validated;
+//! - [`hypercall`]: the Gunyah hypercall ABI (vendor-hyp services, the hypercall table);
 //! - [`vm`]: virtual machines: stage 2, vCPUs, the virtual GIC, timer, PSCI and PL011;
 //! - `console`, `logger`, `irq`, `panic`: output, the `log` backend, interrupts at EL2, panics;
 //! - `boot`: the init order for the boot CPU and the secondaries.
@@ -22,6 +23,7 @@ extern crate alloc;
 pub mod arch;
 pub mod bundle;
 pub mod cmdline;
+pub mod hypercall;
 pub mod mm;
 pub mod platform;
 pub mod vm;

@@ -1,4 +1,4 @@
-//! What happens when a guest traps to EL2 synchronously: hypercalls (PSCI/SMCCC), system
+//! What happens when a guest traps to EL2 synchronously: hypercalls (Gunyah, PSCI/SMCCC), system
 //! registers, MMIO to the emulated devices, and everything the guest may not do.
 //!
 //! The handlers decide; `vcpu::run` acts on the [`Next`] they return. Bad guest input gets the
@@ -37,7 +37,13 @@ pub fn handle_sync(vm: &Vm, vcpu: usize, regs: &mut GuestRegs) -> Next {
     let (esr, far, hpfar) = vcpu_hw::exit_syndrome();
     match trap::decode(Esr(esr)) {
         // HVC leaves ELR after the instruction; a trapped SMC leaves it on the instruction.
-        Trap::Hvc(imm) => smccc(vm, vcpu, regs, imm),
+        Trap::Hvc(imm) => match crate::hypercall::native(imm, &regs.x) {
+            Some(reply) => {
+                reply.apply(&mut regs.x);
+                Next::Resume
+            }
+            None => smccc(vm, vcpu, regs, imm),
+        },
         Trap::Smc(imm) => {
             regs.pc += 4;
             smccc(vm, vcpu, regs, imm)
@@ -81,6 +87,10 @@ fn smccc(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, imm: u16) -> Next {
     if imm != 0 {
         // Only HVC #0 / SMC #0 are SMCCC calls; other immediates are not supported here.
         regs.x[0] = wurley_abi::smccc::UNKNOWN_FUNCTION64;
+        return Next::Resume;
+    }
+    if let Some(reply) = crate::hypercall::smccc(&regs.x) {
+        reply.apply(&mut regs.x);
         return Next::Resume;
     }
     let fid = regs.x[0] as u32;

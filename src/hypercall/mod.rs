@@ -1,0 +1,16 @@
+//! Gunyah hypercalls: the vendor-hyp SMCCC services and the hypercall table, reached by the
+//! SMCCC path (`HVC #0` / trapped `SMC #0` with `X0 = 0xC600_8000 | N`) and the native path
+//! (`HVC #(0x6000 + N)`). See `/work/shared/reference/gunyah-abi.md` §1 and the `wurley_abi`
+//! crate for the numbers.
+//!
+//! - [`decode`]: which calls are ours (pure);
+//! - [`dispatch`]: what each call answers, as a [`dispatch::Reply`] of result registers (pure
+//!   for now; calls that need the VM will take it as a parameter).
+//!
+//! PSCI and the SMCCC architecture calls are not here: `vm::vpsci` answers them. The glue is in
+//! `vm::exit`, which tries this module first (the function-ID ranges do not overlap).
+
+pub mod decode;
+pub mod dispatch;
+
+pub use dispatch::{Reply, native, smccc};
