@@ -1,7 +1,7 @@
 //! Gunyah hypercalls: the vendor-hyp SMCCC services and the hypercall table, reached by the
 //! SMCCC path (`HVC #0` / trapped `SMC #0` with `X0 = 0xC600_8000 | N`) and the native path
-//! (`HVC #(0x6000 + N)`). See `/work/shared/reference/gunyah-abi.md` §1 and the `wurley_abi`
-//! crate for the numbers.
+//! (`HVC #(0x6000 + N)`). The numbers live in the `wurley_abi`
+//! crate; `docs/virtualization.md` lists what is answered.
 //!
 //! - [`decode`]: which calls are ours (pure);
 //! - [`dispatch`]: what each call answers, as a [`dispatch::Reply`] of result registers (pure
