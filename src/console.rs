@@ -33,17 +33,27 @@ pub fn print(args: fmt::Arguments<'_>) {
     cpu::restore_irqs(daif);
 }
 
-/// One byte of guest output, raw, optionally starting a line with `[prefix] `.
-pub fn write_guest(prefix: Option<&str>, byte: u8) {
+/// One byte of guest output, raw.
+pub fn write_guest(byte: u8) {
     let daif = cpu::save_and_disable_irqs();
     if let Some(uart) = UART.get() {
         let _line = LINE_LOCK.lock();
-        if let Some(p) = prefix {
-            uart.write_byte(b'[');
-            uart.write_str(p);
-            uart.write_str("] ");
-        }
         uart.write_byte(byte);
+    }
+    cpu::restore_irqs(daif);
+}
+
+/// A whole line (or a stalled partial one) of guest output, starting with `[prefix] `.
+pub fn write_guest_line(prefix: &str, bytes: &[u8]) {
+    let daif = cpu::save_and_disable_irqs();
+    if let Some(uart) = UART.get() {
+        let _line = LINE_LOCK.lock();
+        uart.write_byte(b'[');
+        uart.write_str(prefix);
+        uart.write_str("] ");
+        for &b in bytes {
+            uart.write_byte(b);
+        }
     }
     cpu::restore_irqs(daif);
 }

@@ -112,6 +112,9 @@ pub fn handle_with_guest(guest: Option<(&Vm, usize)>) {
             timer::arm(TICK_PERIOD.load(Ordering::Relaxed));
             if let Some(cpu) = percpu::current() {
                 cpu.ticks.fetch_add(1, Ordering::Relaxed);
+                if cpu.index == 0 {
+                    crate::vm::console::flush_quiet_lines();
+                }
             }
         } else if intid == UART_INTID.load(Ordering::Relaxed) {
             let mut buf = [0u8; 64];

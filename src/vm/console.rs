@@ -1,7 +1,9 @@
 //! The shared console: guest output to the physical UART, and physical input to the VM in focus.
 //!
 //! With one VM its output goes to the UART untouched, so an interactive shell behaves as on bare
-//! hardware. With several, each output line starts with `[name] `. Input goes to one VM at a
+//! hardware. With several, output is collected per VM and written a whole line at a time, each
+//! starting with `[name] `, so lines of different VMs never mix; a partial line (a shell prompt)
+//! is written once its VM has been quiet for a hypervisor tick. Input goes to one VM at a
 //! time; `Ctrl-]` (0x1d) moves the focus to the next VM that is still running.
 
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -18,12 +20,73 @@ pub fn set_focus(index: usize) {
     FOCUS.store(index, Ordering::Relaxed);
 }
 
+/// Longest line kept back before it is written anyway.
+pub const LINE_MAX: usize = 256;
+
+/// A VM's output line being collected (several VMs only).
+#[derive(Debug)]
+pub struct PendingLine {
+    buf: [u8; LINE_MAX],
+    len: usize,
+    /// No byte arrived since the last tick looked.
+    quiet: bool,
+}
+
+impl PendingLine {
+    /// An empty line.
+    pub const fn new() -> Self {
+        Self {
+            buf: [0; LINE_MAX],
+            len: 0,
+            quiet: false,
+        }
+    }
+
+    fn flush(&mut self, name: &str) {
+        if self.len > 0 {
+            crate::console::write_guest_line(name, self.buf.get(..self.len).unwrap_or(&[]));
+            self.len = 0;
+        }
+    }
+}
+
+impl Default for PendingLine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Output from `vm`'s UART.
 pub fn output(vm: &Vm, byte: u8) {
-    let prefix = machine::all().len() > 1 && vm.at_line_start.swap(false, Ordering::Relaxed);
-    crate::console::write_guest(prefix.then_some(vm.name.as_str()), byte);
-    if byte == b'\n' {
-        vm.at_line_start.store(true, Ordering::Relaxed);
+    if machine::all().len() <= 1 {
+        crate::console::write_guest(byte);
+        return;
+    }
+    let mut line = vm.out_line.lock();
+    let len = line.len;
+    if let Some(slot) = line.buf.get_mut(len) {
+        *slot = byte;
+        line.len += 1;
+    }
+    line.quiet = false;
+    if byte == b'\n' || line.len == LINE_MAX {
+        line.flush(&vm.name);
+    }
+}
+
+/// Called every hypervisor tick on one CPU: write partial lines of VMs that went quiet.
+pub fn flush_quiet_lines() {
+    let vms = machine::all();
+    if vms.len() <= 1 {
+        return;
+    }
+    for vm in vms {
+        if let Some(mut line) = vm.out_line.try_lock() {
+            if line.quiet {
+                line.flush(&vm.name);
+            }
+            line.quiet = true;
+        }
     }
 }
 

@@ -119,8 +119,8 @@ pub struct Vm {
     pub vcpus: Vec<VcpuSlot>,
     ended: AtomicBool,
     end_reason: Mutex<Option<EndReason>>,
-    /// Console bookkeeping: whether the next output byte starts a line.
-    pub at_line_start: AtomicBool,
+    /// Console output being collected into a line (when several VMs share the console).
+    pub out_line: Mutex<super::console::PendingLine>,
     /// Unhandled traps already reported (log once per VM).
     pub reported_unknown_trap: AtomicBool,
     _stage2: Stage2,
@@ -144,7 +144,7 @@ impl Vm {
             vcpus,
             ended: AtomicBool::new(false),
             end_reason: Mutex::new(None),
-            at_line_start: AtomicBool::new(true),
+            out_line: Mutex::new(super::console::PendingLine::new()),
             reported_unknown_trap: AtomicBool::new(false),
             _stage2: stage2,
         }

@@ -26,7 +26,7 @@ fn ret(r: PsciReturn) -> Outcome {
 /// if `fid` is neither PSCI nor an SMCCC architecture call.
 pub fn call(vm: &Vm, caller: usize, fid: u32, args: [u64; 3]) -> Option<Outcome> {
     match fid {
-        smccc::SMCCC_VERSION => return Some(Outcome::Return(u64::from(smccc::SMCCC_VERSION_1_1))),
+        smccc::SMCCC_VERSION => return Some(Outcome::Return(u64::from(smccc::SMCCC_VERSION_1_3))),
         smccc::ARCH_FEATURES => {
             let supported = matches!(args[0] as u32, smccc::SMCCC_VERSION | smccc::ARCH_FEATURES);
             let r = if supported {
