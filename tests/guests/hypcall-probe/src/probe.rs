@@ -88,33 +88,16 @@ impl Tally {
     }
 }
 
-/// `HVC #0` (SMCCC) with `X0..X7` = `x`; returns `X0..X3`. X8..X17 may be clobbered.
-fn hvc0(x: [u64; 8]) -> [u64; 4] {
-    let r: [u64; 4];
-    // SAFETY: a hypercall; it touches no guest memory and clobbers only the registers named.
-    unsafe {
-        let (r0, r1, r2, r3);
-        asm!("hvc #0",
-            inout("x0") x[0] => r0, inout("x1") x[1] => r1, inout("x2") x[2] => r2,
-            inout("x3") x[3] => r3, inout("x4") x[4] => _, inout("x5") x[5] => _,
-            inout("x6") x[6] => _, inout("x7") x[7] => _,
-            out("x8") _, out("x9") _, out("x10") _, out("x11") _, out("x12") _, out("x13") _,
-            out("x14") _, out("x15") _, out("x16") _, out("x17") _,
-            options(nostack));
-        r = [r0, r1, r2, r3];
-    }
-    r
-}
-
 /// A fast SMCCC call with function ID `fid` and no arguments.
 fn smccc_call(fid: u32) -> [u64; 4] {
-    hvc0([u64::from(fid), 0, 0, 0, 0, 0, 0, 0])
+    hvc_native::<0>([u64::from(fid), 0, 0, 0, 0, 0, 0, 0])
 }
 
-/// Native `HVC #IMM` with `X0..X7` = `x`; returns `X0..X3`.
+/// `HVC #IMM` with `X0..X7` = `x` (IMM 0 is the SMCCC conduit, 0x6000 + N the native Gunyah
+/// path); returns `X0..X3`. X8..X17 may be clobbered.
 fn hvc_native<const IMM: u16>(x: [u64; 8]) -> [u64; 4] {
     let r: [u64; 4];
-    // SAFETY: as for `hvc0`.
+    // SAFETY: a hypercall; it touches no guest memory and clobbers only the registers named.
     unsafe {
         let (r0, r1, r2, r3);
         asm!("hvc #{imm}",
