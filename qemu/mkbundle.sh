@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Write and compile a boot bundle (docs/configuration.md) with N identical Linux VMs.
+# Write and compile a boot bundle (docs/configuration.md) with N identical Linux VMs; with
+# two or more, the first two are linked by a message-queue pair named "chat".
 #   qemu/mkbundle.sh OUT.dtb KERNEL INITRD "BOOTARGS" VCPUS GUEST_MEM [VMS]
 # GUEST_MEM takes a size with an M or G suffix. The first VM gets the console focus.
 set -euo pipefail
@@ -37,6 +38,15 @@ dts="${out%.dtb}.dts"
         echo '        };'
     done
     echo '    };'
+    if [ "$vms" -gt 1 ]; then
+        # The first two VMs talk over a message-queue pair (Gunyah's /hypervisor binding).
+        echo '    links {'
+        echo '        chat {'
+        echo '            compatible = "wurley,msgqueue-pair";'
+        echo '            vms = "linux1", "linux2";'
+        echo '        };'
+        echo '    };'
+    fi
     echo '};'
 } > "$dts"
 dtc -q -I dts -O dtb -o "$out" "$dts"

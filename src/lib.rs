@@ -8,6 +8,8 @@
 //! - [`mm`]: physical addresses, the frame allocator and the kernel heap;
 //! - [`cmdline`]: the hypervisor's boot options;
 //! - [`bundle`]: the boot bundle (VM manifest and images) parsed and validated;
+//! - [`object`]: hypervisor objects (partitions, cspaces, message queues, doorbells, VICs) and
+//!   the capabilities that name them;
 //! - [`hypercall`]: the Gunyah hypercall ABI (vendor-hyp services, the hypercall table);
 //! - [`vm`]: virtual machines: stage 2, vCPUs, the virtual GIC, timer, PSCI and PL011;
 //! - `console`, `logger`, `irq`, `panic`: output, the `log` backend, interrupts at EL2, panics;
@@ -25,6 +27,7 @@ pub mod bundle;
 pub mod cmdline;
 pub mod hypercall;
 pub mod mm;
+pub mod object;
 pub mod platform;
 pub mod vm;
 

@@ -154,6 +154,9 @@ fn two_vms_run_side_by_side_with_named_output() {
         .expect("[linux2] WURLEY-GUEST-UP cpus=1 ")
         .expect("[linux1] WURLEY-TEST boot PASS")
         .expect("[linux2] WURLEY-TEST boot PASS")
+        .expect("link chat: ready")
+        .expect("[linux1] WURLEY-HYPERVISOR-NODE message-queue-pair@")
+        .expect("[linux2] WURLEY-HYPERVISOR-NODE message-queue-pair@")
         .expect("VM linux1 ended: PowerOff")
         .expect("VM linux2 ended: PowerOff")
         .expect("last VM ended: powering off");

@@ -49,8 +49,6 @@ fn build_guest(package: &str, dir: &Path) -> PathBuf {
 
 /// A bundle with one 16 MiB, 1-vCPU VM whose kernel is `kernel`.
 fn bundle(dir: &Path, name: &str, kernel: &Path) -> PathBuf {
-    let dts = dir.join("bundle.dts");
-    let dtb = dir.join("bundle.dtb");
     let text = format!(
         r#"/dts-v1/;
 / {{
@@ -67,6 +65,13 @@ fn bundle(dir: &Path, name: &str, kernel: &Path) -> PathBuf {
 "#,
         kernel.display()
     );
+    compile(dir, &text)
+}
+
+/// Compile bundle source `text` in `dir`.
+fn compile(dir: &Path, text: &str) -> PathBuf {
+    let dts = dir.join("bundle.dts");
+    let dtb = dir.join("bundle.dtb");
     std::fs::write(&dts, text).unwrap();
     let status = Command::new("dtc")
         .args(["-q", "-I", "dts", "-O", "dtb", "-o"])
@@ -118,5 +123,89 @@ fn hypcall_probe() {
     run.expect("called SYSTEM_OFF");
     if run.exit != Some(Some(0)) {
         run.fail("QEMU should exit with status 0 after the probe powers off");
+    }
+}
+
+/// Three EL1 guests (`tests/guests/vmapi-guest`): `ping` and `pong` linked by a message-queue
+/// pair and a doorbell exchange thousands of 240-byte messages and ring the doorbell with
+/// masks, all driven by their vIRQs; `hostile`, which holds caps to its own partition, cspace
+/// and VIC, walks every error path of the ABI meanwhile. Each prints `VMAPI <role> ...` lines
+/// and powers off; the machine stops when all three have.
+#[test]
+fn msgqueue_doorbell_and_hostile_guests() {
+    let dir = scratch("vmapi-ipc");
+    let kernel = build_guest("vmapi-guest", &dir);
+    let k = kernel.display();
+    let text = format!(
+        r#"/dts-v1/;
+/ {{
+    compatible = "wurley,bundle-v1";
+    vms {{
+        ping {{
+            kernel = /incbin/("{k}");
+            memory-size = <0x0 0x1000000>;
+            bootargs = "role=ping count=2000";
+            console;
+        }};
+        pong {{
+            kernel = /incbin/("{k}");
+            memory-size = <0x0 0x1000000>;
+            bootargs = "role=pong count=2000";
+        }};
+        hostile {{
+            kernel = /incbin/("{k}");
+            memory-size = <0x0 0x1000000>;
+            bootargs = "role=hostile";
+            capabilities = "partition", "cspace", "vic";
+            object-memory = <0x100000>;
+        }};
+    }};
+    links {{
+        chat {{
+            compatible = "wurley,msgqueue-pair";
+            vms = "ping", "pong";
+            queue-depth = <8>;
+            message-size = <240>;
+        }};
+        bell {{
+            compatible = "wurley,doorbell";
+            sender = "ping";
+            receiver = "pong";
+        }};
+    }};
+}};
+"#
+    );
+    let q = Qemu {
+        initrd: Some(compile(&dir, &text)),
+        ..Qemu::smp(4)
+    };
+    let timeout = Duration::from_secs(120);
+    let run = q.run_until(timeout, |_| false);
+    if run.timed_out {
+        run.fail(&format!("the guests did not all finish within {timeout:?}"));
+    }
+    run.reject("*** EL2 EXCEPTION")
+        .reject("*** PANIC")
+        .reject("guest exception");
+    for line in run.log.lines().filter(|l| l.contains("VMAPI ")) {
+        eprintln!("{line}");
+        if line.contains(" FAIL") {
+            run.fail(&format!("failed check: {line}"));
+        }
+    }
+    for role in ["ping", "pong", "hostile"] {
+        let done = run
+            .log
+            .lines()
+            .find(|l| l.contains(&format!("VMAPI {role} DONE")))
+            .unwrap_or_else(|| run.fail(&format!("{role} did not report DONE")));
+        if !done.contains("fail=0") {
+            run.fail(&format!("{role}: {done}"));
+        }
+    }
+    run.expect("link chat: ready").expect("link bell: ready");
+    if run.exit != Some(Some(0)) {
+        run.fail("QEMU should exit with status 0 once every guest powered off");
     }
 }

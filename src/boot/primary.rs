@@ -186,6 +186,10 @@ extern "C" fn primary_main(untrusted_dtb: u64, _load_base: u64) -> ! {
     if let Err(e) = crate::irq::enable_console_input(me) {
         log::warn!("console input unavailable: {e}");
     }
+    crate::object::entropy::add_entropy(cpu::counter());
+    if let Some(r) = cpu::hardware_random() {
+        crate::object::entropy::add_entropy(r);
+    }
     let started = match platform.initrd {
         Some(range) => {
             // SAFETY: the loader put the boot bundle there; the range is RAM mapped at EL2,

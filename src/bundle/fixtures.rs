@@ -21,6 +21,11 @@ fixture!(WRONG_COMPATIBLE, "wrong-compatible.dtb");
 fixture!(NO_VMS, "no-vms.dtb");
 fixture!(LONG_NAME, "long-name.dtb");
 fixture!(FROM_TEMPLATE, "from-template.dtb");
+fixture!(LINKS, "links.dtb");
+fixture!(LINK_ERRORS, "link-errors.dtb");
+fixture!(LINK_LIMIT, "link-limit.dtb");
+fixture!(DUPLICATE_LINKS, "duplicate-links.dtb");
+fixture!(CAPABILITIES, "capabilities.dtb");
 
 /// A QEMU `virt` device tree (a fixture of `src/platform/`): a device tree, but not a bundle.
 pub(super) const QEMU_VIRT: &[u8] = include_bytes!("../../tests/data/virt-gicv3-smp2-1g.dtb");

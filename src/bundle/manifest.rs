@@ -1,6 +1,6 @@
 //! Reading the manifest out of the bundle's device tree: the root checks, then each VM node on
 //! its own ([`Candidate`]), collecting every problem of a VM rather than stopping at the first.
-//! Checks across VMs are in `check.rs`.
+//! Checks across VMs are in `check.rs`, the link nodes in `links.rs`.
 
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -9,10 +9,11 @@ use core::fmt;
 use core::ops::{Range, RangeInclusive};
 
 use super::image::KernelImage;
+use super::links::{self, LinkCandidate};
 use super::{
-    BundleError, COMPATIBLE, DEFAULT_MEMORY_BASE, DEFAULT_PRIORITY, DEFAULT_TIMESLICE_US,
-    DT_RESERVE, IPA_LIMIT, Limits, MAX_BOOTARGS_LEN, MAX_NAME_LEN, MEMORY_ALIGN, MIN_MEMORY_SIZE,
-    PRIORITIES, TIMESLICES_US,
+    BundleError, COMPATIBLE, Capabilities, DEFAULT_MEMORY_BASE, DEFAULT_OBJECT_MEMORY,
+    DEFAULT_PRIORITY, DEFAULT_TIMESLICE_US, DT_RESERVE, IPA_LIMIT, Limits, MAX_BOOTARGS_LEN,
+    MAX_NAME_LEN, MEMORY_ALIGN, MIN_MEMORY_SIZE, OBJECT_MEMORY, PRIORITIES, TIMESLICES_US,
 };
 use crate::platform::{DtError, NodeRef, Tree};
 use crate::vm::layout;
@@ -28,15 +29,19 @@ const VM_PROPS: &[&str] = &[
     "priority",
     "timeslice-us",
     "console",
+    "capabilities",
+    "object-memory",
     "status",
     "description",
 ];
 /// Properties allowed on any node: set by `dtc` (phandles) or by old trees (`name`).
-const TOLERATED: &[&str] = &["phandle", "linux,phandle", "name"];
+pub(super) const TOLERATED: &[&str] = &["phandle", "linux,phandle", "name"];
 /// Properties of the root node.
 const ROOT_PROPS: &[&str] = &["compatible", "description", "#address-cells", "#size-cells"];
-/// Nodes under the root: the VMs, and the labels `dtc -@` records.
-const ROOT_NODES: &[&str] = &["vms", "__symbols__"];
+/// Nodes under the root: the VMs, the links, and the labels `dtc -@` records.
+const ROOT_NODES: &[&str] = &["vms", "links", "__symbols__"];
+/// `capabilities` values.
+const CAPABILITIES: &[&str] = &["partition", "cspace", "vic"];
 
 const PAGE: u64 = 4096;
 
@@ -57,13 +62,27 @@ pub(super) struct Candidate {
     pub(super) priority: u32,
     pub(super) timeslice_us: u32,
     pub(super) console: bool,
+    pub(super) capabilities: Capabilities,
+    pub(super) object_memory: u32,
+}
+
+/// A child of `/vms`, valid or not: what a link naming it is told when it is not started.
+pub(super) struct VmNode {
+    pub(super) name: String,
+    /// Not `status = "disabled"`.
+    pub(super) enabled: bool,
 }
 
 /// What the manifest says, before the checks across VMs.
 pub(super) struct Manifest {
     /// VMs valid on their own, in manifest order.
     pub(super) vms: Vec<Candidate>,
-    /// Problems, each with its VM's [`Candidate::order`] (0 for the file as a whole).
+    /// Every child of `/vms`, in manifest order.
+    pub(super) vm_nodes: Vec<VmNode>,
+    /// The enabled children of `/links`, in manifest order, their VMs not yet looked up.
+    pub(super) links: Vec<LinkCandidate>,
+    /// Problems, each with its VM's [`Candidate::order`] or its link's
+    /// [`LinkCandidate::order`] (0 for the file as a whole).
     pub(super) errors: Vec<(usize, BundleError)>,
 }
 
@@ -113,12 +132,14 @@ pub(super) fn read(
     }
 
     let mut out = Vec::new();
+    let mut vm_nodes = Vec::new();
     let mut names: Vec<&str> = Vec::new();
     for (i, node) in vms.children().enumerate() {
         let order = i + 1;
         let name = node.name();
         let mut vm = Vm::new(node, blob.clone());
-        if vm.enabled() {
+        let enabled = vm.enabled();
+        if enabled {
             if names.contains(&name) {
                 vm.problem("node name: another VM node before it has the same name");
             }
@@ -127,6 +148,10 @@ pub(super) fn read(
                 out.push(candidate);
             }
         }
+        vm_nodes.push(VmNode {
+            name: name.to_string(),
+            enabled,
+        });
         for p in vm.problems {
             errors.push((order, BundleError::vm(name, p)));
         }
@@ -134,15 +159,88 @@ pub(super) fn read(
     if names.is_empty() {
         errors.push((usize::MAX, BundleError::file("node '/vms': no enabled VM")));
     }
-    Ok(Manifest { vms: out, errors })
+    // Link errors sort after every VM's.
+    let links = match root.children().find(|n| n.name() == "links") {
+        Some(node) => links::read(node, vm_nodes.len() + 1, &mut errors),
+        None => Vec::new(),
+    };
+    Ok(Manifest {
+        vms: out,
+        vm_nodes,
+        links,
+        errors,
+    })
 }
 
 /// A [`DtError`] as `property 'x': problem`.
-fn dt_problem(e: &DtError) -> String {
+pub(super) fn dt_problem(e: &DtError) -> String {
     match e.property {
         Some(p) => format!("property '{p}': {}", e.problem),
         None => e.problem.to_string(),
     }
+}
+
+/// What is wrong with `name` as the name of a `what` ("VM", "link"), whose good names look like
+/// `example`.
+pub(super) fn name_problem(name: &str, what: &str, example: &str) -> Option<String> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || ",._+-".contains(c);
+    if name.contains('@') {
+        Some(format!(
+            "node name: has a unit address; name the node after the {what}, e.g. '{example}'"
+        ))
+    } else if name.is_empty() || name.len() > MAX_NAME_LEN {
+        Some(format!("node name: must be 1 to {MAX_NAME_LEN} characters"))
+    } else if !name.chars().all(ok) {
+        Some(String::from(
+            "node name: only letters, digits and , . _ + - are allowed",
+        ))
+    } else {
+        None
+    }
+}
+
+/// `status` of `node`: whether to read it at all, and what is wrong with the property (a bad
+/// `status` counts as enabled, so that the node is read for more problems).
+pub(super) fn status(node: NodeRef<'_, '_>) -> (bool, Option<String>) {
+    match node.strings("status") {
+        Ok(list) => match list.as_slice() {
+            [] | ["okay"] | ["ok"] => (true, None),
+            ["disabled"] => (false, None),
+            [other] => (
+                true,
+                Some(format!(
+                    "property 'status': \"{other}\" is neither \"okay\" nor \"disabled\""
+                )),
+            ),
+            _ => (
+                true,
+                Some(String::from("property 'status': must be one string")),
+            ),
+        },
+        Err(e) => (true, Some(dt_problem(&e))),
+    }
+}
+
+/// One-cell property `name` of `node` in `range`, `default` if absent; `unit` follows the range
+/// in the message.
+pub(super) fn u32_in(
+    node: NodeRef<'_, '_>,
+    name: &'static str,
+    default: u32,
+    range: RangeInclusive<u32>,
+    unit: &str,
+) -> Result<u32, String> {
+    let v = node
+        .u32_prop(name)
+        .map_err(|e| dt_problem(&e))?
+        .unwrap_or(default);
+    if range.contains(&v) {
+        return Ok(v);
+    }
+    let (lo, hi) = (range.start(), range.end());
+    Err(format!(
+        "property '{name}': {v} is outside {lo}..={hi}{unit}"
+    ))
 }
 
 /// One VM node being read, and what is wrong with it so far.
@@ -200,6 +298,13 @@ impl<'t, 'a> Vm<'t, 'a> {
             " microseconds",
         );
         let console = self.console();
+        let capabilities = self.capabilities();
+        let object_memory = self.u32_in(
+            "object-memory",
+            DEFAULT_OBJECT_MEMORY,
+            OBJECT_MEMORY,
+            " bytes",
+        );
 
         if let (Some(size), Some(base)) = (memory_size, memory_base) {
             self.check_range(size, base, vcpus.unwrap_or(1));
@@ -230,6 +335,8 @@ impl<'t, 'a> Vm<'t, 'a> {
             priority: priority?,
             timeslice_us: timeslice_us?,
             console: console?,
+            capabilities: capabilities?,
+            object_memory: object_memory?,
         })
     }
 
@@ -244,39 +351,14 @@ impl<'t, 'a> Vm<'t, 'a> {
     /// `status`: whether to read the VM at all (a bad `status` is a problem, and the VM is read
     /// for more).
     fn enabled(&mut self) -> bool {
-        match self.node.strings("status") {
-            Ok(list) => match list.as_slice() {
-                [] | ["okay"] | ["ok"] => true,
-                ["disabled"] => false,
-                [other] => {
-                    self.bad(
-                        "status",
-                        format!("\"{other}\" is neither \"okay\" nor \"disabled\""),
-                    );
-                    true
-                }
-                _ => {
-                    self.bad("status", "must be one string");
-                    true
-                }
-            },
-            Err(e) => {
-                self.problem(dt_problem(&e));
-                true
-            }
-        }
+        let (enabled, problem) = status(self.node);
+        self.problems.extend(problem);
+        enabled
     }
 
     fn check_name(&mut self) {
-        let name = self.node.name();
-        let ok = |c: char| c.is_ascii_alphanumeric() || ",._+-".contains(c);
-        if name.contains('@') {
-            self.problem("node name: has a unit address; name the node after the VM, e.g. 'linux'");
-        } else if name.is_empty() || name.len() > MAX_NAME_LEN {
-            self.problem(format!("node name: must be 1 to {MAX_NAME_LEN} characters"));
-        } else if !name.chars().all(ok) {
-            self.problem("node name: only letters, digits and , . _ + - are allowed");
-        }
+        let problem = name_problem(self.node.name(), "VM", "linux");
+        self.problems.extend(problem);
     }
 
     /// Unknown properties and child nodes.
@@ -464,21 +546,46 @@ impl<'t, 'a> Vm<'t, 'a> {
         range: RangeInclusive<u32>,
         unit: &str,
     ) -> Option<u32> {
-        match self.node.u32_prop(name) {
-            Ok(v) => {
-                let v = v.unwrap_or(default);
-                if range.contains(&v) {
-                    return Some(v);
-                }
-                let (lo, hi) = (range.start(), range.end());
-                self.bad(name, format!("{v} is outside {lo}..={hi}{unit}"));
-                None
-            }
+        u32_in(self.node, name, default, range, unit)
+            .map_err(|p| self.problem(p))
+            .ok()
+    }
+
+    /// `capabilities`: each of [`CAPABILITIES`] at most once.
+    fn capabilities(&mut self) -> Option<Capabilities> {
+        let list = match self.node.strings("capabilities") {
+            Ok(list) => list,
             Err(e) => {
                 self.problem(dt_problem(&e));
-                None
+                return None;
             }
+        };
+        let mut caps = Capabilities::default();
+        let mut ok = true;
+        let mut repeated: Vec<&str> = Vec::new();
+        for cap in list {
+            let slot = match cap {
+                "partition" => &mut caps.partition,
+                "cspace" => &mut caps.cspace,
+                "vic" => &mut caps.vic,
+                _ => {
+                    let known = CAPABILITIES.join("\", \"");
+                    self.bad(
+                        "capabilities",
+                        format!("\"{cap}\" is not one of \"{known}\""),
+                    );
+                    ok = false;
+                    continue;
+                }
+            };
+            if *slot && !repeated.contains(&cap) {
+                self.bad("capabilities", format!("\"{cap}\" is listed twice"));
+                repeated.push(cap);
+                ok = false;
+            }
+            *slot = true;
         }
+        ok.then_some(caps)
     }
 
     fn console(&mut self) -> Option<bool> {

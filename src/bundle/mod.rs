@@ -40,6 +40,8 @@
 //! | `priority` | u32 | 0..=63, default 32 (for the scheduler) |
 //! | `timeslice-us` | u32 | 100..=100000, default 5000 (for the scheduler) |
 //! | `console` | empty | this VM has the console input first; at most one VM |
+//! | `capabilities` | strings | caps to its own objects: `"partition"`, `"cspace"`, `"vic"` (each at most once); default none |
+//! | `object-memory` | u32 | bytes of objects it may create through its partition cap, [`OBJECT_MEMORY`]; default 256 KiB |
 //! | `status` | string | `"okay"` (default) or `"disabled"`: skip the VM without reading it |
 //! | `description` | string | free text, ignored |
 //!
@@ -55,19 +57,48 @@
 //! two VMs with explicit bases must not overlap, and an explicit range must stay clear of the
 //! emulated devices (GIC, PL011) and inside the 39-bit IPA space.
 //!
+//! `/links`, optional, joins started VMs: each child is a link ([`LinkSpec`]), named by its node
+//! name (the same rules as a VM's, unique within `/links`):
+//!
+//! ```dts
+//! links {
+//!     chat {
+//!         compatible = "wurley,msgqueue-pair";  // a message queue each way
+//!         vms = "ping", "pong";
+//!         queue-depth = <8>;                    // 1..=255, default 8
+//!         message-size = <240>;                 // 1..=1023 bytes, default 240
+//!     };
+//!     bell {
+//!         compatible = "wurley,doorbell";
+//!         sender = "ping";
+//!         receiver = "pong";
+//!     };
+//! };
+//! ```
+//!
+//! A link also takes `status` and `description` like a VM; anything else is an error. It joins
+//! two different VMs, both started, and each VM can be in at most [`MAX_LINKS_PER_VM`] links.
+//! Each VM learns of its ends of links, and of its `capabilities`, from a `/hypervisor` node in
+//! its device tree (Gunyah's binding; written by `vm::devicetree`).
+//!
 //! # Errors
 //!
 //! One bad VM does not stop the others. [`Bundle::errors`] lists every problem in manifest
-//! order; an error naming a VM means that VM is not in [`Bundle::vms`]. First each VM on its own:
-//! all problems of its properties are reported together, and a name already used by an earlier
-//! VM node is one. Then, in manifest order, each remaining VM must not claim the console a VM
-//! before it has, overlap an earlier explicit `memory-base`, or need more vCPUs than the physical
-//! CPUs left by the VMs before it ([`Limits::max_vcpus_total`]; each vCPU is pinned to its own
-//! CPU); a VM failing these claims nothing. Errors without a VM concern the file: what was
-//! ignored outside the VM nodes, or that no VM is enabled.
+//! order (the VMs, then the links); an error naming a VM means that VM is not in
+//! [`Bundle::vms`], one naming a link that the link is not in [`Bundle::links`]. First each VM
+//! on its own: all problems of its properties are reported together, and a name already used
+//! by an earlier VM node is one. Then, in manifest order, each remaining VM must not claim the
+//! console a VM before it has, overlap an earlier explicit `memory-base`, or need more vCPUs
+//! than the physical CPUs left by the VMs before it ([`Limits::max_vcpus_total`]; each vCPU is
+//! pinned to its own CPU); a VM failing these claims nothing. Last each link, the same way: its
+//! own properties and name, then its VMs, looked up among those that passed (a link to a VM
+//! that is not started is refused; the VMs still start), then, in manifest order, the per-VM
+//! link count (a refused link counts for nothing). Errors without a VM or link concern the
+//! file: what was ignored outside the VM and link nodes, or that no VM is enabled.
 
 mod check;
 mod image;
+mod links;
 mod manifest;
 
 #[cfg(test)]
@@ -115,6 +146,25 @@ pub const DEFAULT_TIMESLICE_US: u32 = 5_000;
 pub const MAX_NAME_LEN: usize = 29;
 /// Longest `bootargs` (arm64 Linux's `COMMAND_LINE_SIZE` less the NUL).
 pub const MAX_BOOTARGS_LEN: usize = 2047;
+/// `object-memory` values, in bytes.
+pub const OBJECT_MEMORY: RangeInclusive<u32> = 4096..=16 << 20;
+/// `object-memory` when not given.
+pub const DEFAULT_OBJECT_MEMORY: u32 = 256 << 10;
+/// `compatible` of a message-queue-pair link.
+pub const MSGQUEUE_PAIR_COMPATIBLE: &str = "wurley,msgqueue-pair";
+/// `compatible` of a doorbell link.
+pub const DOORBELL_COMPATIBLE: &str = "wurley,doorbell";
+/// `queue-depth` values.
+pub const QUEUE_DEPTHS: RangeInclusive<u32> = 1..=255;
+/// `queue-depth` when not given.
+pub const DEFAULT_QUEUE_DEPTH: u32 = 8;
+/// `message-size` values, in bytes.
+pub const MESSAGE_SIZES: RangeInclusive<u32> = 1..=1023;
+/// `message-size` when not given.
+pub const DEFAULT_MESSAGE_SIZE: u32 = 240;
+/// The most links one VM can be in: each link end takes up to 2 of the 32 vIRQs a VM has for
+/// its links (SPIs from INTID 64 up; a message-queue pair takes 2, a doorbell's receiver 1).
+pub const MAX_LINKS_PER_VM: usize = 16;
 
 /// What the machine allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,8 +190,53 @@ impl Limits {
 pub struct Bundle<'a> {
     /// The valid, enabled VMs.
     pub vms: Vec<VmSpec<'a>>,
-    /// Problems, in manifest order; one naming a VM means that VM is not in `vms`.
+    /// The valid, enabled links between VMs of `vms`, in manifest order.
+    pub links: Vec<LinkSpec>,
+    /// Problems, in manifest order; one naming a VM means that VM is not in `vms`, one naming a
+    /// link that the link is not in `links`.
     pub errors: Vec<BundleError>,
+}
+
+/// Caps a VM gets to its own objects (`capabilities`), listed in its device tree.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// `"partition"`: its partition, to create objects in (up to [`VmSpec::object_memory`]).
+    pub partition: bool,
+    /// `"cspace"`: its own cspace.
+    pub cspace: bool,
+    /// `"vic"`: its virtual interrupt controller, to bind interrupt sources to.
+    pub vic: bool,
+}
+
+/// A link between two started VMs (a child of `/links`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkSpec {
+    /// The node name under `/links`.
+    pub name: String,
+    /// What it is and whom it joins.
+    pub kind: LinkKind,
+}
+
+/// What a link is; VMs are indices into [`Bundle::vms`], always two different ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkKind {
+    /// `wurley,msgqueue-pair`: a message queue each way; each VM gets a TX and an RX cap and
+    /// their two vIRQs.
+    MsgQueuePair {
+        /// The two VMs, as `vms` lists them.
+        vms: [usize; 2],
+        /// Messages each queue holds, in [`QUEUE_DEPTHS`].
+        depth: u32,
+        /// Largest message in bytes, in [`MESSAGE_SIZES`].
+        message_size: u32,
+    },
+    /// `wurley,doorbell`: `sender` rings, `receiver` gets the vIRQ.
+    Doorbell {
+        /// The VM that rings it.
+        sender: usize,
+        /// The VM that is interrupted.
+        receiver: usize,
+    },
 }
 
 /// One VM to create. Images borrow the bundle.
@@ -168,6 +263,10 @@ pub struct VmSpec<'a> {
     pub timeslice_us: u32,
     /// Whether this VM gets console input first (at most one VM has it).
     pub console: bool,
+    /// Caps to its own objects.
+    pub capabilities: Capabilities,
+    /// Bytes of objects it may create through its partition cap, in [`OBJECT_MEMORY`].
+    pub object_memory: u32,
 }
 
 impl fmt::Debug for VmSpec<'_> {
@@ -183,15 +282,19 @@ impl fmt::Debug for VmSpec<'_> {
             .field("priority", &self.priority)
             .field("timeslice_us", &self.timeslice_us)
             .field("console", &self.console)
+            .field("capabilities", &self.capabilities)
+            .field("object_memory", &self.object_memory)
             .finish()
     }
 }
 
-/// A problem with the bundle, or with one VM of it.
+/// A problem with the bundle, or with one VM or link of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BundleError {
-    /// The VM at fault; `None` for the file as a whole.
+    /// The VM at fault; `None` for a link or the file as a whole.
     pub vm: Option<String>,
+    /// The link at fault (a node under `/links`); `None` for a VM or the file as a whole.
+    pub link: Option<String>,
     /// What is wrong, naming the property or node, e.g. `property 'kernel': missing`.
     pub problem: String,
 }
@@ -201,6 +304,7 @@ impl BundleError {
     fn file(problem: impl Into<String>) -> Self {
         Self {
             vm: None,
+            link: None,
             problem: problem.into(),
         }
     }
@@ -209,6 +313,16 @@ impl BundleError {
     fn vm(vm: &str, problem: impl Into<String>) -> Self {
         Self {
             vm: Some(vm.into()),
+            link: None,
+            problem: problem.into(),
+        }
+    }
+
+    /// A problem with link `link`.
+    fn link(link: &str, problem: impl Into<String>) -> Self {
+        Self {
+            vm: None,
+            link: Some(link.into()),
             problem: problem.into(),
         }
     }
@@ -216,9 +330,10 @@ impl BundleError {
 
 impl fmt::Display for BundleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.vm {
-            Some(vm) => write!(f, "bundle: vm '{vm}': {}", self.problem),
-            None => write!(f, "bundle: {}", self.problem),
+        match (&self.vm, &self.link) {
+            (Some(vm), _) => write!(f, "bundle: vm '{vm}': {}", self.problem),
+            (None, Some(link)) => write!(f, "bundle: link '{link}': {}", self.problem),
+            (None, None) => write!(f, "bundle: {}", self.problem),
         }
     }
 }
@@ -250,8 +365,6 @@ pub fn parse<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Bundle<'a>, BundleE
         })??;
     let (kept, mut errors) = check::across(read.vms, limits);
     errors.extend(read.errors);
-    errors.sort_by_key(|(order, _)| *order);
-    let mut errors: Vec<BundleError> = errors.into_iter().map(|(_, e)| e).collect();
 
     let mut vms = Vec::with_capacity(kept.len());
     for vm in kept {
@@ -273,12 +386,24 @@ pub fn parse<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Bundle<'a>, BundleE
                 priority: vm.priority,
                 timeslice_us: vm.timeslice_us,
                 console: vm.console,
+                capabilities: vm.capabilities,
+                object_memory: vm.object_memory,
             }),
             // Unreachable: the spans were measured in a copy of `bytes`.
-            _ => errors.push(BundleError::vm(&vm.name, "images outside the bundle")),
+            _ => errors.push((
+                vm.order,
+                BundleError::vm(&vm.name, "images outside the bundle"),
+            )),
         }
     }
-    Ok(Bundle { vms, errors })
+
+    // Links last, against the final list, so that their indices are right.
+    let started: Vec<&str> = vms.iter().map(|v| v.name.as_str()).collect();
+    let (links, link_errors) = links::resolve(read.links, &started, &read.vm_nodes);
+    errors.extend(link_errors);
+    errors.sort_by_key(|(order, _)| *order);
+    let errors = errors.into_iter().map(|(_, e)| e).collect();
+    Ok(Bundle { vms, links, errors })
 }
 
 const FDT_MAGIC: [u8; 4] = [0xd0, 0x0d, 0xfe, 0xed];

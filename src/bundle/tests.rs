@@ -74,6 +74,9 @@ fn two_vms_in_full() {
         (1, DEFAULT_PRIORITY, DEFAULT_TIMESLICE_US)
     );
     assert!(!rtos.console);
+    assert_eq!(rtos.capabilities, Capabilities::default());
+    assert_eq!(rtos.object_memory, DEFAULT_OBJECT_MEMORY);
+    assert_eq!(b.links, []);
 }
 
 #[test]
@@ -130,7 +133,7 @@ fn each_problem_of_a_vm_is_named() {
         .map(|e| (e.vm.as_deref().unwrap(), e.problem.as_str()))
         .collect();
     let known = "kernel, initrd, bootargs, memory-size, memory-base, vcpus, priority, timeslice-us, \
-                 console, status, description";
+                 console, capabilities, object-memory, status, description";
     let typo = format!("property 'bootarg': unknown; a VM node takes {known}");
     let typo2 = format!("property 'initrd-file': unknown; a VM node takes {known}");
     let expect: Vec<(&str, &str)> = vec![
@@ -408,4 +411,263 @@ fn sizes_read_well() {
     assert_eq!(s(3 << 20), "3 MiB");
     assert_eq!(s(2 << 30), "2 GiB");
     assert_eq!(s((1 << 20) + 1), "0x100001 bytes");
+}
+
+fn pair(name: &str, vms: [usize; 2], depth: u32, message_size: u32) -> LinkSpec {
+    LinkSpec {
+        name: name.to_string(),
+        kind: LinkKind::MsgQueuePair {
+            vms,
+            depth,
+            message_size,
+        },
+    }
+}
+
+fn doorbell(name: &str, sender: usize, receiver: usize) -> LinkSpec {
+    LinkSpec {
+        name: name.to_string(),
+        kind: LinkKind::Doorbell { sender, receiver },
+    }
+}
+
+/// How many links VM `vm` is in.
+fn links_of(b: &Bundle<'_>, vm: usize) -> usize {
+    b.links
+        .iter()
+        .filter(|l| match l.kind {
+            LinkKind::MsgQueuePair { vms, .. } => vms.contains(&vm),
+            LinkKind::Doorbell { sender, receiver } => sender == vm || receiver == vm,
+        })
+        .count()
+}
+
+fn link_names<'b>(b: &'b Bundle<'_>) -> Vec<&'b str> {
+    b.links.iter().map(|l| l.name.as_str()).collect()
+}
+
+#[test]
+fn links_in_full() {
+    let b = parse(LINKS, &ROOMY).unwrap();
+    assert_eq!(b.errors, []);
+    assert_eq!(names(&b), ["ping", "pong"]);
+    assert_eq!(
+        b.links,
+        [
+            pair("chat", [0, 1], DEFAULT_QUEUE_DEPTH, DEFAULT_MESSAGE_SIZE),
+            doorbell("bell", 1, 0),
+            pair("bulk", [1, 0], 255, 1023),
+            pair("tiny", [0, 1], 1, 1),
+        ]
+    );
+    assert_eq!((DEFAULT_QUEUE_DEPTH, DEFAULT_MESSAGE_SIZE), (8, 240));
+
+    let (ping, pong) = (&b.vms[0], &b.vms[1]);
+    let all = Capabilities {
+        partition: true,
+        cspace: true,
+        vic: true,
+    };
+    assert_eq!(ping.capabilities, all);
+    assert_eq!(ping.object_memory, 1 << 20);
+    assert_eq!(
+        pong.capabilities,
+        Capabilities {
+            vic: true,
+            ..Capabilities::default()
+        }
+    );
+    assert_eq!(pong.object_memory, 256 << 10);
+}
+
+#[test]
+fn links_to_a_vm_dropped_in_round_two_are_refused() {
+    // ping takes both CPUs: pong is refused across VMs, every link with it.
+    let b = parse(LINKS, &Limits::new(2)).unwrap();
+    assert_eq!(names(&b), ["ping"]);
+    assert_eq!(b.links, []);
+    assert_eq!(
+        messages(&b),
+        [
+            "bundle: vm 'pong': property 'vcpus': 1 vCPU does not fit: 0 of the 2 physical CPUs are left after the VMs before it",
+            "bundle: link 'chat': property 'vms': VM 'pong' is not started (refused above)",
+            "bundle: link 'bell': property 'sender': VM 'pong' is not started (refused above)",
+            "bundle: link 'bulk': property 'vms': VM 'pong' is not started (refused above)",
+            "bundle: link 'tiny': property 'vms': VM 'pong' is not started (refused above)",
+        ]
+    );
+    let e = &b.errors[1];
+    assert_eq!((e.vm.as_deref(), e.link.as_deref()), (None, Some("chat")));
+    assert_eq!(
+        e.problem,
+        "property 'vms': VM 'pong' is not started (refused above)"
+    );
+}
+
+#[test]
+fn each_problem_of_a_link_is_named() {
+    let b = parse(LINK_ERRORS, &ROOMY).unwrap();
+    // "second" refused in round 2 and "broken" in round 1 do not shift the indices.
+    assert_eq!(names(&b), ["first", "third"]);
+    assert_eq!(
+        b.links,
+        [
+            pair("ok", [1, 0], DEFAULT_QUEUE_DEPTH, DEFAULT_MESSAGE_SIZE),
+            doorbell("last", 0, 1),
+        ]
+    );
+    let kinds = "\"wurley,msgqueue-pair\" or \"wurley,doorbell\"";
+    let pair_takes = "unknown; a wurley,msgqueue-pair link takes compatible, vms, queue-depth, \
+                      message-size, status, description";
+    let expect: Vec<String> = [
+        "bundle: node '/links' property 'count': unknown, ignored",
+        "bundle: vm 'broken': property 'vcpus': 0; a VM needs at least 1",
+        "bundle: vm 'second': property 'console': VM 'first' before it already has the console",
+        &format!("bundle: link 'no-compatible': property 'compatible': missing; {kinds}"),
+        &format!(
+            "bundle: link 'bad-compatible': property 'compatible': \"wurley,msgqueue\" is unknown; {kinds}"
+        ),
+        &format!(
+            "bundle: link 'two-compatibles': property 'compatible': must be one string, {kinds}"
+        ),
+        "bundle: link 'no-vms': property 'vms': missing",
+        "bundle: link 'one-vm': property 'vms': must be two VM names, e.g. vms = \"ping\", \"pong\";",
+        "bundle: link 'three-vms': property 'vms': must be two VM names, e.g. vms = \"ping\", \"pong\";",
+        "bundle: link 'same-vm': property 'vms': names VM 'first' twice; a link joins two VMs",
+        "bundle: link 'depth-0': property 'queue-depth': 0 is outside 1..=255",
+        "bundle: link 'depth-256': property 'queue-depth': 256 is outside 1..=255",
+        "bundle: link 'wide-depth': property 'queue-depth': not a single cell",
+        "bundle: link 'size-0': property 'message-size': 0 is outside 1..=1023 bytes",
+        "bundle: link 'size-1024': property 'message-size': 1024 is outside 1..=1023 bytes",
+        "bundle: link 'self-bell': property 'receiver': VM 'third' is also the sender; a link joins two VMs",
+        "bundle: link 'no-receiver': property 'receiver': missing",
+        "bundle: link 'no-sender': property 'sender': missing",
+        "bundle: link 'receivers': property 'receiver': must be one VM name, not a list",
+        "bundle: link 'ghost': property 'vms': no VM 'ghost' in /vms",
+        "bundle: link 'to-disabled': property 'vms': VM 'asleep' is not started (disabled)",
+        "bundle: link 'to-broken': property 'vms': VM 'broken' is not started (refused above)",
+        "bundle: link 'to-second': property 'sender': VM 'second' is not started (refused above)",
+        "bundle: link 'ghost-bell': property 'sender': no VM 'ghost' in /vms",
+        "bundle: link 'ghost-bell': property 'receiver': VM 'asleep' is not started (disabled)",
+        &format!("bundle: link 'typo': property 'queue_depth': {pair_takes}"),
+        "bundle: link 'wrong-kind': property 'vms': unknown; a wurley,doorbell link takes compatible, sender, receiver, status, description",
+        "bundle: link 'unknown-kind': property 'compatible': \"wurley,pipe\" is unknown; \"wurley,msgqueue-pair\" or \"wurley,doorbell\"",
+        "bundle: link 'unknown-kind': property 'bogus': unknown; a link node takes compatible, vms, queue-depth, message-size, sender, receiver, status, description",
+        "bundle: link 'with-child': node 'queue': link nodes have no child nodes in wurley,bundle-v1",
+        "bundle: link 'link@1': node name: has a unit address; name the node after the link, e.g. 'chat'",
+        "bundle: link 'bad-status': property 'status': \"off\" is neither \"okay\" nor \"disabled\"",
+        &format!("bundle: link 'many': property 'depth': {pair_takes}"),
+        "bundle: link 'many': property 'queue-depth': 0 is outside 1..=255",
+        "bundle: link 'many': property 'vms': no VM 'ghost' in /vms",
+        "bundle: link 'many': property 'vms': VM 'second' is not started (refused above)",
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    assert_eq!(messages(&b), expect);
+}
+
+#[test]
+fn duplicate_link_names_keep_the_first() {
+    let b = parse(DUPLICATE_LINKS, &ROOMY).unwrap();
+    assert_eq!(names(&b), ["a", "b"]);
+    assert_eq!(
+        b.links,
+        [
+            pair("twin", [0, 1], DEFAULT_QUEUE_DEPTH, DEFAULT_MESSAGE_SIZE),
+            doorbell("other", 1, 0),
+        ]
+    );
+    assert_eq!(
+        messages(&b),
+        ["bundle: link 'twin': node name: another link node before it has the same name"]
+    );
+}
+
+#[test]
+fn at_most_sixteen_links_per_vm() {
+    let b = parse(LINK_LIMIT, &ROOMY).unwrap();
+    assert_eq!(names(&b), ["hub", "a", "b", "c"]);
+    let made = link_names(&b);
+    assert_eq!(made.len(), 8 + 8 + 1 + 7 + 1);
+    assert!(!made.contains(&"seventeenth") && !made.contains(&"a-full"));
+    assert_eq!(made.last(), Some(&"b-c"));
+    assert_eq!(
+        messages(&b),
+        [
+            "bundle: link 'broken': property 'vms': no VM 'ghost' in /vms",
+            "bundle: link 'seventeenth': property 'vms': VM 'hub' is already in 16 links, the most one VM can be in",
+            "bundle: link 'too-many': property 'sender': VM 'hub' is already in 16 links, the most one VM can be in",
+            "bundle: link 'a-full': property 'receiver': VM 'a' is already in 16 links, the most one VM can be in",
+        ]
+    );
+    // hub, a, b, c
+    assert_eq!([0, 1, 2, 3].map(|vm| links_of(&b, vm)), [16, 16, 10, 8]);
+}
+
+#[test]
+fn capabilities_and_object_memory() {
+    let b = parse(CAPABILITIES, &ROOMY).unwrap();
+    assert_eq!(names(&b), ["none", "all", "least", "memory-only"]);
+    let caps = |vm: &VmSpec<'_>| {
+        let c = vm.capabilities;
+        (c.partition, c.cspace, c.vic, vm.object_memory)
+    };
+    assert_eq!(
+        b.vms.iter().map(caps).collect::<Vec<_>>(),
+        [
+            (false, false, false, 256 << 10),
+            (true, true, true, 16 << 20),
+            (false, true, false, 4096),
+            (false, false, false, 8192),
+        ]
+    );
+    let known = "is not one of \"partition\", \"cspace\", \"vic\"";
+    assert_eq!(
+        messages(&b),
+        [
+            format!("bundle: vm 'unknown-cap': property 'capabilities': \"irq\" {known}"),
+            "bundle: vm 'repeated-cap': property 'capabilities': \"vic\" is listed twice".into(),
+            format!("bundle: vm 'empty-cap': property 'capabilities': \"\" {known}"),
+            "bundle: vm 'flag-cap': property 'capabilities': not a NUL-terminated UTF-8 string list"
+                .into(),
+            "bundle: vm 'small-objects': property 'object-memory': 4095 is outside 4096..=16777216 bytes"
+                .into(),
+            "bundle: vm 'big-objects': property 'object-memory': 16777217 is outside 4096..=16777216 bytes"
+                .into(),
+            "bundle: vm 'wide-objects': property 'object-memory': not a single cell".into(),
+        ]
+    );
+}
+
+#[test]
+fn corrupting_links_never_panics() {
+    let mut buf = LINKS.to_vec();
+    for i in 0..buf.len() {
+        for v in [0x00, 0xff, 0x01, 0x40] {
+            let old = core::mem::replace(&mut buf[i], v);
+            if let Ok(b) = parse(&buf, &ROOMY) {
+                let n = b.vms.len();
+                for l in &b.links {
+                    let ends = match l.kind {
+                        LinkKind::MsgQueuePair {
+                            vms,
+                            depth,
+                            message_size,
+                        } => {
+                            assert!(QUEUE_DEPTHS.contains(&depth));
+                            assert!(MESSAGE_SIZES.contains(&message_size));
+                            vms
+                        }
+                        LinkKind::Doorbell { sender, receiver } => [sender, receiver],
+                    };
+                    assert!(ends[0] != ends[1] && ends[0] < n && ends[1] < n, "{l:?}");
+                }
+                for vm in &b.vms {
+                    assert!(OBJECT_MEMORY.contains(&vm.object_memory));
+                }
+            }
+            buf[i] = old;
+        }
+    }
 }

@@ -1,21 +1,27 @@
 //! What each Gunyah call answers.
 //!
-//! Implemented so far:
-//!
 //! - the service queries: CALL_UID → the Gunyah UUID in `X0..X3` (vendor-hyp and standard-hyp,
 //!   as Gunyah answers both); vendor-hyp REVISION → `X0` = the `hyp_api_info` word;
 //!   standard-hyp REVISION → 1.0 (`X0` = 1, `X1` = 0); CALL_COUNT → `-1` (deprecated);
 //! - `hypervisor_identify` (N = 0x00): `X0` = [`API_INFO`], `X1..X3` = api_flags0..2 =
-//!   [`IDENTITY`]'s flags, with no error word.
+//!   [`IDENTITY`]'s flags, with no error word;
+//! - object creation and cspaces ([`super::objects`]), message queues and doorbells
+//!   ([`super::ipc`]).
 //!
 //! Every other hypercall number, assigned or reserved, answers `ERROR_UNIMPLEMENTED` (`-1`) in
-//! `X0`. The native path checks no reserved arguments yet: `hypervisor_identify` has none, and
-//! the reserved-argument rules come with each call that has them.
+//! `X0`. On the native path, reserved inputs are checked first ([`super::reserved`]).
+//! `docs/abi.md` lists every call with its arguments and errors.
 
 use wurley_abi::hypcall::{self, ServiceCall};
-use wurley_abi::{ApiFlags0, ApiFlags1, ApiInfo, Error, HypCall, HypervisorIdentity, smccc as abi};
+use wurley_abi::{
+    ApiFlags0, ApiFlags1, ApiInfo, Error, Feature, HypCall, HypervisorIdentity, smccc as abi,
+};
 
+use super::context::Caller;
 use super::decode::{self, SmcccCall};
+use super::objects::{self, Kind};
+use super::{ipc, reserved};
+use crate::object::ipc::QueueEnd;
 
 /// The `hyp_api_info` word Wurley reports: API version 1, 64-bit, little-endian, the ABI
 /// crate's default variant (`QUALCOMM`, Gunyah's source default).
@@ -23,12 +29,16 @@ pub const API_INFO: ApiInfo = ApiInfo::DEFAULT;
 
 /// What `hypervisor_identify` returns.
 ///
-/// api_flags0 advertises a feature bit only for an API Wurley implements: none yet, so it is 0
-/// (which also reports the trivial scheduler, variant 0). api_flags1 (bit 0: SVE) and
-/// api_flags2 are reserved 0.
+/// api_flags0 advertises a feature bit for each API family Wurley implements: partitions and
+/// cspaces (bit 0), doorbells (bit 1) and message queues (bit 2); the scheduler variant (bits
+/// 31:28) is 0, "trivial" (each vCPU has a physical CPU of its own). api_flags1 (bit 0: SVE)
+/// and api_flags2 are reserved 0.
 pub const IDENTITY: HypervisorIdentity = HypervisorIdentity {
     api_info: API_INFO,
-    flags0: ApiFlags0::EMPTY,
+    flags0: ApiFlags0::EMPTY
+        .with(Feature::PartitionCspace)
+        .with(Feature::Doorbell)
+        .with(Feature::Msgqueue),
     flags1: ApiFlags1(0),
     flags2: 0,
 };
@@ -56,9 +66,30 @@ impl Reply {
         Reply::new(&[e.to_register()])
     }
 
+    /// `X0` = 0 or the error.
+    pub fn result(r: Result<(), Error>) -> Reply {
+        Reply::new(&[wurley_abi::error::to_register(&r)])
+    }
+
+    /// `X0` = 0 and `X1` = the value, or `X0` = the error and `X1` = 0.
+    pub fn with_value(r: Result<u64, Error>) -> Reply {
+        match r {
+            Ok(v) => Reply::new(&[0, v]),
+            Err(e) => Reply::new(&[e.to_register(), 0]),
+        }
+    }
+
     /// The result registers.
     pub fn values(&self) -> &[u64] {
         &self.values[..self.len]
+    }
+
+    /// The error word in `X0`, if the call failed.
+    pub fn error_code(&self) -> Option<Error> {
+        match self.values.first().copied() {
+            Some(0) | None => None,
+            Some(x0) => Error::from_code(x0 as i64),
+        }
     }
 
     /// Writes the result registers into `x` (the guest's `X0..`).
@@ -71,24 +102,24 @@ impl Reply {
 
 /// Answers the SMCCC call in `x` (`X0` = function ID, arguments `X1..X7`), or `None` if the
 /// function ID is not a Gunyah call (left to PSCI / the SMCCC arch calls / NOT_SUPPORTED).
-pub fn smccc(x: &[u64]) -> Option<Reply> {
+pub fn smccc(x: &[u64], caller: &mut Caller) -> Option<Reply> {
     let reg = |i: usize| x.get(i).copied().unwrap_or(0);
     let fid = reg(0) as u32;
     Some(match decode::smccc(fid)? {
         SmcccCall::Service(s) => service(s),
         SmcccCall::Hypercall(n) => {
-            let args: [u64; 7] = core::array::from_fn(|i| reg(i + 1));
-            hypercall(n, &args)
+            let args: [u64; 8] = core::array::from_fn(|i| reg(i + 1));
+            hypercall(n, &args, false, caller)
         }
     })
 }
 
 /// Answers a native `HVC #imm16` with arguments `x` (`X0..X7`), or `None` if `imm16` is outside
 /// the native hypercall range.
-pub fn native(imm16: u16, x: &[u64]) -> Option<Reply> {
+pub fn native(imm16: u16, x: &[u64], caller: &mut Caller) -> Option<Reply> {
     let n = decode::native(imm16)?;
     let args: [u64; 8] = core::array::from_fn(|i| x.get(i).copied().unwrap_or(0));
-    Some(hypercall(n, &args))
+    Some(hypercall(n, &args, true, caller))
 }
 
 fn service(s: ServiceCall) -> Reply {
@@ -107,11 +138,56 @@ fn service(s: ServiceCall) -> Reply {
     }
 }
 
-/// Hypercall number `n` with its inputs in `.hvc` order (`args[0]` is the first input: `X1` on
+/// Hypercall number `n` with its inputs in `.hvc` order (`a[0]` is the first input: `X1` on
 /// the SMCCC path, `X0` on the native path).
-fn hypercall(n: u16, _args: &[u64]) -> Reply {
-    match HypCall::from_number(n) {
-        Some(HypCall::HypervisorIdentify) => Reply::new(&IDENTITY.to_registers()),
+fn hypercall(n: u16, a: &[u64; 8], native: bool, c: &mut Caller) -> Reply {
+    let Some(call) = HypCall::from_number(n) else {
+        log::debug!("hypercall {n:#x}: unimplemented");
+        return Reply::error(Error::Unimplemented);
+    };
+    if native && !reserved::check(call, a) {
+        log::debug!("{}: reserved argument not as required", call.name());
+        return Reply::error(Error::ArgumentInvalid);
+    }
+    let reply = answer(call, a, c);
+    if let Some(e) = reply.error_code() {
+        log::debug!("{}({:#x}, {:#x}, ..): {e:?}", call.name(), a[0], a[1]);
+    }
+    reply
+}
+
+fn answer(call: HypCall, a: &[u64; 8], c: &mut Caller) -> Reply {
+    use HypCall as H;
+    match call {
+        H::HypervisorIdentify => Reply::new(&IDENTITY.to_registers()),
+        H::PartitionCreatePartition => objects::create(c, Kind::Partition, a),
+        H::PartitionCreateCspace => objects::create(c, Kind::CSpace, a),
+        H::PartitionCreateDoorbell => objects::create(c, Kind::Doorbell, a),
+        H::PartitionCreateMsgqueue => objects::create(c, Kind::MsgQueue, a),
+        H::ObjectActivate => objects::activate(c, a),
+        H::ObjectActivateFrom => objects::activate_from(c, a),
+        H::CspaceDeleteCapFrom => objects::delete(c, a),
+        H::CspaceCopyCapFrom => objects::copy(c, a),
+        H::CspaceRevokeCapsFrom => objects::revoke_caps(c, a),
+        H::CspaceConfigure => objects::configure_cspace(c, a),
+        H::DoorbellBindVirq => ipc::doorbell_bind(c, a),
+        H::DoorbellUnbindVirq => ipc::doorbell_unbind(c, a),
+        H::DoorbellSend => ipc::doorbell_send(c, a),
+        H::DoorbellReceive => ipc::doorbell_receive(c, a),
+        H::DoorbellReset => ipc::doorbell_reset(c, a),
+        H::DoorbellMask => ipc::doorbell_mask(c, a),
+        H::MsgqueueBindSendVirq => ipc::msgqueue_bind(c, QueueEnd::Send, a),
+        H::MsgqueueBindReceiveVirq => ipc::msgqueue_bind(c, QueueEnd::Receive, a),
+        H::MsgqueueUnbindSendVirq => ipc::msgqueue_unbind(c, QueueEnd::Send, a),
+        H::MsgqueueUnbindReceiveVirq => ipc::msgqueue_unbind(c, QueueEnd::Receive, a),
+        H::MsgqueueSend => ipc::msgqueue_send(c, a),
+        H::MsgqueueReceive => ipc::msgqueue_receive(c, a),
+        H::MsgqueueFlush => ipc::msgqueue_flush(c, a),
+        H::MsgqueueConfigureSend => ipc::msgqueue_configure_end(c, QueueEnd::Send, a),
+        H::MsgqueueConfigureReceive => ipc::msgqueue_configure_end(c, QueueEnd::Receive, a),
+        H::MsgqueueConfigure => ipc::msgqueue_configure(c, a),
+        // object_reset is unimplemented in Gunyah too; cspace_revoke_cap_from is documented
+        // there as unimplemented (cspace_revoke_caps_from is the revocation call).
         _ => Reply::error(Error::Unimplemented),
     }
 }
@@ -119,12 +195,46 @@ fn hypercall(n: u16, _args: &[u64]) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hypercall::GuestAccess;
     use wurley_abi::{ApiVariant, psci};
+
+    /// A caller without objects or memory.
+    struct NoMem;
+
+    impl GuestAccess for NoMem {
+        fn read(&mut self, _: u64, _: &mut [u8]) -> Result<(), Error> {
+            Err(Error::AddrInvalid)
+        }
+        fn write(&mut self, _: u64, _: &[u8]) -> Result<(), Error> {
+            Err(Error::AddrInvalid)
+        }
+    }
+
+    fn smccc(x: &[u64]) -> Option<Reply> {
+        super::smccc(
+            x,
+            &mut Caller {
+                cspace: None,
+                mem: &mut NoMem,
+            },
+        )
+    }
+
+    fn native(imm16: u16, x: &[u64]) -> Option<Reply> {
+        super::native(
+            imm16,
+            x,
+            &mut Caller {
+                cspace: None,
+                mem: &mut NoMem,
+            },
+        )
+    }
 
     const UNIMPLEMENTED: u64 = u64::MAX;
 
     fn identify_regs() -> [u64; 4] {
-        [(1 << 15) | 1 | (0x51 << 56), 0, 0, 0]
+        [(1 << 15) | 1 | (0x51 << 56), 0b111, 0, 0]
     }
 
     #[test]
@@ -171,8 +281,11 @@ mod tests {
     }
 
     #[test]
-    fn everything_else_is_unimplemented() {
+    fn unassigned_numbers_are_unimplemented() {
         for n in 1..=HypCall::MAX_NUMBER {
+            if HypCall::from_number(n).is_some() {
+                continue;
+            }
             let fid = u64::from(hypcall::smccc_function_id(n));
             assert_eq!(
                 smccc(&[fid]).expect("ours").values(),
@@ -185,6 +298,15 @@ mod tests {
                 &[UNIMPLEMENTED]
             );
         }
+    }
+
+    #[test]
+    fn identify_advertises_what_exists() {
+        let flags = IDENTITY.flags0;
+        assert!(flags.has(Feature::PartitionCspace));
+        assert!(flags.has(Feature::Doorbell) && flags.has(Feature::Msgqueue));
+        assert!(!flags.has(Feature::Vcpu) && !flags.has(Feature::Memextent));
+        assert_eq!(smccc(&[0xC600_8000]).expect("ours").values()[1], 0b111);
     }
 
     #[test]

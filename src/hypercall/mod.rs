@@ -1,16 +1,30 @@
 //! Gunyah hypercalls: the vendor-hyp SMCCC services and the hypercall table, reached by the
 //! SMCCC path (`HVC #0` / trapped `SMC #0` with `X0 = 0xC600_8000 | N`) and the native path
-//! (`HVC #(0x6000 + N)`). The numbers live in the `wurley_abi`
-//! crate; `docs/virtualization.md` lists what is answered.
+//! (`HVC #(0x6000 + N)`). The numbers live in the `wurley_abi` crate; `docs/abi.md` lists every
+//! call Wurley answers, with its arguments and errors.
 //!
 //! - [`decode`]: which calls are ours (pure);
-//! - [`dispatch`]: what each call answers, as a [`dispatch::Reply`] of result registers (pure
-//!   for now; calls that need the VM will take it as a parameter).
+//! - [`reserved`]: the native path's reserved-argument rules;
+//! - [`context`]: the calling VM as handlers see it (its cspace and its memory);
+//! - [`dispatch`]: the table from call number to handler, as a [`dispatch::Reply`] of result
+//!   registers;
+//! - [`objects`]: object creation, activation and the cspace calls;
+//! - [`ipc`]: message queues and doorbells.
 //!
-//! PSCI and the SMCCC architecture calls are not here: `vm::vpsci` answers them. The glue is in
-//! `vm::exit`, which tries this module first (the function-ID ranges do not overlap).
+//! Everything here is pure over a [`context::Caller`], so host tests drive the whole ABI with a
+//! fake guest memory. PSCI and the SMCCC architecture calls are not here: `vm::vpsci` answers
+//! them. The glue is in `vm::exit`, which tries this module first (the function-ID ranges do
+//! not overlap).
 
+pub mod context;
 pub mod decode;
 pub mod dispatch;
+pub mod ipc;
+pub mod objects;
+pub mod reserved;
 
+pub use context::{Caller, GuestAccess};
 pub use dispatch::{Reply, native, smccc};
+
+#[cfg(test)]
+mod tests;

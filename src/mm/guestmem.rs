@@ -63,4 +63,36 @@ impl GuestMemory {
         unsafe { crate::arch::aarch64::cpu::zero_range(start, self.range.size()) };
         crate::arch::aarch64::cpu::clean_dcache_range(start, self.range.size());
     }
+
+    /// Whether host physical `[pa, pa + len)` lies inside this VM's RAM.
+    pub fn contains_pa(&self, pa: u64, len: u64) -> bool {
+        pa >= self.range.start()
+            && pa
+                .checked_add(len)
+                .is_some_and(|end| end <= self.range.start() + self.range.size())
+    }
+
+    /// Copy host physical `[pa, pa + buf.len())`, which must lie inside this VM's RAM, into
+    /// `buf` (a hypercall reading a guest buffer after translating its address).
+    pub fn read_pa(&self, pa: u64, buf: &mut [u8]) -> Result<(), OutOfBounds> {
+        if !self.contains_pa(pa, buf.len() as u64) {
+            return Err(OutOfBounds);
+        }
+        // SAFETY: [pa, pa + len) lies inside this VM's block (checked above), mapped read-write
+        // at EL2 by the identity map; `buf` is hypervisor memory, disjoint from every block the
+        // frame allocator hands out.
+        unsafe { core::ptr::copy_nonoverlapping(pa as *const u8, buf.as_mut_ptr(), buf.len()) };
+        Ok(())
+    }
+
+    /// Copy `data` to host physical `pa`, which must lie inside this VM's RAM.
+    pub fn write_pa(&self, pa: u64, data: &[u8]) -> Result<(), OutOfBounds> {
+        if !self.contains_pa(pa, data.len() as u64) {
+            return Err(OutOfBounds);
+        }
+        // SAFETY: as in `read_pa`: the destination is inside this VM's block, mapped at EL2,
+        // and cannot overlap the hypervisor buffer `data`.
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), pa as *mut u8, data.len()) };
+        Ok(())
+    }
 }

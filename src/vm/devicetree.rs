@@ -13,6 +13,8 @@ use core::fmt;
 
 use vm_fdt::FdtWriter;
 
+pub mod hypervisor;
+
 /// Phandle of the GIC node (the root's `interrupt-parent`).
 pub const GIC_PHANDLE: u32 = 1;
 /// Phandle of the `apb-pclk` fixed clock.

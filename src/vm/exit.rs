@@ -21,6 +21,16 @@ use super::machine::{Vm, kick};
 use super::mmio::{MmioAccess, MmioResult};
 use super::vpsci::{self, Outcome};
 
+/// The hypercall view of `vm`: its cspace and its memory (through a local `CallerMemory`).
+macro_rules! caller {
+    ($vm:expr) => {
+        crate::hypercall::Caller {
+            cspace: $vm.objects.get().map(|o| &o.cspace),
+            mem: &mut super::guest_access::CallerMemory::new($vm),
+        }
+    };
+}
+
 /// What the vCPU does next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Next {
@@ -37,7 +47,7 @@ pub fn handle_sync(vm: &Vm, vcpu: usize, regs: &mut GuestRegs) -> Next {
     let (esr, far, hpfar) = vcpu_hw::exit_syndrome();
     match trap::decode(Esr(esr)) {
         // HVC leaves ELR after the instruction; a trapped SMC leaves it on the instruction.
-        Trap::Hvc(imm) => match crate::hypercall::native(imm, &regs.x) {
+        Trap::Hvc(imm) => match crate::hypercall::native(imm, &regs.x, &mut caller!(vm)) {
             Some(reply) => {
                 reply.apply(&mut regs.x);
                 Next::Resume
@@ -89,7 +99,7 @@ fn smccc(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, imm: u16) -> Next {
         regs.x[0] = wurley_abi::smccc::UNKNOWN_FUNCTION64;
         return Next::Resume;
     }
-    if let Some(reply) = crate::hypercall::smccc(&regs.x) {
+    if let Some(reply) = crate::hypercall::smccc(&regs.x, &mut caller!(vm)) {
         reply.apply(&mut regs.x);
         return Next::Resume;
     }

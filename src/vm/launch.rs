@@ -16,8 +16,10 @@ use crate::mm::addr::PAGE_SIZE;
 use crate::mm::guestmem::GuestMemory;
 use crate::platform::Platform;
 
+use super::devicetree::hypervisor::{self, HypNode};
 use super::devicetree::{self, GuestDt};
 use super::layout::{self, GICD_BASE, GICD_SIZE, GICR_BASE, UART_BASE, UART_SIZE, UART_SPI};
+use super::links::{self, Endpoint};
 use super::machine::{self, BootState, Power, VcpuSlot, Vm};
 use super::vgic::VGic;
 
@@ -40,15 +42,22 @@ pub fn launch(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]
     for e in &bundle.errors {
         log::error!("{e}");
     }
+    // Objects first: each VM's device tree lists the caps and vIRQs its links gave it.
+    let mut endpoints: Vec<Endpoint<'_>> = bundle.vms.iter().map(Endpoint::new).collect();
+    links::wire(&bundle.links, &mut endpoints);
     let mut vms: Vec<&'static Vm> = Vec::new();
     let slots = cpus.iter().map(|c| c.index + 1).max().unwrap_or(0);
     let mut assignment: Vec<Option<(&'static Vm, usize)>> = (0..slots).map(|_| None).collect();
     let mut next_pcpu = 0usize;
     let mut focus = None;
-    for spec in &bundle.vms {
-        match create(platform, spec, cpus, next_pcpu) {
+    for (spec, ep) in bundle.vms.iter().zip(endpoints) {
+        match create(platform, spec, cpus, next_pcpu, &ep.nodes) {
             Ok(vm) => {
                 let vm = machine::leak(vm);
+                if let Some(objects) = ep.objects {
+                    objects.virqs.attach(vm);
+                    vm.objects.call_once(|| objects);
+                }
                 for slot in &vm.vcpus {
                     if let Some(a) = assignment.get_mut(slot.pcpu) {
                         *a = Some((vm, slot.index));
@@ -86,6 +95,7 @@ fn create(
     spec: &VmSpec<'_>,
     cpus: &[&'static PerCpu],
     first_pcpu: usize,
+    hyp_nodes: &[HypNode],
 ) -> Result<Vm, String> {
     let vcpus = spec.vcpus as usize;
     if first_pcpu + vcpus > cpus.len() {
@@ -108,7 +118,7 @@ fn create(
         .lock()
         .alloc_aligned(spec.memory_size, MIB2)
         .map_err(|e| format!("{} MiB of RAM: {e}", spec.memory_size >> 20))?;
-    build(platform, spec, cpus, first_pcpu, block).inspect_err(|_| {
+    build(platform, spec, cpus, first_pcpu, block, hyp_nodes).inspect_err(|_| {
         // Nothing else refers to the block yet: give it back.
         let _ = FRAMES.lock().free(block);
     })
@@ -121,6 +131,7 @@ fn build(
     cpus: &[&'static PerCpu],
     first_pcpu: usize,
     block: crate::mm::addr::PhysRange,
+    hyp_nodes: &[HypNode],
 ) -> Result<Vm, String> {
     let vcpus = spec.vcpus as usize;
     let base = spec.memory_base;
@@ -176,7 +187,7 @@ fn build(
         initrd: initrd.map(|(s, e, _)| (s, e)),
         psci_method: "hvc",
         rng_seed: None,
-        extra: None,
+        extra: Some(&|w| hypervisor::write(w, hyp_nodes)),
     })
     .map_err(|e| format!("device tree: {e}"))?;
     if dt.len() as u64 > MIB2 {

@@ -123,6 +123,8 @@ pub struct Vm {
     pub out_line: Mutex<super::console::PendingLine>,
     /// Unhandled traps already reported (log once per VM).
     pub reported_unknown_trap: AtomicBool,
+    /// Its hypervisor objects (cspace, partition, VIC), set once when the VM is published.
+    pub objects: Once<super::objects::VmObjects>,
     _stage2: Stage2,
 }
 
@@ -146,6 +148,7 @@ impl Vm {
             end_reason: Mutex::new(None),
             out_line: Mutex::new(super::console::PendingLine::new()),
             reported_unknown_trap: AtomicBool::new(false),
+            objects: Once::new(),
             _stage2: stage2,
         }
     }

@@ -18,11 +18,17 @@ pub mod console;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod exit;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod guest_access;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod irqs;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod launch;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod links;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod machine;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod objects;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod vcpu;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]

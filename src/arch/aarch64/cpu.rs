@@ -202,3 +202,20 @@ pub unsafe fn zero_range(start: u64, len: u64) {
     }
     barrier::dsb(barrier::SY);
 }
+
+/// 64 bits from the CPU's random number generator (FEAT_RNG `RNDR`), or `None` if the CPU has
+/// none or it could not deliver.
+pub fn hardware_random() -> Option<u64> {
+    // ID_AA64ISAR0_EL1.RNDR, bits 63:60.
+    if read_sysreg!("id_aa64isar0_el1") >> 60 == 0 {
+        return None;
+    }
+    let value: u64;
+    let failed: u64;
+    // SAFETY: RNDR (s3_3_c2_c4_0) only reads the generator and sets NZCV; it exists because the
+    // ID register says so.
+    unsafe {
+        asm!("mrs {v}, s3_3_c2_c4_0", "cset {f}, eq", v = out(reg) value, f = out(reg) failed, options(nomem, nostack))
+    };
+    (failed == 0).then_some(value)
+}

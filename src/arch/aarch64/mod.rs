@@ -25,6 +25,7 @@ macro_rules! write_sysreg {
 }
 
 pub mod context;
+pub mod at;
 pub mod cpu;
 pub mod exception;
 pub mod gic;

@@ -156,6 +156,33 @@ impl VGic {
         self.notify(intid, vcpu)
     }
 
+    /// A hypervisor interrupt source (message queue, doorbell) asserts SPI `intid`: it becomes
+    /// pending, and the line stays at `level` (the source's pending re-check) for a
+    /// level-triggered SPI. Returns the vCPU to kick.
+    pub fn assert_source(&mut self, intid: u32, level: bool) -> Option<usize> {
+        if intid < PRIVATE {
+            return None;
+        }
+        let irq = self.dist.spi_mut(intid)?;
+        irq.pending = true;
+        irq.level = level;
+        self.notify(intid, 0)
+    }
+
+    /// The source of SPI `intid` no longer asserts it: the line drops, and a level-triggered
+    /// SPI the guest has not yet been shown stops being pending (Gunyah's lazy re-check).
+    pub fn deassert_source(&mut self, intid: u32) {
+        if intid < PRIVATE {
+            return;
+        }
+        if let Some(irq) = self.dist.spi_mut(intid) {
+            irq.level = false;
+            if irq.trigger == Trigger::Level && !irq.in_lr {
+                irq.pending = false;
+            }
+        }
+    }
+
     /// Link PPI or SPI `intid` (of `vcpu`, for a PPI) to physical INTID `pintid` (a PPI or SPI):
     /// its list registers get HW = 1, so the guest's deactivation deactivates the physical
     /// interrupt. Returns whether the mapping was made.

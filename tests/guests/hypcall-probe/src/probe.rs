@@ -113,6 +113,10 @@ fn hvc_native<const IMM: u16>(x: [u64; 8]) -> [u64; 4] {
     r
 }
 
+/// api_flags0 as implemented: partitions and cspaces, doorbells, message queues; the trivial
+/// scheduler.
+const EXPECTED_FEATURES: u64 = 0b111;
+
 fn identify_ok(r: [u64; 4]) -> bool {
     let Some(info) = ApiInfo::decode_strict(r[0]) else {
         return false;
@@ -121,7 +125,7 @@ fn identify_ok(r: [u64; 4]) -> bool {
         && info.api_version == 1
         && info.is_64bit
         && !info.big_endian
-        && r[1] == 0
+        && r[1] == EXPECTED_FEATURES
         && r[2] == 0
         && r[3] == 0
 }

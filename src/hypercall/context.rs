@@ -1,0 +1,103 @@
+//! Who is calling: the caller's capability space and a way to reach its memory.
+//!
+//! Hypercall handlers see the calling VM only through a [`Caller`], so they run unchanged in
+//! host tests (with a fake memory) and at EL2 (where [`GuestAccess`] walks the guest's stage-1
+//! and stage-2 tables).
+
+use alloc::sync::Arc;
+use wurley_abi::{CapId, Error};
+
+use crate::object::cspace::CSpace;
+use crate::object::handle::{CSpaceObject, PartitionObject};
+use crate::object::ipc::{DoorbellObject, MsgQueueObject};
+use crate::object::vic::Vic;
+use crate::object::{Object, ObjectType};
+
+/// Copies between hypervisor buffers and the calling vCPU's virtual address space.
+///
+/// Addresses are guest *virtual* addresses of the caller (Gunyah's `user_ptr_t`). Any
+/// translation fault, or a translation that leaves the caller's own RAM, is `AddrInvalid`; a
+/// range that wraps around is `AddrOverflow`.
+pub trait GuestAccess {
+    /// Fill `buf` from guest VA `va`.
+    fn read(&mut self, va: u64, buf: &mut [u8]) -> Result<(), Error>;
+    /// Write `data` to guest VA `va`.
+    fn write(&mut self, va: u64, data: &[u8]) -> Result<(), Error>;
+}
+
+/// The calling VM as the hypercall handlers see it.
+pub struct Caller<'a> {
+    /// The caller's cspace; `None` for a VM without one (every lookup fails).
+    pub cspace: Option<&'a Arc<CSpace<Object>>>,
+    /// The caller's memory.
+    pub mem: &'a mut dyn GuestAccess,
+}
+
+impl Caller<'_> {
+    fn space(&self) -> Result<&Arc<CSpace<Object>>, Error> {
+        self.cspace.ok_or(Error::CspaceCapNull)
+    }
+
+    /// Look `cap` up in the caller's cspace as a `ty` with `rights`.
+    pub fn lookup(&self, cap: u64, ty: ObjectType, rights: u32) -> Result<Object, Error> {
+        self.space()?.lookup(CapId(cap), ty, rights)
+    }
+
+    /// Look `cap` up whatever its type, needing `rights`.
+    pub fn lookup_any(&self, cap: u64, rights: u32) -> Result<Object, Error> {
+        self.space()?.lookup_any(CapId(cap), rights).map(|(o, _)| o)
+    }
+
+    /// An active partition with `rights`.
+    pub fn partition(&self, cap: u64, rights: u32) -> Result<Arc<PartitionObject>, Error> {
+        match self.lookup(cap, ObjectType::Partition, rights)? {
+            Object::Partition(p) => {
+                p.header.require_active()?;
+                Ok(p)
+            }
+            _ => Err(Error::CspaceWrongObjectType),
+        }
+    }
+
+    /// A cspace with `rights` (active unless `any_state`).
+    pub fn cspace_obj(
+        &self,
+        cap: u64,
+        rights: u32,
+        any_state: bool,
+    ) -> Result<Arc<CSpaceObject>, Error> {
+        match self.lookup(cap, ObjectType::CSpace, rights)? {
+            Object::CSpace(c) => {
+                if !any_state {
+                    c.header.require_active()?;
+                }
+                Ok(c)
+            }
+            _ => Err(Error::CspaceWrongObjectType),
+        }
+    }
+
+    /// A message queue with `rights`.
+    pub fn msgqueue(&self, cap: u64, rights: u32) -> Result<Arc<MsgQueueObject>, Error> {
+        match self.lookup(cap, ObjectType::MsgQueue, rights)? {
+            Object::MsgQueue(q) => Ok(q),
+            _ => Err(Error::CspaceWrongObjectType),
+        }
+    }
+
+    /// A doorbell with `rights`.
+    pub fn doorbell(&self, cap: u64, rights: u32) -> Result<Arc<DoorbellObject>, Error> {
+        match self.lookup(cap, ObjectType::Doorbell, rights)? {
+            Object::Doorbell(d) => Ok(d),
+            _ => Err(Error::CspaceWrongObjectType),
+        }
+    }
+
+    /// A virtual interrupt controller with `rights`.
+    pub fn vic(&self, cap: u64, rights: u32) -> Result<Arc<Vic>, Error> {
+        match self.lookup(cap, ObjectType::Vic, rights)? {
+            Object::Vic(v) => Ok(v),
+            _ => Err(Error::CspaceWrongObjectType),
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! A VM's hypervisor objects: its partition, its cspace and its VIC (the virtual GIC seen as an
+//! object), and how a bound interrupt source reaches the VM's vGIC.
+//!
+//! The objects are made before the VM itself (the device tree the VM boots with lists CapIDs
+//! and vIRQs), so the VIC's controller is attached to the VM once the VM exists; a source
+//! asserted before that has nowhere to go and is dropped (nothing runs yet to assert one).
+
+use alloc::sync::Arc;
+use spin::LazyLock;
+use spin::Once;
+use wurley_abi::Error;
+
+use crate::object::cspace::CSpace;
+use crate::object::handle::{CSpaceObject, Header, PartitionObject};
+use crate::object::partition::Partition;
+use crate::object::vic::{Vic, VirqController};
+use crate::object::{Object, entropy};
+
+use super::layout::{SPIS, UART_SPI};
+use super::machine::{Vm, kick};
+
+/// Object memory the hypervisor allows all VMs' objects together (links and guest-created
+/// objects); each VM's own partition has its manifest quota below this.
+const ROOT_OBJECT_MEMORY: usize = 16 << 20;
+
+/// Capacity of each VM's cspace.
+pub const VM_CSPACE_CAPACITY: usize = 256;
+
+/// First INTID of a shared vIRQ.
+const SPI_BASE: u32 = 32;
+
+static ROOT: LazyLock<Arc<Partition>> = LazyLock::new(|| Partition::new_root(ROOT_OBJECT_MEMORY));
+
+/// The root partition: owns the objects the hypervisor makes (links) and every VM's partition.
+pub fn root_partition() -> &'static Arc<Partition> {
+    &ROOT
+}
+
+/// The VIC controller of one VM.
+pub struct VmVirqs {
+    vm: Once<&'static Vm>,
+}
+
+impl VmVirqs {
+    /// A controller not yet attached to its VM.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self { vm: Once::new() })
+    }
+
+    /// Attach the VM (once it exists).
+    pub fn attach(&self, vm: &'static Vm) {
+        self.vm.call_once(|| vm);
+    }
+}
+
+impl VirqController for VmVirqs {
+    fn bindable(&self, virq: u32) -> bool {
+        (SPI_BASE..SPI_BASE + SPIS).contains(&virq) && virq != SPI_BASE + UART_SPI
+    }
+
+    fn assert(&self, virq: u32, level: bool) {
+        let Some(vm) = self.vm.get() else { return };
+        let target = vm.vgic.lock().assert_source(virq, level);
+        if let Some(v) = target.and_then(|t| vm.vcpus.get(t)) {
+            kick(v);
+        }
+    }
+
+    fn deassert(&self, virq: u32) {
+        if let Some(vm) = self.vm.get() {
+            vm.vgic.lock().deassert_source(virq);
+        }
+    }
+}
+
+/// A VM's objects.
+pub struct VmObjects {
+    /// The VM's partition (objects it creates are charged here).
+    pub partition: Arc<PartitionObject>,
+    /// The VM's cspace: every cap the VM holds.
+    pub cspace: Arc<CSpace<Object>>,
+    /// The cspace as an object (for a cap to it).
+    pub cspace_object: Arc<CSpaceObject>,
+    /// The VM's VIC.
+    pub vic: Arc<Vic>,
+    /// The VIC's controller, to attach once the VM exists.
+    pub virqs: Arc<VmVirqs>,
+}
+
+impl VmObjects {
+    /// Fresh objects for a VM whose partition may hold `quota` bytes of objects.
+    pub fn new(quota: usize) -> Result<Self, Error> {
+        let partition = crate::hypercall::objects::vm_partition(root_partition(), quota);
+        let cspace = CSpace::new(VM_CSPACE_CAPACITY, entropy::seed())?;
+        crate::object::registry().register(&cspace);
+        let cspace_object = CSpaceObject::new(Header::new_active(), cspace.clone(), None, None);
+        let virqs = VmVirqs::new();
+        let vic = Vic::new(virqs.clone());
+        Ok(Self {
+            partition,
+            cspace,
+            cspace_object,
+            vic,
+            virqs,
+        })
+    }
+
+    /// Put a master-derived cap to `object` with `rights` in the VM's cspace.
+    pub fn grant(&self, object: Object, rights: u32) -> Result<u64, Error> {
+        self.cspace.insert_master(object, rights).map(|c| c.raw())
+    }
+}
