@@ -12,6 +12,7 @@
 //! * [`hypcall`]: the Gunyah hypercall number map and its two encodings
 //!   (SMCCC vendor-hyp function IDs and native `HVC #imm16`), plus the
 //!   vendor-hyp and standard-hyp service calls.
+//! * [`msgqueue`]: message-queue create info, send flags and special thresholds.
 //! * [`error`]: the Gunyah `error` enumeration and its register encoding.
 //! * [`rights`]: capability rights bitmasks per object type.
 //! * [`types`]: scalar newtypes and the `hypervisor_identify` layouts.
@@ -22,6 +23,7 @@
 
 pub mod error;
 pub mod hypcall;
+pub mod msgqueue;
 pub mod psci;
 pub mod rights;
 pub mod smccc;
