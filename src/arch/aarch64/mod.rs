@@ -24,8 +24,8 @@ macro_rules! write_sysreg {
     }};
 }
 
-pub mod context;
 pub mod at;
+pub mod context;
 pub mod cpu;
 pub mod exception;
 pub mod gic;

@@ -1,0 +1,362 @@
+//! Hypercalls: raw `HVC` on both entry paths, and typed wrappers for the Gunyah calls the
+//! tests use.
+//!
+//! * SMCCC: `HVC #0`, `X0` = function ID (`0xC600_8000 | N`), arguments in `X1..X7`. Reserved
+//!   arguments are not checked on this path. The typed wrappers use it (as Linux does) and
+//!   pass reserved arguments correctly anyway (`res0` = 0, `res1` = all ones).
+//! * Native: `HVC #(0x6000 + N)`, arguments in `X0..X7`; reserved arguments are checked. The
+//!   immediate is part of the instruction, so [`native`] dispatches over a fixed set of
+//!   numbers ([`NATIVE_NUMBERS`]).
+//!
+//! Results are `X0..X7`; `X0` is the error word for calls that have one. `X8..X17` are
+//! clobbered. Numbers, rights and error codes come from `wurley_abi`.
+
+use core::arch::asm;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use wurley_abi::{CapId, Error, HypCall, hypcall};
+
+pub use wurley_abi::msgqueue::{
+    CreateInfo, HOLDOFF_UNCHANGED, MAX_DEPTH, MAX_MSG_SIZE, SEND_FLAG_PUSH, THRESHOLD_MAXIMUM,
+    THRESHOLD_UNCHANGED,
+};
+
+/// A `res1` argument.
+pub const RES1: u64 = u64::MAX;
+
+/// `HVC #0` (the SMCCC conduit): `X0` = `fid`, `X1..X7` = `args`; returns `X0..X7`.
+#[inline]
+pub fn hvc_smccc(fid: u32, args: [u64; 7]) -> [u64; 8] {
+    let r: [u64; 8];
+    // SAFETY: a hypercall. The hypervisor reads or writes guest memory only where the
+    // arguments point: buffers of safe callers are valid Rust slices, and callers passing
+    // arbitrary addresses for writes go through `unsafe fn`s. Clobbers only what is named.
+    unsafe {
+        let (r0, r1, r2, r3, r4, r5, r6, r7);
+        asm!("hvc #0",
+            inout("x0") u64::from(fid) => r0, inout("x1") args[0] => r1,
+            inout("x2") args[1] => r2, inout("x3") args[2] => r3, inout("x4") args[3] => r4,
+            inout("x5") args[4] => r5, inout("x6") args[5] => r6, inout("x7") args[6] => r7,
+            out("x8") _, out("x9") _, out("x10") _, out("x11") _, out("x12") _, out("x13") _,
+            out("x14") _, out("x15") _, out("x16") _, out("x17") _,
+            options(nostack));
+        r = [r0, r1, r2, r3, r4, r5, r6, r7];
+    }
+    r
+}
+
+/// `HVC #IMM` with `X0..X7` = `args`; returns `X0..X7`.
+#[inline]
+pub fn hvc_native<const IMM: u16>(args: [u64; 8]) -> [u64; 8] {
+    let r: [u64; 8];
+    // SAFETY: as for `hvc_smccc`.
+    unsafe {
+        let (r0, r1, r2, r3, r4, r5, r6, r7);
+        asm!("hvc #{imm}",
+            imm = const IMM,
+            inout("x0") args[0] => r0, inout("x1") args[1] => r1, inout("x2") args[2] => r2,
+            inout("x3") args[3] => r3, inout("x4") args[4] => r4, inout("x5") args[5] => r5,
+            inout("x6") args[6] => r6, inout("x7") args[7] => r7,
+            out("x8") _, out("x9") _, out("x10") _, out("x11") _, out("x12") _, out("x13") _,
+            out("x14") _, out("x15") _, out("x16") _, out("x17") _,
+            options(nostack));
+        r = [r0, r1, r2, r3, r4, r5, r6, r7];
+    }
+    r
+}
+
+macro_rules! native_table {
+    ($($n:literal)*) => {
+        /// Hypercall numbers [`native`] can issue (`HVC #(0x6000 + N)`): 0x00..=0x25, the
+        /// reserved slots 0x35 and 0x36, 0x3B, 0x59, and 0x7F (past the table).
+        pub const NATIVE_NUMBERS: &[u16] = &[$($n),*];
+
+        /// `HVC #(0x6000 + number)` with `X0..X7` = `args`, if `number` is in
+        /// [`NATIVE_NUMBERS`].
+        pub fn native(number: u16, args: [u64; 8]) -> Option<[u64; 8]> {
+            match number {
+                $($n => Some(hvc_native::<{ hypcall::native_hvc_imm($n) }>(args)),)*
+                _ => None,
+            }
+        }
+    };
+}
+
+native_table! {
+    0x00 0x01 0x02 0x03 0x04 0x05 0x06 0x07 0x08 0x09 0x0A 0x0B 0x0C 0x0D 0x0E 0x0F
+    0x10 0x11 0x12 0x13 0x14 0x15 0x16 0x17 0x18 0x19 0x1A 0x1B 0x1C 0x1D 0x1E 0x1F
+    0x20 0x21 0x22 0x23 0x24 0x25 0x35 0x36 0x3B 0x59 0x7F
+}
+
+/// SMCCC call of hypercall number `number` (`0xC600_8000 | number`), `X1..` = `args`.
+pub fn smccc_number(number: u16, args: &[u64]) -> [u64; 8] {
+    let mut a = [0u64; 7];
+    for (d, s) in a.iter_mut().zip(args) {
+        *d = *s;
+    }
+    hvc_smccc(hypcall::smccc_function_id(number), a)
+}
+
+/// SMCCC call of `hc` with `X1..` = `args` (missing ones are 0).
+pub fn smccc(hc: HypCall, args: &[u64]) -> [u64; 8] {
+    smccc_number(hc.number(), args)
+}
+
+/// The last `X0` that was neither OK nor a known error code.
+static UNKNOWN_ERROR: AtomicU64 = AtomicU64::new(0);
+
+/// Decode an error word. A value that is not a Gunyah error is reported as
+/// [`Error::Failure`]; [`last_unknown_error`] has the raw value.
+pub fn result(x0: u64) -> Result<(), Error> {
+    match wurley_abi::error::from_register(x0) {
+        Some(r) => r,
+        None => {
+            UNKNOWN_ERROR.store(x0, Ordering::Relaxed);
+            Err(Error::Failure)
+        }
+    }
+}
+
+/// The last undecodable error word [`result`] saw (0 if none).
+pub fn last_unknown_error() -> u64 {
+    UNKNOWN_ERROR.load(Ordering::Relaxed)
+}
+
+/// The numeric code of a result: 0 for `Ok`.
+pub fn code<T>(r: &Result<T, Error>) -> i64 {
+    match r {
+        Ok(_) => 0,
+        Err(e) => e.code(),
+    }
+}
+
+fn plain(hc: HypCall, args: &[u64]) -> Result<(), Error> {
+    result(smccc(hc, args)[0])
+}
+
+fn with_value(hc: HypCall, args: &[u64]) -> Result<u64, Error> {
+    let r = smccc(hc, args);
+    result(r[0]).map(|()| r[1])
+}
+
+/// `hypervisor_identify`: `X0..X3` (api info, flags 0..2; no error word).
+pub fn hypervisor_identify() -> [u64; 4] {
+    let r = smccc(HypCall::HypervisorIdentify, &[]);
+    [r[0], r[1], r[2], r[3]]
+}
+
+fn create(hc: HypCall, partition: CapId, cspace: CapId) -> Result<CapId, Error> {
+    with_value(hc, &[partition.0, cspace.0, 0]).map(CapId)
+}
+
+/// `partition_create_partition`.
+pub fn partition_create_partition(partition: CapId, cspace: CapId) -> Result<CapId, Error> {
+    create(HypCall::PartitionCreatePartition, partition, cspace)
+}
+
+/// `partition_create_cspace`.
+pub fn partition_create_cspace(partition: CapId, cspace: CapId) -> Result<CapId, Error> {
+    create(HypCall::PartitionCreateCspace, partition, cspace)
+}
+
+/// `partition_create_doorbell`.
+pub fn partition_create_doorbell(partition: CapId, cspace: CapId) -> Result<CapId, Error> {
+    create(HypCall::PartitionCreateDoorbell, partition, cspace)
+}
+
+/// `partition_create_msgqueue`.
+pub fn partition_create_msgqueue(partition: CapId, cspace: CapId) -> Result<CapId, Error> {
+    create(HypCall::PartitionCreateMsgqueue, partition, cspace)
+}
+
+/// `partition_create_vic`.
+pub fn partition_create_vic(partition: CapId, cspace: CapId) -> Result<CapId, Error> {
+    create(HypCall::PartitionCreateVic, partition, cspace)
+}
+
+/// `object_activate`.
+pub fn object_activate(cap: CapId) -> Result<(), Error> {
+    plain(HypCall::ObjectActivate, &[cap.0, 0])
+}
+
+/// `object_activate_from`: `cap` looked up in `cspace`.
+pub fn object_activate_from(cspace: CapId, cap: CapId) -> Result<(), Error> {
+    plain(HypCall::ObjectActivateFrom, &[cspace.0, cap.0, 0])
+}
+
+/// `doorbell_bind_virq`.
+pub fn doorbell_bind_virq(doorbell: CapId, vic: CapId, virq: u64) -> Result<(), Error> {
+    plain(HypCall::DoorbellBindVirq, &[doorbell.0, vic.0, virq, 0])
+}
+
+/// `doorbell_unbind_virq`.
+pub fn doorbell_unbind_virq(doorbell: CapId) -> Result<(), Error> {
+    plain(HypCall::DoorbellUnbindVirq, &[doorbell.0, 0])
+}
+
+/// `doorbell_send`: sets `new_flags`; returns the old flags.
+pub fn doorbell_send(doorbell: CapId, new_flags: u64) -> Result<u64, Error> {
+    with_value(HypCall::DoorbellSend, &[doorbell.0, new_flags, 0])
+}
+
+/// `doorbell_receive`: clears `clear_flags`; returns the old flags.
+pub fn doorbell_receive(doorbell: CapId, clear_flags: u64) -> Result<u64, Error> {
+    with_value(HypCall::DoorbellReceive, &[doorbell.0, clear_flags, 0])
+}
+
+/// `doorbell_reset`.
+pub fn doorbell_reset(doorbell: CapId) -> Result<(), Error> {
+    plain(HypCall::DoorbellReset, &[doorbell.0, 0])
+}
+
+/// `doorbell_mask`.
+pub fn doorbell_mask(doorbell: CapId, enable_mask: u64, ack_mask: u64) -> Result<(), Error> {
+    plain(
+        HypCall::DoorbellMask,
+        &[doorbell.0, enable_mask, ack_mask, 0],
+    )
+}
+
+/// `msgqueue_bind_send_virq`.
+pub fn msgqueue_bind_send_virq(msgqueue: CapId, vic: CapId, virq: u64) -> Result<(), Error> {
+    plain(HypCall::MsgqueueBindSendVirq, &[msgqueue.0, vic.0, virq, 0])
+}
+
+/// `msgqueue_bind_receive_virq`.
+pub fn msgqueue_bind_receive_virq(msgqueue: CapId, vic: CapId, virq: u64) -> Result<(), Error> {
+    plain(
+        HypCall::MsgqueueBindReceiveVirq,
+        &[msgqueue.0, vic.0, virq, 0],
+    )
+}
+
+/// `msgqueue_unbind_send_virq`.
+pub fn msgqueue_unbind_send_virq(msgqueue: CapId) -> Result<(), Error> {
+    plain(HypCall::MsgqueueUnbindSendVirq, &[msgqueue.0, 0])
+}
+
+/// `msgqueue_unbind_receive_virq`.
+pub fn msgqueue_unbind_receive_virq(msgqueue: CapId) -> Result<(), Error> {
+    plain(HypCall::MsgqueueUnbindReceiveVirq, &[msgqueue.0, 0])
+}
+
+/// `msgqueue_send` of `size` bytes at guest VA `data`: the result and `not_full`.
+///
+/// The hypervisor only reads guest memory here, so any address is safe to pass.
+pub fn msgqueue_send(
+    msgqueue: CapId,
+    size: usize,
+    data: u64,
+    flags: u64,
+) -> (Result<(), Error>, bool) {
+    let r = smccc(
+        HypCall::MsgqueueSend,
+        &[msgqueue.0, size as u64, data, flags, 0],
+    );
+    (result(r[0]), r[1] != 0)
+}
+
+/// `msgqueue_send` of `data`.
+pub fn msgqueue_send_slice(msgqueue: CapId, data: &[u8], flags: u64) -> (Result<(), Error>, bool) {
+    msgqueue_send(msgqueue, data.len(), data.as_ptr() as u64, flags)
+}
+
+/// `msgqueue_receive` into `buf_size` bytes at guest VA `buffer`: the result (the message's
+/// size) and `not_empty`.
+///
+/// # Safety
+///
+/// The hypervisor may write up to `buf_size` bytes at `buffer` (if they translate to guest
+/// RAM): they must not be memory Rust code relies on.
+pub unsafe fn msgqueue_receive(
+    msgqueue: CapId,
+    buffer: u64,
+    buf_size: usize,
+) -> (Result<usize, Error>, bool) {
+    let r = smccc(
+        HypCall::MsgqueueReceive,
+        &[msgqueue.0, buffer, buf_size as u64, 0],
+    );
+    (result(r[0]).map(|()| r[1] as usize), r[2] != 0)
+}
+
+/// `msgqueue_receive` into `buf`.
+pub fn msgqueue_receive_into(msgqueue: CapId, buf: &mut [u8]) -> (Result<usize, Error>, bool) {
+    // SAFETY: `buf` is writable for its length, and nothing else refers to it meanwhile.
+    unsafe { msgqueue_receive(msgqueue, buf.as_mut_ptr() as u64, buf.len()) }
+}
+
+/// `msgqueue_flush`.
+pub fn msgqueue_flush(msgqueue: CapId) -> Result<(), Error> {
+    plain(HypCall::MsgqueueFlush, &[msgqueue.0, 0])
+}
+
+/// `msgqueue_configure_send`: "not full" threshold and holdoff ([`THRESHOLD_UNCHANGED`],
+/// [`HOLDOFF_UNCHANGED`]).
+pub fn msgqueue_configure_send(msgqueue: CapId, threshold: u64, holdoff: u64) -> Result<(), Error> {
+    plain(
+        HypCall::MsgqueueConfigureSend,
+        &[msgqueue.0, threshold, holdoff, RES1],
+    )
+}
+
+/// `msgqueue_configure_receive`: "not empty" threshold and holdoff ([`THRESHOLD_UNCHANGED`],
+/// [`THRESHOLD_MAXIMUM`], [`HOLDOFF_UNCHANGED`]).
+pub fn msgqueue_configure_receive(
+    msgqueue: CapId,
+    threshold: u64,
+    holdoff: u64,
+) -> Result<(), Error> {
+    plain(
+        HypCall::MsgqueueConfigureReceive,
+        &[msgqueue.0, threshold, holdoff, RES1],
+    )
+}
+
+/// `msgqueue_configure` with a raw `create_info`.
+pub fn msgqueue_configure_raw(msgqueue: CapId, create_info: u64) -> Result<(), Error> {
+    plain(HypCall::MsgqueueConfigure, &[msgqueue.0, create_info, 0])
+}
+
+/// `msgqueue_configure`: queue depth and largest message (each field is 16 bits wide).
+pub fn msgqueue_configure(msgqueue: CapId, depth: u32, max_msg_size: usize) -> Result<(), Error> {
+    let info = CreateInfo {
+        depth,
+        max_msg_size,
+    };
+    msgqueue_configure_raw(msgqueue, info.encode())
+}
+
+/// `cspace_delete_cap_from`.
+pub fn cspace_delete_cap_from(cspace: CapId, cap: CapId) -> Result<(), Error> {
+    plain(HypCall::CspaceDeleteCapFrom, &[cspace.0, cap.0, 0])
+}
+
+/// `cspace_copy_cap_from`: a copy of `cap` (in `src`) in `dest` with `rights & rights_mask`.
+pub fn cspace_copy_cap_from(
+    src: CapId,
+    cap: CapId,
+    dest: CapId,
+    rights_mask: u32,
+) -> Result<CapId, Error> {
+    with_value(
+        HypCall::CspaceCopyCapFrom,
+        &[src.0, cap.0, dest.0, rights_mask.into(), 0],
+    )
+    .map(CapId)
+}
+
+/// `cspace_revoke_cap_from`.
+pub fn cspace_revoke_cap_from(cspace: CapId, cap: CapId) -> Result<(), Error> {
+    plain(HypCall::CspaceRevokeCapFrom, &[cspace.0, cap.0, 0])
+}
+
+/// `cspace_configure`: the number of caps the cspace holds.
+pub fn cspace_configure(cspace: CapId, max_caps: u32) -> Result<(), Error> {
+    plain(HypCall::CspaceConfigure, &[cspace.0, max_caps.into(), 0])
+}
+
+/// `cspace_revoke_caps_from`: revoke every cap copied from master cap `master`.
+pub fn cspace_revoke_caps_from(cspace: CapId, master: CapId) -> Result<(), Error> {
+    plain(HypCall::CspaceRevokeCapsFrom, &[cspace.0, master.0, 0])
+}

@@ -1,0 +1,63 @@
+//! guest-rt: the runtime Wurley's EL1 test guests link.
+//!
+//! A guest is an arm64 Image linked at the guest RAM base (`linker.ld`; each binary's build
+//! script passes it with `-T$DEP_GUEST_RT_LINKER_SCRIPT`). Wurley boots it like Linux: MMU off,
+//! EL1h, interrupts masked, `X0` = the device tree's address. The entry code (`entry.S`) turns
+//! on an identity-mapped MMU ([`mmu`]), clears BSS, then [`entry!`]'s function runs with the
+//! console, the GIC and the exception vectors ready and IRQs unmasked.
+//!
+//! * [`console`]: PL011 output, [`println!`] / [`print!`].
+//! * [`fdt`](mod@fdt): a small flattened-device-tree reader; [`hypdt`]: the `/hypervisor` node's
+//!   resources (message-queue pairs, doorbells, granted capabilities).
+//! * [`gic`]: GICv3 CPU interface, distributor and redistributor setup, the IRQ dispatcher.
+//! * [`hyp`]: raw `HVC` and typed wrappers for the Gunyah calls the tests use.
+//! * [`mmu`]: stage-1 block mappings tests can add, and VAs with no stage-1 translation.
+//! * [`time`]: the virtual counter, the virtual timer and [`time::wait_until`].
+//!
+//! The portable modules ([`args`], [`fdt`](mod@fdt), [`hypdt`]) build on the host too, for unit tests.
+
+#![cfg_attr(not(test), no_std)]
+// Entry, system registers, MMIO and hypercalls need `unsafe`; each block says why it is sound.
+#![allow(unsafe_code)]
+
+pub mod args;
+pub mod fdt;
+pub mod hypdt;
+
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod console;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod gic;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod hyp;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod mmu;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+mod rt;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod time;
+
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub use rt::{
+    dtb, enable_irqs, fdt, irqs_masked, mask_irqs, mpidr_affinity, power_off, ram,
+    wait_for_interrupt,
+};
+
+/// Names the guest's main function, `fn(dtb: usize) -> !`, which the runtime calls once the
+/// MMU, console, GIC and vectors are set up (IRQs unmasked).
+///
+/// ```ignore
+/// guest_rt::entry!(guest_main);
+/// fn guest_main(dtb: usize) -> ! { guest_rt::power_off() }
+/// ```
+#[macro_export]
+macro_rules! entry {
+    ($main:path) => {
+        // The runtime's `rt_start` calls this symbol.
+        #[unsafe(export_name = "__guest_rt_main")]
+        extern "Rust" fn __guest_rt_main(dtb: usize) -> ! {
+            let main: fn(usize) -> ! = $main;
+            main(dtb)
+        }
+    };
+}

@@ -1,0 +1,189 @@
+//! Start-up after `entry.S`, the exception handler, interrupt masking and power-off.
+
+use core::arch::{asm, global_asm};
+use core::panic::PanicInfo;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use wurley_abi::psci;
+
+use crate::fdt::Fdt;
+use crate::{console, gic, hyp, println, time};
+
+global_asm!(include_str!("entry.S"));
+
+/// Default guest RAM (Wurley's layout) when the device tree has no `/memory` node.
+const DEFAULT_RAM: (u64, u64) = (0x4000_0000, 0x100_0000);
+
+static DTB: AtomicUsize = AtomicUsize::new(0);
+static RAM_BASE: AtomicUsize = AtomicUsize::new(0);
+static RAM_SIZE: AtomicUsize = AtomicUsize::new(0);
+
+unsafe extern "Rust" {
+    /// The guest's main function, defined by [`crate::entry!`].
+    safe fn __guest_rt_main(dtb: usize) -> !;
+}
+
+/// Called by `entry.S` with the MMU on, BSS clear and the stack set.
+#[unsafe(no_mangle)]
+extern "C" fn rt_start(dtb: usize) -> ! {
+    DTB.store(dtb, Ordering::Relaxed);
+    let fdt = fdt();
+    let (base, size) = fdt
+        .as_ref()
+        .and_then(|f| f.root())
+        .and_then(|root| {
+            let mem = root.children().find(|n| n.unit_name() == "memory")?;
+            root.reg(&mem, 0)
+        })
+        .unwrap_or(DEFAULT_RAM);
+    RAM_BASE.store(base as usize, Ordering::Relaxed);
+    RAM_SIZE.store(size as usize, Ordering::Relaxed);
+    if fdt.is_none() {
+        println!("guest-rt: no valid device tree at {dtb:#x}");
+    }
+    if let Err(why) = gic::init(fdt.as_ref()) {
+        println!("guest-rt: GIC setup failed: {why}");
+    }
+    time::init(fdt.as_ref());
+    enable_irqs();
+    __guest_rt_main(dtb)
+}
+
+/// The device tree Wurley passed in `X0`, if it is valid.
+pub fn fdt() -> Option<Fdt<'static>> {
+    let addr = DTB.load(Ordering::Relaxed);
+    if addr == 0 {
+        return None;
+    }
+    // SAFETY: X0 at entry is the DTB's address in guest RAM (identity mapped, Normal memory);
+    // nothing in the guest writes to it, so it stays valid and unchanged for 'static.
+    // `from_addr` checks the header before trusting `totalsize`.
+    unsafe { Fdt::from_addr(addr).ok() }
+}
+
+/// The DTB address the guest was booted with.
+pub fn dtb() -> usize {
+    DTB.load(Ordering::Relaxed)
+}
+
+/// Guest RAM: IPA base and size (from `/memory`, else Wurley's default 16 MiB at 1 GiB).
+pub fn ram() -> (u64, u64) {
+    (
+        RAM_BASE.load(Ordering::Relaxed) as u64,
+        RAM_SIZE.load(Ordering::Relaxed) as u64,
+    )
+}
+
+/// This vCPU's MPIDR affinity fields (Aff3 in 39:32, Aff2..Aff0 in 23:0).
+pub fn mpidr_affinity() -> u64 {
+    let v: u64;
+    // SAFETY: reading MPIDR_EL1 has no side effects.
+    unsafe { asm!("mrs {}, mpidr_el1", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v & 0xff_00ff_ffff
+}
+
+/// Unmask IRQs (clear PSTATE.I).
+pub fn enable_irqs() {
+    // SAFETY: unmasking IRQs; the vectors and the GIC are set up before the first call. Acts
+    // as a compiler barrier so memory accesses are not moved across it.
+    unsafe { asm!("msr daifclr, #2", "isb", options(nostack)) };
+}
+
+/// Mask IRQs (set PSTATE.I).
+pub fn mask_irqs() {
+    // SAFETY: masking IRQs has no memory effects; a compiler barrier as above.
+    unsafe { asm!("msr daifset, #2", options(nostack)) };
+}
+
+/// Whether IRQs are masked.
+pub fn irqs_masked() -> bool {
+    let daif: u64;
+    // SAFETY: reading DAIF has no side effects.
+    unsafe { asm!("mrs {}, daif", out(reg) daif, options(nomem, nostack, preserves_flags)) };
+    daif & (1 << 7) != 0
+}
+
+/// `WFI`: sleep until an interrupt is pending (also when IRQs are masked: then it returns
+/// without taking it). Wurley does not trap WFI; a vIRQ wakes it.
+pub fn wait_for_interrupt() {
+    // SAFETY: waiting has no memory effects; a compiler barrier so flags set by interrupt
+    // handlers are re-read afterwards.
+    unsafe { asm!("dsb sy", "wfi", options(nostack)) };
+}
+
+/// Power the VM off with PSCI SYSTEM_OFF.
+pub fn power_off() -> ! {
+    hyp::hvc_smccc(psci::SYSTEM_OFF, [0; 7]);
+    mask_irqs();
+    loop {
+        wait_for_interrupt();
+    }
+}
+
+/// Vector index of an IRQ taken from EL1 with SP_EL1 (the only expected asynchronous one).
+const VECTOR_IRQ_EL1H: u64 = 5;
+
+const VECTOR_NAMES: [&str; 16] = [
+    "sync (EL1t)",
+    "IRQ (EL1t)",
+    "FIQ (EL1t)",
+    "SError (EL1t)",
+    "sync",
+    "IRQ",
+    "FIQ",
+    "SError",
+    "sync (lower EL, AArch64)",
+    "IRQ (lower EL, AArch64)",
+    "FIQ (lower EL, AArch64)",
+    "SError (lower EL, AArch64)",
+    "sync (lower EL, AArch32)",
+    "IRQ (lower EL, AArch32)",
+    "FIQ (lower EL, AArch32)",
+    "SError (lower EL, AArch32)",
+];
+
+/// The registers `entry.S` saves on exception entry.
+#[repr(C)]
+struct Frame {
+    x: [u64; 19],
+    x29: u64,
+    x30: u64,
+    elr: u64,
+    spsr: u64,
+    _pad: u64,
+}
+
+/// Called by the vectors: dispatch IRQs, report anything else and power off.
+#[unsafe(no_mangle)]
+extern "C" fn rt_exception(index: u64, frame: *const Frame) {
+    if index == VECTOR_IRQ_EL1H {
+        gic::handle_irqs();
+        return;
+    }
+    let (esr, far): (u64, u64);
+    // SAFETY: reading the syndrome registers has no side effects.
+    unsafe {
+        asm!("mrs {}, esr_el1", out(reg) esr, options(nomem, nostack, preserves_flags));
+        asm!("mrs {}, far_el1", out(reg) far, options(nomem, nostack, preserves_flags));
+    }
+    // SAFETY: `frame` is the 192-byte frame rt_vec_common just saved on this stack.
+    let f = unsafe { &*frame };
+    let name = VECTOR_NAMES.get(index as usize).copied().unwrap_or("?");
+    console::emergency();
+    println!(
+        "guest exception: {name}: ESR={esr:#x} (EC={:#x}) ELR={:#x} FAR={far:#x} SPSR={:#x} LR={:#x}",
+        esr >> 26,
+        f.elr,
+        f.spsr,
+        f.x30
+    );
+    power_off();
+}
+
+#[panic_handler]
+fn panic(info: &PanicInfo) -> ! {
+    mask_irqs();
+    console::emergency();
+    println!("guest exception: panic: {info}");
+    power_off();
+}

@@ -1,0 +1,65 @@
+//! vmapi-guest: one EL1 test guest image for Wurley's message queues, doorbells and
+//! capabilities; `/chosen/bootargs` picks the role.
+//!
+//! * `role=ping` / `role=pong`: linked by a message-queue pair (`chat=`, default `chat`) and a
+//!   doorbell (`bell=`, default `bell`; ping rings, pong receives). They exchange `count=`
+//!   (default 2000) messages each way, then test the doorbell's masks and ring it `rounds=`
+//!   (default 500) times, everything driven by vIRQs ([`pingpong`]).
+//! * `role=hostile`: holds caps to its own partition, cspace and VIC and walks the error paths
+//!   of the ABI, checking exact error codes ([`hostile`]). An optional message-queue pair
+//!   (`spare=`, default `spare`) adds checks on caps with restricted rights.
+//!
+//! Output, one line per check: `VMAPI <role> <check> PASS|FAIL <details>`, some
+//! `VMAPI <role> <name> INFO <details>` lines, and finally
+//! `VMAPI <role> DONE pass=<n> fail=<m>`; then the guest powers off. Built for the host it is
+//! an empty program, so that `cargo test --workspace` works.
+
+#![cfg_attr(target_os = "none", no_std, no_main)]
+// Receiving into deliberately bad buffer addresses (hostile) needs `unsafe`.
+#![cfg_attr(target_os = "none", allow(unsafe_code))]
+
+#[cfg(target_os = "none")]
+mod hostile;
+#[cfg(target_os = "none")]
+mod pingpong;
+#[cfg(target_os = "none")]
+mod report;
+
+#[cfg(target_os = "none")]
+guest_rt::entry!(guest_main);
+
+#[cfg(target_os = "none")]
+fn guest_main(_dtb: usize) -> ! {
+    use guest_rt::args;
+
+    let fdt = guest_rt::fdt();
+    let bootargs = fdt
+        .as_ref()
+        .and_then(|f| f.find_node("/chosen"))
+        .and_then(|c| c.prop_str("bootargs"))
+        .unwrap_or("");
+    let role = args::get(bootargs, "role").unwrap_or("none");
+    let mut r = report::Report::new(role);
+    let Some(fdt) = fdt else {
+        r.check("setup", false, format_args!("no valid device tree"));
+        r.done();
+    };
+    r.info("boot", format_args!("bootargs=\"{bootargs}\""));
+    match role {
+        "ping" | "pong" => pingpong::run(&mut r, &fdt, bootargs, role == "ping"),
+        "hostile" => hostile::run(&mut r, &fdt, bootargs),
+        _ => {
+            r.check(
+                "setup",
+                false,
+                format_args!("unknown role (want role=ping|pong|hostile)"),
+            );
+        }
+    }
+    r.done()
+}
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!("vmapi-guest is a guest: build it for aarch64-unknown-none-softfloat");
+}
