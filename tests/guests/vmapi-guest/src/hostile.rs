@@ -9,17 +9,17 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use guest_rt::fdt::Fdt;
-use guest_rt::hyp::{
-    self, CreateInfo, HOLDOFF_UNCHANGED, MAX_DEPTH, MAX_MSG_SIZE, THRESHOLD_MAXIMUM,
-    THRESHOLD_UNCHANGED,
-};
-use guest_rt::mmu::{self, Memory};
-use guest_rt::{args, gic, hypdt, time};
 use wurley_abi::rights::{
     CspaceRights, DoorbellRights, MsgqueueRights, PartitionRights, VicRights,
 };
 use wurley_abi::{ApiInfo, CapId, Error, HypCall};
+use wurley_rt::fdt::Fdt;
+use wurley_rt::hyp::{
+    self, CreateInfo, HOLDOFF_UNCHANGED, MAX_DEPTH, MAX_MSG_SIZE, THRESHOLD_MAXIMUM,
+    THRESHOLD_UNCHANGED,
+};
+use wurley_rt::mmu::{self, Memory};
+use wurley_rt::{args, gic, hypdt, time};
 
 use crate::report::Report;
 
@@ -67,7 +67,7 @@ pub fn run(r: &mut Report, fdt: &Fdt<'_>, bootargs: &str) {
         vic,
         known: [partition, cspace, vic],
         used_intids: hypdt::used_intids(fdt) | (1 << UART_INTID) | 0xffff_ffff,
-        ram: guest_rt::ram(),
+        ram: wurley_rt::ram(),
         rng: time::ticks() | 1,
     };
     h.r.info(

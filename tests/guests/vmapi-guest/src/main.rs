@@ -26,13 +26,13 @@ mod pingpong;
 mod report;
 
 #[cfg(target_os = "none")]
-guest_rt::entry!(guest_main);
+wurley_rt::entry!(guest_main);
 
 #[cfg(target_os = "none")]
 fn guest_main(_dtb: usize) -> ! {
-    use guest_rt::args;
+    use wurley_rt::args;
 
-    let fdt = guest_rt::fdt();
+    let fdt = wurley_rt::fdt();
     let bootargs = fdt
         .as_ref()
         .and_then(|f| f.find_node("/chosen"))

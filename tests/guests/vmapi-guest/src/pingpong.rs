@@ -19,10 +19,10 @@
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use guest_rt::fdt::Fdt;
-use guest_rt::hypdt::{self, Irq};
-use guest_rt::{args, gic, hyp, time};
 use wurley_abi::{CapId, Error};
+use wurley_rt::fdt::Fdt;
+use wurley_rt::hypdt::{self, Irq};
+use wurley_rt::{args, gic, hyp, time};
 
 use crate::report::Report;
 

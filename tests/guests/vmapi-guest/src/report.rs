@@ -2,9 +2,9 @@
 
 use core::fmt;
 
-use guest_rt::hyp;
-use guest_rt::println;
 use wurley_abi::Error;
+use wurley_rt::hyp;
+use wurley_rt::println;
 
 /// The checks of one role.
 pub struct Report {
@@ -90,7 +90,7 @@ impl Report {
             "VMAPI {} DONE pass={} fail={}",
             self.role, self.pass, self.fail
         );
-        guest_rt::power_off()
+        wurley_rt::power_off()
     }
 }
 

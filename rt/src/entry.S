@@ -1,5 +1,5 @@
 /*
- * guest-rt entry: an arm64 Image header, then EL1h with the MMU off, X0 = the DTB's address.
+ * wurley-rt entry: an arm64 Image header, then EL1h with the MMU off, X0 = the DTB's address.
  *
  * 1. Mask DAIF, install the vector table, allow FP/SIMD (never used: softfloat target).
  * 2. Build the TTBR0 level-1 table (1 GiB blocks): [0, 1G) Device-nGnRE, [1G, 2G) Normal

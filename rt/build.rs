@@ -1,7 +1,7 @@
 //! Publishes the guest linker script to the binaries that link this runtime.
 //!
 //! A library cannot pass link arguments for its dependents, so each guest binary's own build
-//! script adds `-T$DEP_GUEST_RT_LINKER_SCRIPT` (see `tests/guests/vmapi-guest/build.rs`).
+//! script adds `-T$DEP_WURLEY_RT_LINKER_SCRIPT` (see `tests/guests/vmapi-guest/build.rs`).
 
 fn main() {
     let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");

@@ -20,7 +20,7 @@ static RAM_SIZE: AtomicUsize = AtomicUsize::new(0);
 
 unsafe extern "Rust" {
     /// The guest's main function, defined by [`crate::entry!`].
-    safe fn __guest_rt_main(dtb: usize) -> !;
+    safe fn __wurley_rt_main(dtb: usize) -> !;
 }
 
 /// Called by `entry.S` with the MMU on, BSS clear and the stack set.
@@ -39,14 +39,14 @@ extern "C" fn rt_start(dtb: usize) -> ! {
     RAM_BASE.store(base as usize, Ordering::Relaxed);
     RAM_SIZE.store(size as usize, Ordering::Relaxed);
     if fdt.is_none() {
-        println!("guest-rt: no valid device tree at {dtb:#x}");
+        println!("rt: no valid device tree at {dtb:#x}");
     }
     if let Err(why) = gic::init(fdt.as_ref()) {
-        println!("guest-rt: GIC setup failed: {why}");
+        println!("rt: GIC setup failed: {why}");
     }
     time::init(fdt.as_ref());
     enable_irqs();
-    __guest_rt_main(dtb)
+    __wurley_rt_main(dtb)
 }
 
 /// The device tree Wurley passed in `X0`, if it is valid.

@@ -1,7 +1,7 @@
-//! guest-rt: the runtime Wurley's EL1 test guests link.
+//! wurley-rt: the EL1 runtime the Resource Manager and Wurley's test guests link.
 //!
 //! A guest is an arm64 Image linked at the guest RAM base (`linker.ld`; each binary's build
-//! script passes it with `-T$DEP_GUEST_RT_LINKER_SCRIPT`). Wurley boots it like Linux: MMU off,
+//! script passes it with `-T$DEP_WURLEY_RT_LINKER_SCRIPT`). Wurley boots it like Linux: MMU off,
 //! EL1h, interrupts masked, `X0` = the device tree's address. The entry code (`entry.S`) turns
 //! on an identity-mapped MMU ([`mmu`]), clears BSS, then [`entry!`]'s function runs with the
 //! console, the GIC and the exception vectors ready and IRQs unmasked.
@@ -47,15 +47,15 @@ pub use rt::{
 /// MMU, console, GIC and vectors are set up (IRQs unmasked).
 ///
 /// ```ignore
-/// guest_rt::entry!(guest_main);
-/// fn guest_main(dtb: usize) -> ! { guest_rt::power_off() }
+/// wurley_rt::entry!(guest_main);
+/// fn guest_main(dtb: usize) -> ! { wurley_rt::power_off() }
 /// ```
 #[macro_export]
 macro_rules! entry {
     ($main:path) => {
         // The runtime's `rt_start` calls this symbol.
-        #[unsafe(export_name = "__guest_rt_main")]
-        extern "Rust" fn __guest_rt_main(dtb: usize) -> ! {
+        #[unsafe(export_name = "__wurley_rt_main")]
+        extern "Rust" fn __wurley_rt_main(dtb: usize) -> ! {
             let main: fn(usize) -> ! = $main;
             main(dtb)
         }
