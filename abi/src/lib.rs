@@ -16,6 +16,9 @@
 //! * [`error`]: the Gunyah `error` enumeration and its register encoding.
 //! * [`rights`]: capability rights bitmasks per object type.
 //! * [`types`]: scalar newtypes and the `hypervisor_identify` layouts.
+//! * [`rm`]: the Resource Manager RPC protocol: packet framing (split and reassembly over
+//!   caller buffers), RM error codes, message IDs and every request, reply and notification
+//!   payload.
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -26,6 +29,7 @@ pub mod hypcall;
 pub mod msgqueue;
 pub mod psci;
 pub mod rights;
+pub mod rm;
 pub mod smccc;
 pub mod types;
 

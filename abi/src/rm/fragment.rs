@@ -19,8 +19,8 @@
 
 use super::error::RmError;
 use super::header::{
-    HEADER_SIZE, Header, HeaderError, MAX_MESSAGE_SIZE, MAX_PACKET_PAYLOAD, MessageType,
-    PACKET_SIZE, REPLY_ERROR_SIZE, fragments_for, split_reply,
+    HEADER_SIZE, Header, HeaderError, MAX_PACKET_PAYLOAD, MessageType, PACKET_SIZE,
+    REPLY_ERROR_SIZE, fragments_for, split_reply,
 };
 
 /// Copies as many bytes as both slices hold; returns the count.
@@ -36,7 +36,7 @@ fn copy_prefix(dst: &mut [u8], src: &[u8]) -> usize {
 /// Why a message cannot be split.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SplitError {
-    /// The body (including a reply's error word) exceeds [`MAX_MESSAGE_SIZE`], i.e. would
+    /// The body (including a reply's error word) exceeds [`MAX_MESSAGE_SIZE`](crate::rm::MAX_MESSAGE_SIZE), i.e. would
     /// need more than 62 continuations.
     TooLong {
         /// The body's length.
@@ -76,6 +76,14 @@ impl Packet {
         self.len == 0
     }
 }
+
+impl PartialEq for Packet {
+    fn eq(&self, other: &Packet) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Packet {}
 
 impl core::fmt::Debug for Packet {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -120,16 +128,12 @@ impl<'a> Splitter<'a> {
     }
 
     /// A notification carrying `payload`.
-    pub fn notification(
-        seq: u16,
-        id: u32,
-        payload: &'a [u8],
-    ) -> Result<Splitter<'a>, SplitError> {
+    pub fn notification(seq: u16, id: u32, payload: &'a [u8]) -> Result<Splitter<'a>, SplitError> {
         Self::new(MessageType::Notification, seq, id, payload)
     }
 
     /// A reply: the error word `error`, then `payload` (which may be empty: the RM's
-    /// "standard reply"). `4 + payload.len()` must not exceed [`MAX_MESSAGE_SIZE`].
+    /// "standard reply"). `4 + payload.len()` must not exceed [`MAX_MESSAGE_SIZE`](crate::rm::MAX_MESSAGE_SIZE).
     pub fn reply(
         seq: u16,
         id: u32,
@@ -377,7 +381,7 @@ impl Partial {
 }
 
 /// Reassembles packets into messages in a caller-provided buffer. A buffer of
-/// [`MAX_MESSAGE_SIZE`] bytes holds any valid message; a smaller one drops longer messages
+/// [`MAX_MESSAGE_SIZE`](crate::rm::MAX_MESSAGE_SIZE) bytes holds any valid message; a smaller one drops longer messages
 /// with [`DropReason::Overflow`]. Single-packet messages are returned straight from the
 /// packet, without copying.
 #[derive(Debug)]
@@ -510,19 +514,19 @@ impl<'a> Reassembler<'a> {
     }
 }
 
-/// A reassembly buffer size that fits every valid message.
-pub const REASSEMBLY_BUFFER_SIZE: usize = MAX_MESSAGE_SIZE;
-
 #[cfg(test)]
 mod tests {
     use super::*;
     extern crate std;
 
+    use crate::rm::header::MAX_MESSAGE_SIZE;
     use crate::rm::wire::test_util::XorShift;
     use std::vec::Vec;
 
     fn body(len: usize, salt: u8) -> Vec<u8> {
-        (0..len).map(|i| (i as u8).wrapping_mul(31) ^ salt).collect()
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31) ^ salt)
+            .collect()
     }
 
     fn packets(s: Splitter<'_>) -> Vec<Vec<u8>> {
@@ -530,7 +534,10 @@ mod tests {
     }
 
     /// Feeds all packets; every one but the last must be NeedMore, the last Complete.
-    fn reassemble_all(r: &mut Reassembler<'_>, pkts: &[Vec<u8>]) -> (MessageType, u16, u32, Vec<u8>) {
+    fn reassemble_all(
+        r: &mut Reassembler<'_>,
+        pkts: &[Vec<u8>],
+    ) -> (MessageType, u16, u32, Vec<u8>) {
         let (last, init) = pkts.split_last().expect("packets");
         for (i, p) in init.iter().enumerate() {
             let got = r.push(p);
@@ -551,9 +558,17 @@ mod tests {
 
     #[test]
     fn boundary_sizes_round_trip() {
-        let mut buf = [0u8; REASSEMBLY_BUFFER_SIZE];
+        let mut buf = [0u8; MAX_MESSAGE_SIZE];
         let mut r = Reassembler::new(&mut buf);
-        for (len, npackets) in [(0, 1), (1, 1), (231, 1), (232, 1), (233, 2), (464, 2), (465, 3)] {
+        for (len, npackets) in [
+            (0, 1),
+            (1, 1),
+            (231, 1),
+            (232, 1),
+            (233, 2),
+            (464, 2),
+            (465, 3),
+        ] {
             let data = body(len, 7);
             let s = Splitter::request(9, 0x5600_0009, &data).expect("split");
             assert_eq!(s.len(), npackets, "len {len}");
@@ -563,7 +578,11 @@ mod tests {
                 assert!(p.len() <= PACKET_SIZE);
                 let h = Header::decode(p).expect("header");
                 assert_eq!(h.fragments as usize, npackets - 1);
-                let want = if i == 0 { MessageType::Request } else { MessageType::Continuation };
+                let want = if i == 0 {
+                    MessageType::Request
+                } else {
+                    MessageType::Continuation
+                };
                 assert_eq!(h.kind, want);
                 assert_eq!((h.seq, h.id), (9, 0x5600_0009));
                 if i + 1 < npackets {
@@ -584,7 +603,7 @@ mod tests {
         assert_eq!(s.fragments(), 62);
         let pkts = packets(s);
         assert_eq!(pkts.len(), 63);
-        let mut buf = [0u8; REASSEMBLY_BUFFER_SIZE];
+        let mut buf = [0u8; MAX_MESSAGE_SIZE];
         let mut r = Reassembler::new(&mut buf);
         let (kind, _, _, got) = reassemble_all(&mut r, &pkts);
         assert_eq!(kind, MessageType::Notification);
@@ -608,18 +627,26 @@ mod tests {
                 len: MAX_MESSAGE_SIZE + 1
             })
         );
-        assert_eq!(RmError::from(SplitError::ContinuationKind), RmError::MsgInvalid);
+        assert_eq!(
+            RmError::from(SplitError::ContinuationKind),
+            RmError::MsgInvalid
+        );
         assert_eq!(
             Splitter::new(MessageType::Continuation, 0, 1, &[]).err(),
             Some(SplitError::ContinuationKind)
         );
 
         // On receive, a header announcing 63 continuations is dropped and changes nothing.
-        let mut buf = [0u8; REASSEMBLY_BUFFER_SIZE];
+        let mut buf = [0u8; MAX_MESSAGE_SIZE];
         let mut r = Reassembler::new(&mut buf);
         let first = packets(Splitter::request(5, 6, &body(300, 0)).expect("split"));
-        assert!(matches!(r.push(&first[0]).event, Event::NeedMore { remaining: 1 }));
-        let mut bad = Header::new(MessageType::Request, 63, 1, 2).encode().to_vec();
+        assert!(matches!(
+            r.push(&first[0]).event,
+            Event::NeedMore { remaining: 1 }
+        ));
+        let mut bad = Header::new(MessageType::Request, 63, 1, 2)
+            .encode()
+            .to_vec();
         bad.extend_from_slice(&[0; 232]);
         assert_eq!(
             r.push(&bad),
@@ -657,7 +684,7 @@ mod tests {
         let got = r.push(&pkts[0]).message().expect("complete");
         assert_eq!(got.reply(), Ok((0xFFFF_FFFF, &[][..])));
 
-        // The error word straddling nothing: a 229-byte payload fills one packet exactly.
+        // The error word counts towards the first packet: 4 + 228 bytes fill it exactly.
         let payload = body(228, 9);
         let pkts = packets(Splitter::reply(1, 2, RmError::Busy, &payload).expect("split"));
         assert_eq!(pkts.len(), 1);
@@ -688,7 +715,10 @@ mod tests {
         let mut buf = [0u8; 1024];
         let mut r = Reassembler::new(&mut buf);
         let pkts = packets(Splitter::request(1, 2, &body(400, 0)).expect("split"));
-        assert!(matches!(r.push(&pkts[0]).event, Event::NeedMore { remaining: 1 }));
+        assert!(matches!(
+            r.push(&pkts[0]).event,
+            Event::NeedMore { remaining: 1 }
+        ));
         for len in 0..HEADER_SIZE {
             assert_eq!(
                 r.push(&pkts[1][..len]),
@@ -707,7 +737,10 @@ mod tests {
                 len: PACKET_SIZE + 1
             })
         );
-        assert_eq!(r.push(&pkts[1]).message().map(|m| m.payload.len()), Some(400));
+        assert_eq!(
+            r.push(&pkts[1]).message().map(|m| m.payload.len()),
+            Some(400)
+        );
     }
 
     #[test]
@@ -717,7 +750,9 @@ mod tests {
         let mut r = Reassembler::new(&mut buf);
         let mut first = Header::new(MessageType::Request, 2, 4, 5).encode().to_vec();
         first.extend_from_slice(b"abc");
-        let mut cont = Header::new(MessageType::Continuation, 2, 4, 5).encode().to_vec();
+        let mut cont = Header::new(MessageType::Continuation, 2, 4, 5)
+            .encode()
+            .to_vec();
         assert_eq!(r.push(&first).event, Event::NeedMore { remaining: 2 });
         assert_eq!(r.push(&cont).event, Event::NeedMore { remaining: 1 });
         cont.extend_from_slice(b"de");
@@ -752,7 +787,10 @@ mod tests {
                 );
             }
         }
-        assert_eq!(r.push(&pkts[1]).message().map(|m| m.payload.len()), Some(300));
+        assert_eq!(
+            r.push(&pkts[1]).message().map(|m| m.payload.len()),
+            Some(300)
+        );
     }
 
     #[test]
@@ -817,8 +855,14 @@ mod tests {
         let data = body(600, 5);
         let pkts = packets(Splitter::request(1, 2, &data).expect("split"));
         assert_eq!(pkts.len(), 3);
-        assert!(matches!(r.push(&pkts[0]).event, Event::NeedMore { remaining: 2 }));
-        assert!(matches!(r.push(&pkts[1]).event, Event::NeedMore { remaining: 1 }));
+        assert!(matches!(
+            r.push(&pkts[0]).event,
+            Event::NeedMore { remaining: 2 }
+        ));
+        assert!(matches!(
+            r.push(&pkts[1]).event,
+            Event::NeedMore { remaining: 1 }
+        ));
         let m = r.push(&pkts[1]).message().expect("complete");
         assert_eq!(m.payload.len(), 3 * 232);
         assert_ne!(m.payload, &data[..]);
@@ -835,8 +879,14 @@ mod tests {
         let a = packets(Splitter::request(1, 0x5600_0001, &body(600, 1)).expect("split"));
         let b = packets(Splitter::request(2, 0x5600_0004, &body(300, 2)).expect("split"));
         let c = packets(Splitter::notification(3, 0x5610_0008, &body(8, 3)).expect("split"));
-        assert!(matches!(r.push(&a[0]).event, Event::NeedMore { remaining: 2 }));
-        assert!(matches!(r.push(&a[1]).event, Event::NeedMore { remaining: 1 }));
+        assert!(matches!(
+            r.push(&a[0]).event,
+            Event::NeedMore { remaining: 2 }
+        ));
+        assert!(matches!(
+            r.push(&a[1]).event,
+            Event::NeedMore { remaining: 1 }
+        ));
 
         // B's first packet discards A and starts B.
         let got = r.push(&b[0]);
@@ -906,13 +956,16 @@ mod tests {
         );
         // Single packets need no buffer at all.
         let pkts = packets(Splitter::request(1, 2, &body(200, 0)).expect("split"));
-        assert_eq!(r.push(&pkts[0]).message().map(|m| m.payload.len()), Some(200));
+        assert_eq!(
+            r.push(&pkts[0]).message().map(|m| m.payload.len()),
+            Some(200)
+        );
     }
 
     #[test]
     fn randomized_split_and_reassemble() {
         let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
-        let mut buf = [0u8; REASSEMBLY_BUFFER_SIZE];
+        let mut buf = [0u8; MAX_MESSAGE_SIZE];
         let mut r = Reassembler::new(&mut buf);
         let mut data = std::vec![0u8; MAX_MESSAGE_SIZE];
         for round in 0..400 {

@@ -7,9 +7,8 @@
 //! rights bytes are kept raw: judging them is the server's job (`ARGUMENT_INVALID`).
 
 use super::error::RmError;
-use super::status::wire_enum;
 use super::wire::{
-    Decode, Encode, List, WireEntry, count_u16, decode_exact, encode_with, list_u16_len,
+    Decode, Encode, List, WireEntry, count_u16, decode_exact, encode_with, list_u16_len, wire_enum,
 };
 use crate::types::VmId;
 
@@ -820,11 +819,20 @@ mod tests {
         let mut bad = buf;
         bad[8] = 0xFF;
         bad[9] = 0xFF;
-        assert_eq!(MemCreateRequest::decode(&bad[..n]), Err(RmError::MsgInvalid));
+        assert_eq!(
+            MemCreateRequest::decode(&bad[..n]),
+            Err(RmError::MsgInvalid)
+        );
         // The attribute section is required.
-        assert_eq!(MemCreateRequest::decode(&buf[..72]), Err(RmError::MsgInvalid));
+        assert_eq!(
+            MemCreateRequest::decode(&buf[..72]),
+            Err(RmError::MsgInvalid)
+        );
         for len in 0..n {
-            assert_eq!(MemCreateRequest::decode(&buf[..len]), Err(RmError::MsgInvalid));
+            assert_eq!(
+                MemCreateRequest::decode(&buf[..len]),
+                Err(RmError::MsgInvalid)
+            );
         }
     }
 
@@ -836,7 +844,10 @@ mod tests {
             flags: MEM_RELEASE_FLAG_SANITIZE,
         };
         assert_eq!(round_trip(&rel), 8);
-        let rec: MemReclaimRequest = MemReleaseRequest { handle: 1, flags: 0 };
+        let rec: MemReclaimRequest = MemReleaseRequest {
+            handle: 1,
+            flags: 0,
+        };
         assert_eq!(round_trip(&rec), 8);
 
         let app = MemAppendRequest {
@@ -849,7 +860,10 @@ mod tests {
         assert_eq!(buf[4..12], [1, 0, 0, 0, 3, 0, 0, 0]);
         let mut bad = buf;
         bad[8] = 4;
-        assert_eq!(MemAppendRequest::decode(&bad[..60]), Err(RmError::MsgInvalid));
+        assert_eq!(
+            MemAppendRequest::decode(&bad[..60]),
+            Err(RmError::MsgInvalid)
+        );
     }
 
     #[test]
@@ -892,7 +906,10 @@ mod tests {
 
     #[test]
     fn notify_request() {
-        let vmids = [VmidEntry { vmid: VmId(0x80) }, VmidEntry { vmid: VmId(0x81) }];
+        let vmids = [
+            VmidEntry { vmid: VmId(0x80) },
+            VmidEntry { vmid: VmId(0x81) },
+        ];
         for flags in [MEM_NOTIFY_FLAG_SHARED, MEM_NOTIFY_FLAG_RECALL] {
             let req = MemNotifyRequest {
                 handle: 9,
@@ -904,7 +921,10 @@ mod tests {
             assert_eq!(round_trip_borrowed(&req, &mut buf), 12 + 4 + 8);
             let mut bad = buf;
             bad[12] = 3;
-            assert_eq!(MemNotifyRequest::decode(&bad[..24]), Err(RmError::MsgInvalid));
+            assert_eq!(
+                MemNotifyRequest::decode(&bad[..24]),
+                Err(RmError::MsgInvalid)
+            );
         }
         for flags in [MEM_NOTIFY_FLAG_RELEASED, MEM_NOTIFY_FLAG_ACCEPTED, 0, 3] {
             let req = MemNotifyRequest {

@@ -3,43 +3,8 @@
 //! VM_STATUS, VM_EXITED and VM_SHUTDOWN notifications.
 
 use super::error::RmError;
-use super::wire::{Decode, Encode, decode_exact, encode_with};
+use super::wire::{Decode, Encode, decode_exact, encode_with, wire_enum};
 use crate::types::VmId;
-
-macro_rules! wire_enum {
-    (
-        $(#[$doc:meta])* $name:ident : $repr:ty {
-            $( $(#[$vdoc:meta])* $variant:ident = $value:literal, )*
-        }
-    ) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        #[repr($repr)]
-        pub enum $name {
-            $( $(#[$vdoc])* $variant = $value, )*
-        }
-
-        impl $name {
-            /// Every value, in wire order.
-            pub const ALL: &'static [$name] = &[$($name::$variant,)*];
-
-            /// Decodes a wire value; `None` if undefined.
-            pub const fn from_raw(raw: $repr) -> Option<$name> {
-                match raw {
-                    $( $value => Some($name::$variant), )*
-                    _ => None,
-                }
-            }
-
-            /// The wire value.
-            pub const fn raw(self) -> $repr {
-                self as $repr
-            }
-        }
-    };
-}
-
-pub(crate) use wire_enum;
 
 wire_enum! {
     /// The RM's VM state (`vm_status`); 7 is reserved.
@@ -358,7 +323,9 @@ mod tests {
     #[test]
     fn state_machine() {
         use VmStatus::*;
-        let path = [NoState, Load, Init, Ready, Running, Paused, Running, Exited, Resetting, Reset, NoState];
+        let path = [
+            NoState, Load, Init, Ready, Running, Paused, Running, Exited, Resetting, Reset, NoState,
+        ];
         for pair in path.windows(2) {
             assert!(pair[0].can_become(pair[1]), "{pair:?}");
         }

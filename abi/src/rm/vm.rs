@@ -9,8 +9,8 @@
 
 use super::error::RmError;
 use super::memparcel::SglEntry;
-use super::status::{ExitCode, wire_enum};
-use super::wire::{Decode, Encode, List, count_u32, decode_exact, encode_with};
+use super::status::ExitCode;
+use super::wire::{Decode, Encode, List, count_u32, decode_exact, encode_with, wire_enum};
 use crate::types::VmId;
 
 /// An empty payload (VM_GET_VMID and VM_HOST_GET_TYPE requests, standard replies).
@@ -536,9 +536,15 @@ mod tests {
         assert_eq!(req.encode(&mut buf), Ok(4));
         assert_eq!(buf, [0x34, 0x12, 0, 0]);
         // Reserved bytes are ignored.
-        assert_eq!(VmidRequest::decode(&[3, 0, 9, 9]), Ok(VmidRequest { vmid: VmId(3) }));
+        assert_eq!(
+            VmidRequest::decode(&[3, 0, 9, 9]),
+            Ok(VmidRequest { vmid: VmId(3) })
+        );
         for len in [0, 1, 2, 3, 5, 8] {
-            assert_eq!(VmidRequest::decode(&[0; 8][..len]), Err(RmError::MsgInvalid));
+            assert_eq!(
+                VmidRequest::decode(&[0; 8][..len]),
+                Err(RmError::MsgInvalid)
+            );
         }
     }
 
@@ -607,8 +613,14 @@ mod tests {
             exit_code: ExitCode::SoftwareError,
         };
         assert_eq!(round_trip(&exit), 4);
-        assert_eq!(VmExitRequest::decode(&[1, 0, 1, 1]), Err(RmError::MsgInvalid));
-        assert_eq!(VmExitRequest::decode(&[0, 0, 5, 0]), Err(RmError::MsgInvalid));
+        assert_eq!(
+            VmExitRequest::decode(&[1, 0, 1, 1]),
+            Err(RmError::MsgInvalid)
+        );
+        assert_eq!(
+            VmExitRequest::decode(&[0, 0, 5, 0]),
+            Err(RmError::MsgInvalid)
+        );
         assert_eq!(
             VmExitRequest::decode(&[0, 0, 4, 0]),
             Ok(VmExitRequest {
@@ -652,11 +664,20 @@ mod tests {
         // The count must match the length exactly.
         let mut bad = buf;
         bad[4] = 3;
-        assert_eq!(VmSetDemandPagingRequest::decode(&bad[..40]), Err(RmError::MsgInvalid));
+        assert_eq!(
+            VmSetDemandPagingRequest::decode(&bad[..40]),
+            Err(RmError::MsgInvalid)
+        );
         bad[4] = 1;
-        assert_eq!(VmSetDemandPagingRequest::decode(&bad[..40]), Err(RmError::MsgInvalid));
+        assert_eq!(
+            VmSetDemandPagingRequest::decode(&bad[..40]),
+            Err(RmError::MsgInvalid)
+        );
         bad[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert_eq!(VmSetDemandPagingRequest::decode(&bad[..40]), Err(RmError::MsgInvalid));
+        assert_eq!(
+            VmSetDemandPagingRequest::decode(&bad[..40]),
+            Err(RmError::MsgInvalid)
+        );
         let none = VmSetDemandPagingRequest {
             vmid: VmId(1),
             ranges: List::empty(),

@@ -16,6 +16,42 @@ use core::fmt;
 
 use super::error::RmError;
 
+/// Defines a `#[repr]` enum for a wire value with `ALL`, `from_raw` and `raw`.
+macro_rules! wire_enum {
+    (
+        $(#[$doc:meta])* $name:ident : $repr:ty {
+            $( $(#[$vdoc:meta])* $variant:ident = $value:literal, )*
+        }
+    ) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr($repr)]
+        pub enum $name {
+            $( $(#[$vdoc])* $variant = $value, )*
+        }
+
+        impl $name {
+            /// Every value, in wire order.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)*];
+
+            /// Decodes a wire value; `None` if undefined.
+            pub const fn from_raw(raw: $repr) -> Option<$name> {
+                match raw {
+                    $( $value => Some($name::$variant), )*
+                    _ => None,
+                }
+            }
+
+            /// The wire value.
+            pub const fn raw(self) -> $repr {
+                self as $repr
+            }
+        }
+    };
+}
+
+pub(crate) use wire_enum;
+
 /// A payload that can be written in its wire form.
 pub trait Encode {
     /// The exact number of bytes [`Encode::encode`] writes.
@@ -243,11 +279,6 @@ impl<'a> Reader<'a> {
         self.bytes(n).map(|_| ())
     }
 
-    /// Bytes not read yet.
-    pub(crate) fn remaining(&self) -> usize {
-        self.buf.len().saturating_sub(self.pos)
-    }
-
     /// `count` elements of `T`, each validated now so that [`List::get`] cannot fail later.
     pub(crate) fn list<T: WireEntry>(&mut self, count: usize) -> Result<List<'a, T>, RmError> {
         let len = count.checked_mul(T::SIZE).ok_or(RmError::MsgInvalid)?;
@@ -461,7 +492,6 @@ mod tests {
         assert_eq!(r.u8(), Ok(1));
         assert_eq!(r.u16(), Ok(0x0302));
         assert_eq!(r.u32(), Ok(0x0706_0504));
-        assert_eq!(r.remaining(), 2);
         assert_eq!(r.finish(), Err(RmError::MsgInvalid));
         assert_eq!(r.u32(), Err(RmError::MsgInvalid));
         assert_eq!(r.u16(), Ok(0x0908));
@@ -479,10 +509,7 @@ mod tests {
         assert_eq!(encode_with(&mut buf, 5, |w| w.u32(0xAABB_CCDD)), Ok(4));
         assert_eq!(buf[..4], [0xDD, 0xCC, 0xBB, 0xAA]);
         assert_eq!(encode_with(&mut buf, 6, |_| Ok(())), Err(RmError::NoMem));
-        assert_eq!(
-            encode_with(&mut buf, 0, |w| w.u64(1)),
-            Err(RmError::NoMem)
-        );
+        assert_eq!(encode_with(&mut buf, 0, |w| w.u64(1)), Err(RmError::NoMem));
     }
 
     #[test]
@@ -500,7 +527,7 @@ mod tests {
         assert_eq!(parsed.get(2), Some(u64::MAX));
         assert_eq!(parsed.get(3), None);
         assert_eq!(parsed.iter().len(), 3);
-        assert_eq!(parsed.into_iter().sum::<u64>(), 2);
+        assert_eq!(parsed.into_iter().map(|v| v & 0xF).sum::<u64>(), 18);
         assert_ne!(parsed, List::from_slice(&values[..2]));
         assert!(List::<u64>::empty().is_empty());
         assert_eq!(List::<u64>::default(), List::empty());
