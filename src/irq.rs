@@ -86,6 +86,23 @@ pub fn enable_console_input(mpidr: u64) -> Result<(), gic::Error> {
     Ok(())
 }
 
+/// Deactivate the virtual timer's physical interrupt, left active for a guest that leaves the
+/// CPU before deactivating it itself.
+pub fn deactivate_virtual_timer() {
+    let intid = VTIMER_INTID.load(Ordering::Relaxed);
+    if let Ok(id) = arm_gic::IntId::try_from(intid) {
+        gic::deactivate(id);
+    }
+}
+
+/// Make the hypervisor timer fire by `deadline` (counter ticks) at the latest: a vCPU blocked
+/// on this CPU must be woken when its virtual timer is due.
+pub fn wake_by(deadline: u64) {
+    if deadline < timer::deadline() {
+        timer::arm_at(deadline);
+    }
+}
+
 /// Handle every pending interrupt on this CPU while it idles (no vCPU loaded).
 pub fn handle() {
     handle_with_guest(None);
@@ -108,13 +125,23 @@ pub fn handle_with_guest(guest: Option<(&Vm, usize)>) {
             continue;
         }
         if intid == HYP_TIMER_INTID.load(Ordering::Relaxed) {
-            // Re-arming moves the compare value ahead, which drops the level-triggered line.
-            timer::arm(TICK_PERIOD.load(Ordering::Relaxed));
+            // Re-arming moves the compare value ahead, which drops the level-triggered line: at
+            // the next tick, or sooner if a blocked vCPU's virtual timer falls due before it.
+            let next_tick = crate::arch::aarch64::cpu::counter()
+                .saturating_add(TICK_PERIOD.load(Ordering::Relaxed));
             if let Some(cpu) = percpu::current() {
                 cpu.ticks.fetch_add(1, Ordering::Relaxed);
+                let wake = crate::vm::sched::tick(cpu.index);
+                timer::arm_at(wake.map_or(next_tick, |w| w.min(next_tick)));
                 if cpu.index == 0 {
                     crate::vm::console::flush_quiet_lines();
                 }
+            } else {
+                timer::arm_at(next_tick);
+            }
+        } else if intid == KICK_SGI {
+            if let Some(cpu) = percpu::current() {
+                crate::vm::sched::check_preempt(cpu.index);
             }
         } else if intid == UART_INTID.load(Ordering::Relaxed) {
             let mut buf = [0u8; 64];
@@ -125,7 +152,7 @@ pub fn handle_with_guest(guest: Option<(&Vm, usize)>) {
                 }
                 crate::vm::console::input(buf.get(..n).unwrap_or(&[]));
             }
-        } else if intid != KICK_SGI && intid != MAINTENANCE_INTID.load(Ordering::Relaxed) {
+        } else if intid != MAINTENANCE_INTID.load(Ordering::Relaxed) {
             log::warn!("unexpected interrupt {intid}");
         }
         gic::deactivate(id);

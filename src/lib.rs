@@ -11,6 +11,8 @@
 //! - [`object`]: hypervisor objects (partitions, cspaces, message queues, doorbells, VICs) and
 //!   the capabilities that name them;
 //! - [`hypercall`]: the Gunyah hypercall ABI (vendor-hyp services, the hypercall table);
+//! - [`sched`]: the vCPU scheduling policy (fixed-priority round-robin run queues, timeslices,
+//!   yields) as pure per-CPU data;
 //! - [`vm`]: virtual machines: stage 2, vCPUs, the virtual GIC, timer, PSCI and PL011;
 //! - `console`, `logger`, `irq`, `panic`: output, the `log` backend, interrupts at EL2, panics;
 //! - `boot`: the init order for the boot CPU and the secondaries.
@@ -29,6 +31,7 @@ pub mod hypercall;
 pub mod mm;
 pub mod object;
 pub mod platform;
+pub mod sched;
 pub mod vm;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]

@@ -53,9 +53,14 @@ fn bundle_of(name: &str, vcpus: u32, test: &str, vms: u32) -> PathBuf {
 
 /// Boot `test` on `vcpus` vCPUs (on as many physical CPUs) until QEMU exits.
 fn boot_linux(name: &str, vcpus: u32, test: &str) -> common::Run {
+    boot_linux_on(name, vcpus, test, vcpus)
+}
+
+/// Boot one Linux VM with `vcpus` vCPUs on `cpus` physical CPUs and run `wurley.test=test`.
+fn boot_linux_on(name: &str, vcpus: u32, test: &str, cpus: u32) -> common::Run {
     let q = Qemu {
         initrd: Some(bundle(name, vcpus, test)),
-        ..Qemu::smp(vcpus)
+        ..Qemu::smp(cpus)
     };
     let run = q.run_until(LINUX_TIMEOUT, |_| false);
     if run.timed_out {
@@ -129,6 +134,59 @@ fn linux_ipis_reach_every_vcpu() {
     let run = boot_linux("ipi2", 2, "ipi");
     expect_pass(&run, "ipi");
     powered_off_cleanly(&run);
+}
+
+/// Four vCPUs on two physical CPUs: the scheduler shares the CPUs, guests' WFI blocks their
+/// vCPU, and IPIs between vCPUs on one CPU and across CPUs all arrive.
+#[test]
+fn four_vcpus_share_two_cpus() {
+    let run = boot_linux_on("ipi4on2", 4, "ipi", 2);
+    expect_pass(&run, "ipi");
+    run.expect("4 vCPUs on CPUs 0,1,0,1");
+    powered_off_cleanly(&run);
+}
+
+/// Two Linux VMs on one physical CPU both boot, keep time and power off.
+#[test]
+fn two_vms_share_one_cpu() {
+    let q = Qemu {
+        initrd: Some(bundle_of("two-vms-one-cpu", 1, "clock", 2)),
+        ..Qemu::smp(1)
+    };
+    let run = q.run_until(LINUX_TIMEOUT, |_| false);
+    if run.timed_out {
+        run.fail("two VMs on one CPU did not both finish");
+    }
+    run.reject("*** EL2 EXCEPTION").reject("*** PANIC");
+    run.expect("[linux1] WURLEY-TEST clock PASS")
+        .expect("[linux2] WURLEY-TEST clock PASS")
+        .expect("last VM ended: powering off");
+    for vm in ["linux1", "linux2"] {
+        check_dmesg_of(&run, vm);
+    }
+}
+
+/// The dmesg check of VM `vm` when several VMs share the console: only its own lines count.
+fn check_dmesg_of(run: &common::Run, vm: &str) {
+    let prefix = format!("[{vm}] ");
+    let mut inside = false;
+    let mut problems = Vec::new();
+    for line in run.log.lines().filter_map(|l| l.strip_prefix(&prefix)) {
+        if line.starts_with("WURLEY-DMESG-BEGIN") {
+            inside = true;
+        } else if line.starts_with("WURLEY-DMESG-END") {
+            if !problems.is_empty() {
+                run.fail(&format!(
+                    "{vm}'s kernel logged problems:\n{}",
+                    problems.join("\n")
+                ));
+            }
+            return;
+        } else if inside && !line.trim().is_empty() {
+            problems.push(line.to_string());
+        }
+    }
+    run.fail(&format!("{vm} printed no complete dmesg check"));
 }
 
 #[test]

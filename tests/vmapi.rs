@@ -133,7 +133,18 @@ fn hypcall_probe() {
 /// and powers off; the machine stops when all three have.
 #[test]
 fn msgqueue_doorbell_and_hostile_guests() {
-    let dir = scratch("vmapi-ipc");
+    ipc_guests(4);
+}
+
+/// The same three guests sharing one physical CPU: every wait is a blocked vCPU woken by its
+/// vIRQ, and the scheduler switches between the VMs.
+#[test]
+fn msgqueue_doorbell_and_hostile_guests_on_one_cpu() {
+    ipc_guests(1);
+}
+
+fn ipc_guests(cpus: u32) {
+    let dir = scratch(&format!("vmapi-ipc-{cpus}"));
     let kernel = build_guest("vmapi-guest", &dir);
     let k = kernel.display();
     let text = format!(
@@ -178,7 +189,7 @@ fn msgqueue_doorbell_and_hostile_guests() {
     );
     let q = Qemu {
         initrd: Some(compile(&dir, &text)),
-        ..Qemu::smp(4)
+        ..Qemu::smp(cpus)
     };
     let timeout = Duration::from_secs(120);
     let run = q.run_until(timeout, |_| false);

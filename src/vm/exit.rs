@@ -40,6 +40,10 @@ pub enum Next {
     CpuOff,
     /// The VM ended.
     Ended,
+    /// The vCPU blocked in WFI.
+    Blocked,
+    /// The vCPU gives its CPU to another (WFE, or preemption).
+    Preempted,
 }
 
 /// Handle a synchronous exit of vCPU `vcpu`.
@@ -70,14 +74,38 @@ pub fn handle_sync(vm: &Vm, vcpu: usize, regs: &mut GuestRegs) -> Next {
             vcpu_hw::inject_sync(regs, esr, Some(far));
             Next::Resume
         }
-        Trap::Wfx { .. } => {
+        Trap::Wfx { wfe } => {
             regs.pc += 4;
-            Next::Resume
+            wait(vm, vcpu, wfe)
         }
         Trap::FeatureTrap { ec } | Trap::Other { ec } => {
             unknown_trap(vm, regs, ec);
             Next::Resume
         }
+    }
+}
+
+/// A trapped WFI blocks the vCPU until an interrupt is pending for it or its virtual timer is
+/// due; a trapped WFE gives the CPU to another vCPU of its priority, if one waits.
+fn wait(vm: &Vm, vcpu: usize, wfe: bool) -> Next {
+    let Some(slot) = vm.vcpus.get(vcpu) else {
+        return Next::Resume;
+    };
+    if wfe {
+        return if super::sched::others_waiting(slot) {
+            Next::Preempted
+        } else {
+            Next::Resume
+        };
+    }
+    let deadline = crate::arch::aarch64::timer::virtual_deadline();
+    if super::sched::block(vm, slot, deadline) {
+        if let Some(d) = deadline {
+            crate::irq::wake_by(d);
+        }
+        Next::Blocked
+    } else {
+        Next::Resume
     }
 }
 

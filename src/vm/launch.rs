@@ -28,10 +28,13 @@ const MIB2: u64 = 2 << 20;
 /// Parse the bundle, create every valid VM, pin its vCPUs and power on each boot vCPU. Returns
 /// how many VMs started.
 pub fn launch(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]) -> usize {
+    // vCPUs share physical CPUs (the scheduler round-robins them), so any number fits.
     let limits = Limits {
-        max_vcpus_total: cpus.len() as u32,
+        max_vcpus_total: u32::MAX,
         max_vcpus_per_vm: 8,
     };
+    let mpidrs: Vec<u64> = cpus.iter().map(|c| c.mpidr).collect();
+    super::sched::init(&mpidrs);
     let bundle = match bundle::parse(bundle_bytes, &limits) {
         Ok(b) => b,
         Err(e) => {
@@ -46,8 +49,6 @@ pub fn launch(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]
     let mut endpoints: Vec<Endpoint<'_>> = bundle.vms.iter().map(Endpoint::new).collect();
     links::wire(&bundle.links, &mut endpoints);
     let mut vms: Vec<&'static Vm> = Vec::new();
-    let slots = cpus.iter().map(|c| c.index + 1).max().unwrap_or(0);
-    let mut assignment: Vec<Option<(&'static Vm, usize)>> = (0..slots).map(|_| None).collect();
     let mut next_pcpu = 0usize;
     let mut focus = None;
     for (spec, ep) in bundle.vms.iter().zip(endpoints) {
@@ -57,11 +58,6 @@ pub fn launch(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]
                 if let Some(objects) = ep.objects {
                     objects.virqs.attach(vm);
                     vm.objects.call_once(|| objects);
-                }
-                for slot in &vm.vcpus {
-                    if let Some(a) = assignment.get_mut(slot.pcpu) {
-                        *a = Some((vm, slot.index));
-                    }
                 }
                 next_pcpu += vm.vcpus.len();
                 if spec.console && focus.is_none() {
@@ -79,12 +75,12 @@ pub fn launch(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]
     let count = vms.len();
     super::console::set_focus(focus.unwrap_or(0));
     let started = vms.clone();
-    machine::publish(vms, assignment);
+    machine::publish(vms);
     for vm in started {
         if let Some(boot) = vm.vcpus.first() {
             log::info!("VM {}: starting vCPU 0 on CPU {}", vm.name, boot.pcpu);
             boot.set_power(Power::OnPending);
-            machine::kick(boot);
+            super::sched::make_runnable(boot);
         }
     }
     count
@@ -97,12 +93,8 @@ fn create(
     first_pcpu: usize,
     hyp_nodes: &[HypNode],
 ) -> Result<Vm, String> {
-    let vcpus = spec.vcpus as usize;
-    if first_pcpu + vcpus > cpus.len() {
-        return Err(format!(
-            "{vcpus} vCPUs do not fit on the {} free physical CPUs",
-            cpus.len() - first_pcpu
-        ));
+    if cpus.is_empty() {
+        return Err(String::from("no physical CPU to run it"));
     }
     let ipa_limit = 1u64 << crate::arch::aarch64::stage2::ipa_bits();
     if spec
@@ -202,17 +194,24 @@ fn build(
     for i in 0..vcpus {
         vgic.map_hw(layout::VTIMER_INTID, i, platform.timer.virt.intid);
     }
+    // vCPUs go to physical CPUs in turn, continuing where the VM before stopped: one each
+    // while there are enough, shared round-robin beyond that.
+    let priority = u8::try_from(spec.priority).unwrap_or(crate::sched::PRIORITY_DEFAULT);
+    let timeslice_ns = u64::from(spec.timeslice_us) * 1000;
     let slots: Vec<VcpuSlot> = (0..vcpus)
         .filter_map(|i| {
-            let pcpu = cpus.get(first_pcpu + i)?;
+            let pcpu = cpus.get((first_pcpu + i) % cpus.len())?;
             Some(VcpuSlot::new(
                 i,
                 mpidrs.get(i).copied().unwrap_or(0),
                 pcpu.index,
                 pcpu.mpidr,
+                priority,
+                timeslice_ns,
             ))
         })
         .collect();
+    let placement: Vec<String> = slots.iter().map(|s| format!("{}", s.pcpu)).collect();
     if let Some(v0) = slots.first() {
         *v0.boot.lock() = BootState {
             pc: kernel_ipa,
@@ -220,12 +219,11 @@ fn build(
         };
     }
     log::info!(
-        "VM {}: {} MiB at IPA {base:#x} (PA {}), {vcpus} vCPUs on CPUs {}..{}, kernel at {kernel_ipa:#x}, DTB at {dtb_ipa:#x}{}",
+        "VM {}: {} MiB at IPA {base:#x} (PA {}), {vcpus} vCPUs on CPUs {}, priority {priority}, kernel at {kernel_ipa:#x}, DTB at {dtb_ipa:#x}{}",
         spec.name,
         spec.memory_size >> 20,
         block,
-        first_pcpu,
-        first_pcpu + vcpus - 1,
+        placement.join(","),
         initrd
             .map(|(s, e, _)| format!(", initrd [{s:#x}..{e:#x})"))
             .unwrap_or_default()

@@ -8,11 +8,11 @@
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use spin::{Mutex, Once};
 
+use crate::arch::aarch64::psci;
 use crate::arch::aarch64::stage2::Stage2;
-use crate::arch::aarch64::{gic, psci};
 use crate::mm::guestmem::GuestMemory;
 use crate::vm::vgic::VGic;
 use crate::vm::vpl011::VPl011;
@@ -55,11 +55,32 @@ pub struct VcpuSlot {
     power: AtomicU8,
     /// Entry state for the next power-on.
     pub boot: Mutex<BootState>,
+    /// Scheduler priority (0..=63).
+    pub priority: u8,
+    /// Timeslice in nanoseconds.
+    pub timeslice_ns: u64,
+    /// Where the vCPU is: idle, queued or running (`vm::sched`).
+    pub place: AtomicU8,
+    /// Blocked in WFI, waiting for an interrupt or its virtual timer.
+    pub blocked: AtomicBool,
+    /// While blocked: when its virtual timer fires (counter ticks), `u64::MAX` if not armed.
+    pub deadline: AtomicU64,
+    /// Its registers while it is not running (`None`: start from `boot` at the next run).
+    pub context: Mutex<Option<Box<super::vcpu::VcpuContext>>>,
+    vm_index: AtomicUsize,
 }
 
 impl VcpuSlot {
-    /// A powered-off vCPU `index` with guest affinity `mpidr`, pinned to physical CPU `pcpu`.
-    pub fn new(index: usize, mpidr: u64, pcpu: usize, pcpu_mpidr: u64) -> Self {
+    /// A powered-off vCPU `index` with guest affinity `mpidr`, with affinity to physical CPU
+    /// `pcpu`, scheduled at `priority` with `timeslice_ns`.
+    pub fn new(
+        index: usize,
+        mpidr: u64,
+        pcpu: usize,
+        pcpu_mpidr: u64,
+        priority: u8,
+        timeslice_ns: u64,
+    ) -> Self {
         Self {
             index,
             mpidr,
@@ -67,7 +88,19 @@ impl VcpuSlot {
             pcpu_mpidr,
             power: AtomicU8::new(Power::Off as u8),
             boot: Mutex::new(BootState::default()),
+            priority,
+            timeslice_ns,
+            place: AtomicU8::new(super::sched::IDLE),
+            blocked: AtomicBool::new(false),
+            deadline: AtomicU64::new(u64::MAX),
+            context: Mutex::new(None),
+            vm_index: AtomicUsize::new(usize::MAX),
         }
+    }
+
+    /// Index of its VM in [`all`].
+    pub fn vm_index(&self) -> usize {
+        self.vm_index.load(Ordering::Relaxed)
     }
 
     /// Current power state.
@@ -192,40 +225,33 @@ impl Vm {
     }
 }
 
-/// Make the physical CPU running `vcpu` exit the guest (or leave its idle WFI) and look again.
+/// Something is pending for `vcpu`: wake it if it is blocked, or make the physical CPU running
+/// it exit the guest and look at its interrupts again.
 pub fn kick(vcpu: &VcpuSlot) {
-    let me = crate::arch::aarch64::percpu::current().map(|c| c.index);
-    if me != Some(vcpu.pcpu) {
-        gic::send_sgi(KICK_SGI, vcpu.pcpu_mpidr);
-    }
+    super::sched::wake(vcpu);
 }
 
 /// VMs started and not yet ended.
 static RUNNING_VMS: AtomicUsize = AtomicUsize::new(0);
 
-/// For each physical CPU: the (VM, vCPU index) pinned to it.
-static ASSIGNMENT: Once<Vec<Option<(&'static Vm, usize)>>> = Once::new();
-
 /// Every VM, in manifest order.
 static VMS: Once<Vec<&'static Vm>> = Once::new();
 
-/// Publish the VMs and the CPU assignment (once, after launching).
-pub fn publish(vms: Vec<&'static Vm>, assignment: Vec<Option<(&'static Vm, usize)>>) {
+/// Publish the VMs (once, after launching) and tell the scheduler where their vCPUs live.
+pub fn publish(vms: Vec<&'static Vm>) {
     RUNNING_VMS.store(vms.len(), Ordering::Release);
+    for (i, vm) in vms.iter().enumerate() {
+        for v in &vm.vcpus {
+            v.vm_index.store(i, Ordering::Relaxed);
+        }
+    }
+    super::sched::set_residents(&vms);
     VMS.call_once(|| vms);
-    ASSIGNMENT.call_once(|| assignment);
 }
 
 /// Leak a VM so physical CPUs can share it for the life of the machine.
 pub fn leak(vm: Vm) -> &'static Vm {
     Box::leak(Box::new(vm))
-}
-
-/// The vCPU pinned to physical CPU `pcpu`, if any.
-pub fn assigned(pcpu: usize) -> Option<(&'static Vm, usize)> {
-    ASSIGNMENT
-        .get()
-        .and_then(|a| a.get(pcpu).copied().flatten())
 }
 
 /// All VMs.

@@ -1,9 +1,11 @@
-//! Running vCPUs: each physical CPU runs the vCPU pinned to it, and sleeps otherwise.
+//! Running vCPUs: each physical CPU runs the vCPUs its run queue gives it (`vm::sched`), and
+//! sleeps when there are none.
 //!
 //! A vCPU's general registers live in [`GuestRegs`] on the stack of the physical CPU that runs
 //! it; its EL1 system registers, FP/SIMD state, pointer-authentication keys and vGIC CPU
-//! interface state are loaded when it starts and saved when it stops (`arch::aarch64::context`).
-//! Between exits they stay in the hardware.
+//! interface state are loaded when it starts running and saved into its slot's
+//! [`VcpuContext`] when it leaves the CPU (blocked, preempted, powered off). Between exits they
+//! stay in the hardware.
 
 use crate::arch::aarch64::context::{El1Context, FpState, PauthKeys};
 use crate::arch::aarch64::guest::{self, GuestRegs};
@@ -12,31 +14,32 @@ use crate::arch::aarch64::vectors::VectorKind;
 use crate::arch::aarch64::{cpu, ich, stage2, vcpu_hw};
 use crate::vm::vgic::lr;
 
+use alloc::boxed::Box;
+
 use super::exit::{self, Next};
-use super::machine::{self, EndReason, Power, Vm};
+use super::machine::{EndReason, Power, Vm};
+use super::sched::{self, Leave};
 
 /// Guest PSTATE at power-on: EL1h with D, A, I and F masked.
 const PSTATE_EL1H_MASKED: u64 = 0x3c5;
 
-/// The physical CPU's loop: run the pinned vCPU whenever it is powered on, sleep otherwise.
+/// The physical CPU's loop: run what its run queue gives, sleep when it is empty.
 pub fn cpu_loop(me: &'static PerCpu) -> ! {
     loop {
         cpu::disable_all_exceptions();
-        if let Some((vm, index)) = machine::assigned(me.index) {
-            let runnable = vm.vcpus.get(index).is_some_and(|v| v.power() != Power::Off);
-            if runnable && !vm.has_ended() {
-                run(vm, index);
-                continue;
-            }
+        if let Some((vm, index)) = sched::pick(me.index) {
+            run(vm, index, me.index);
+            continue;
         }
-        // Sleep with interrupts masked (a pending interrupt still wakes WFI), then take them.
+        // Sleep with interrupts masked (a pending interrupt still wakes WFI), then take them:
+        // a kick or a timer may have queued a vCPU.
         cpu::wfi();
         cpu::enable_irqs();
     }
 }
 
-/// Everything of a vCPU that is not shared.
-struct Vcpu {
+/// Everything of a vCPU that is not shared, kept in its slot while it does not run.
+pub struct VcpuContext {
     regs: GuestRegs,
     el1: El1Context,
     fp: FpState,
@@ -45,28 +48,52 @@ struct Vcpu {
     aprs: ([u64; 4], [u64; 4]),
 }
 
-fn run(vm: &'static Vm, index: usize) {
+impl core::fmt::Debug for VcpuContext {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "VcpuContext(pc {:#x})", self.regs.pc)
+    }
+}
+
+impl VcpuContext {
+    /// A vCPU at power-on: `pc`, `x0`, EL1h with interrupts masked, everything else reset.
+    fn power_on(pc: u64, x0: u64) -> Box<Self> {
+        let mut c = Box::new(VcpuContext {
+            regs: GuestRegs {
+                pc,
+                pstate: PSTATE_EL1H_MASKED,
+                ..GuestRegs::default()
+            },
+            el1: El1Context::reset(),
+            fp: FpState::default(),
+            pauth: PauthKeys::default(),
+            vmcr: 0,
+            aprs: ([0; 4], [0; 4]),
+        });
+        c.regs.x[0] = x0;
+        c
+    }
+}
+
+fn run(vm: &'static Vm, index: usize, me: usize) {
     let Some(slot) = vm.vcpus.get(index) else {
         return;
     };
-    let boot = *slot.boot.lock();
-    slot.set_power(Power::On);
-    let mut v = Vcpu {
-        regs: GuestRegs {
-            pc: boot.pc,
-            pstate: PSTATE_EL1H_MASKED,
-            ..GuestRegs::default()
-        },
-        el1: El1Context::reset(),
-        fp: FpState::default(),
-        pauth: PauthKeys::default(),
-        vmcr: 0,
-        aprs: ([0; 4], [0; 4]),
+    if vm.has_ended() || slot.power() == Power::Off {
+        sched::put(me, slot, Leave::Stopped);
+        return;
+    }
+    let saved = slot.context.lock().take();
+    let mut v = match saved {
+        Some(c) if slot.power() == Power::On => c,
+        _ => {
+            let boot = *slot.boot.lock();
+            log::debug!("VM {}: vCPU {index} starting at {:#x}", vm.name, boot.pc);
+            VcpuContext::power_on(boot.pc, boot.x0)
+        }
     };
-    v.regs.x[0] = boot.x0;
-    log::debug!("VM {}: vCPU {index} starting at {:#x}", vm.name, boot.pc);
+    slot.set_power(Power::On);
 
-    vcpu_hw::load_guest_controls(slot.mpidr);
+    vcpu_hw::load_guest_controls(slot.mpidr, sched::shared(me));
     stage2::load(vm.vttbr);
     v.el1.restore();
     v.fp.restore();
@@ -128,6 +155,9 @@ fn run(vm: &'static Vm, index: usize) {
         if next != Next::Resume {
             break next;
         }
+        if sched::should_switch(me) {
+            break Next::Preempted;
+        }
     };
 
     // Take the vCPU off this CPU.
@@ -141,9 +171,35 @@ fn run(vm: &'static Vm, index: usize) {
     v.fp.save();
     v.pauth.save();
     crate::arch::aarch64::timer::stop_virtual();
+    release_virtual_timer(vm, index);
     vcpu_hw::load_host_controls();
-    if next == Next::CpuOff {
-        slot.set_power(Power::Off);
-        log::debug!("VM {}: vCPU {index} powered off", vm.name);
+    let leave = match next {
+        Next::CpuOff => {
+            slot.set_power(Power::Off);
+            log::debug!("VM {}: vCPU {index} powered off", vm.name);
+            Leave::Stopped
+        }
+        Next::Ended => Leave::Stopped,
+        Next::Blocked => Leave::Blocked,
+        Next::Resume | Next::Preempted => Leave::Preempted,
+    };
+    if leave != Leave::Stopped {
+        *slot.context.lock() = Some(v);
+    }
+    sched::put(me, slot, leave);
+}
+
+/// The virtual timer's physical interrupt is left active while the guest handles the virtual
+/// one (the list register's HW link deactivates it). If the vCPU leaves the CPU before that,
+/// deactivate it here so the next vCPU's timer can fire; the guest's later deactivation of an
+/// inactive interrupt has no effect.
+fn release_virtual_timer(vm: &Vm, index: usize) {
+    let busy = vm
+        .vgic
+        .lock()
+        .irq(super::layout::VTIMER_INTID, index)
+        .is_some_and(|irq| irq.active || irq.pending);
+    if busy {
+        crate::irq::deactivate_virtual_timer();
     }
 }

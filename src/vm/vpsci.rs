@@ -5,7 +5,7 @@
 use wurley_abi::psci::{self, AffinityState, PsciCall, PsciReturn};
 use wurley_abi::smccc;
 
-use super::machine::{BootState, EndReason, Power, Vm, kick};
+use super::machine::{BootState, EndReason, Power, Vm};
 
 /// What the calling vCPU does after the call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,7 +97,7 @@ fn cpu_on(vm: &Vm, target: u64, entry: u64, context: u64) -> Outcome {
         x0: context,
     };
     if vcpu.transition(Power::Off, Power::OnPending) {
-        kick(vcpu);
+        super::sched::make_runnable(vcpu);
         return ret(PsciReturn::Success);
     }
     match vcpu.power() {

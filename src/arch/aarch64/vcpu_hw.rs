@@ -9,8 +9,9 @@ use super::guest::GuestRegs;
 /// HCR_EL2 while a guest runs: stage 2 on (VM), set/way invalidation upgraded (SWIO), FIQ, IRQ
 /// and SError to EL2 (FMO/IMO/AMO), TLB and barrier broadcasts inner shareable (FB, BSU=IS),
 /// ID registers trapped (TID3), SMC trapped (TSC), EL1 is AArch64 (RW), pointer-authentication
-/// instructions and keys not trapped (APK/API). WFI/WFE are not trapped: with one vCPU pinned per
-/// CPU the guest's WFI sleeps the CPU until its next (physical or virtual) interrupt.
+/// instructions and keys not trapped (APK/API). WFI/WFE are not trapped here: a vCPU alone on
+/// its CPU sleeps the CPU with its own WFI until its next (physical or virtual) interrupt;
+/// [`HCR_TWI`] and [`HCR_TWE`] are added when the CPU has other vCPUs to run.
 pub const HCR_GUEST: u64 = (1 << 0)
     | (1 << 1)
     | (1 << 3)
@@ -24,6 +25,11 @@ pub const HCR_GUEST: u64 = (1 << 0)
     | (1 << 40)
     | (1 << 41);
 
+/// HCR_EL2.TWI: trap WFI (the vCPU blocks and the CPU runs another).
+pub const HCR_TWI: u64 = 1 << 13;
+/// HCR_EL2.TWE: trap WFE (the vCPU yields).
+pub const HCR_TWE: u64 = 1 << 14;
+
 /// CPTR_EL2 while a guest runs: FP/SIMD allowed (TFP clear), SVE (TZ) and SME (TSM) trapped
 /// because their state is not switched (and the ID registers hide them).
 const CPTR_GUEST: u64 = 0x22ff | (1 << 8) | (1 << 12);
@@ -36,9 +42,15 @@ const MDCR_GUEST: u64 = (1 << 5) | (1 << 6) | (1 << 14);
 /// timer (EL1PCEN clear); the guest's timer is the virtual one.
 const CNTHCTL_GUEST: u64 = 1 << 0;
 
-/// Configure this CPU to run a guest vCPU whose MPIDR is `vmpidr` (affinity fields only).
-pub fn load_guest_controls(vmpidr: u64) {
+/// Configure this CPU to run a guest vCPU whose MPIDR is `vmpidr` (affinity fields only);
+/// `trap_wait` traps its WFI and WFE (the CPU has other vCPUs to run).
+pub fn load_guest_controls(vmpidr: u64, trap_wait: bool) {
     let midr = MIDR_EL1.get();
+    let hcr = if trap_wait {
+        HCR_GUEST | HCR_TWI | HCR_TWE
+    } else {
+        HCR_GUEST
+    };
     let vmpidr = vmpidr | (1 << 31);
     // SAFETY: these EL2 controls only take effect for EL1/EL0, where the guest runs next; they
     // confine it (stage 2, traps), they cannot give it access to EL2 state.
@@ -58,7 +70,7 @@ pub fn load_guest_controls(vmpidr: u64) {
             cptr = in(reg) CPTR_GUEST,
             mdcr = in(reg) MDCR_GUEST,
             cnthctl = in(reg) CNTHCTL_GUEST,
-            hcr = in(reg) HCR_GUEST,
+            hcr = in(reg) hcr,
             options(nostack)
         )
     };

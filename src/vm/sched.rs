@@ -1,0 +1,297 @@
+//! Scheduling vCPUs on physical CPUs: each physical CPU has a run queue (the fixed-priority
+//! round-robin policy of [`crate::sched`]); a vCPU has an affinity (the CPU whose queue it
+//! joins), a priority and a timeslice from the manifest.
+//!
+//! A vCPU is in one of three places: *idle* (powered off, or blocked in WFI), *queued* on its
+//! CPU's run queue, or *running* there. Making a vCPU runnable ([`wake`]) queues it and, if it
+//! runs elsewhere, sends that CPU the kick SGI; a queued vCPU of higher priority than the one
+//! running preempts it at the next exit, a queued one of equal priority when the running one's
+//! timeslice is used up (checked at the hypervisor tick). A guest's WFI blocks its vCPU (only
+//! trapped when its CPU has other vCPUs to run) until an interrupt is pending for it or its
+//! virtual timer is due, which the hypervisor timer then wakes.
+//!
+//! Per-CPU data: the run queue (locked; other CPUs enqueue into it), the reschedule flag, the
+//! running vCPU's priority and timeslice end, the list of vCPUs with affinity to it. Lock
+//! order: a run queue is innermost (nothing is locked while holding it).
+
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use spin::{Mutex, Once};
+
+use crate::arch::aarch64::{cpu, gic, percpu};
+use crate::sched::RunQueue;
+
+use super::machine::{self, KICK_SGI, VcpuSlot, Vm};
+
+/// A vCPU in a run queue: (VM index in [`machine::all`], vCPU index).
+pub type Entry = (u16, u16);
+
+/// Nothing runs (priority slot of an idle CPU).
+const NO_PRIORITY: u8 = u8::MAX;
+
+/// vCPU places.
+pub const IDLE: u8 = 0;
+/// In its CPU's run queue.
+pub const QUEUED: u8 = 1;
+/// Running on its CPU.
+pub const RUNNING: u8 = 2;
+
+/// One physical CPU's scheduling state.
+pub struct CpuSched {
+    queue: Mutex<RunQueue<Entry>>,
+    need_resched: AtomicBool,
+    running_priority: AtomicU8,
+    slice_end: AtomicU64,
+    mpidr: u64,
+    /// vCPUs with affinity to this CPU (fixed after launch).
+    residents: Once<Vec<Entry>>,
+}
+
+static CPUS: Once<Vec<CpuSched>> = Once::new();
+
+/// Set up a run queue per physical CPU (`mpidrs[i]` is CPU `i`'s affinity).
+pub fn init(mpidrs: &[u64]) {
+    CPUS.call_once(|| {
+        mpidrs
+            .iter()
+            .map(|&mpidr| CpuSched {
+                queue: Mutex::new(RunQueue::new()),
+                need_resched: AtomicBool::new(false),
+                running_priority: AtomicU8::new(NO_PRIORITY),
+                slice_end: AtomicU64::new(u64::MAX),
+                mpidr,
+                residents: Once::new(),
+            })
+            .collect()
+    });
+}
+
+fn cpu_sched(index: usize) -> Option<&'static CpuSched> {
+    CPUS.get().and_then(|c| c.get(index))
+}
+
+/// Record which vCPUs live on which CPU (after the VMs are published).
+pub fn set_residents(vms: &[&'static Vm]) {
+    let Some(cpus) = CPUS.get() else { return };
+    for (i, cs) in cpus.iter().enumerate() {
+        let list = vms
+            .iter()
+            .enumerate()
+            .flat_map(|(vi, vm)| {
+                vm.vcpus
+                    .iter()
+                    .filter(move |s| s.pcpu == i)
+                    .map(move |s| (vi as u16, s.index as u16))
+            })
+            .collect();
+        cs.residents.call_once(|| list);
+    }
+}
+
+/// Whether physical CPU `pcpu` has more than one vCPU to run (then guests' WFI is trapped).
+pub fn shared(pcpu: usize) -> bool {
+    cpu_sched(pcpu)
+        .and_then(|c| c.residents.get())
+        .is_some_and(|r| r.len() > 1)
+}
+
+fn slot_of(e: Entry) -> Option<(&'static Vm, &'static VcpuSlot)> {
+    let vm = *machine::all().get(usize::from(e.0))?;
+    Some((vm, vm.vcpus.get(usize::from(e.1))?))
+}
+
+fn this_cpu() -> Option<usize> {
+    percpu::current().map(|c| c.index)
+}
+
+/// Put an idle vCPU in its CPU's run queue and make that CPU look at it.
+pub fn make_runnable(slot: &VcpuSlot) {
+    if slot
+        .place
+        .compare_exchange(IDLE, QUEUED, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        return;
+    }
+    let Some(cs) = cpu_sched(slot.pcpu) else {
+        return;
+    };
+    let entry = (slot.vm_index() as u16, slot.index as u16);
+    if cs.queue.lock().enqueue(entry, slot.priority).is_err() {
+        // Out of memory for the queue: leave the vCPU idle rather than lose track of it.
+        slot.place.store(IDLE, Ordering::Release);
+        log::error!("run queue of CPU {} full: vCPU not scheduled", slot.pcpu);
+        return;
+    }
+    if this_cpu() == Some(slot.pcpu) {
+        if crate::sched::wake_preempts(current_priority(cs), slot.priority) {
+            cs.need_resched.store(true, Ordering::Release);
+        }
+    } else {
+        gic::send_sgi(KICK_SGI, cs.mpidr);
+    }
+}
+
+fn current_priority(cs: &CpuSched) -> Option<u8> {
+    let p = cs.running_priority.load(Ordering::Acquire);
+    (p != NO_PRIORITY).then_some(p)
+}
+
+/// Something happened for `slot` (an interrupt became pending, it was powered on): wake it if
+/// it is blocked, or make the CPU running it look at its interrupts again.
+pub fn wake(slot: &VcpuSlot) {
+    if slot.blocked.swap(false, Ordering::AcqRel) {
+        make_runnable(slot);
+        return;
+    }
+    if slot.place.load(Ordering::Acquire) == RUNNING
+        && this_cpu() != Some(slot.pcpu)
+        && let Some(cs) = cpu_sched(slot.pcpu)
+    {
+        gic::send_sgi(KICK_SGI, cs.mpidr);
+    }
+}
+
+/// The next vCPU for CPU `me`, now marked running.
+pub fn pick(me: usize) -> Option<(&'static Vm, usize)> {
+    let cs = cpu_sched(me)?;
+    loop {
+        let (entry, _) = cs.queue.lock().pick()?;
+        let Some((vm, slot)) = slot_of(entry) else {
+            continue;
+        };
+        if slot
+            .place
+            .compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            cs.need_resched.store(false, Ordering::Release);
+            cs.running_priority.store(slot.priority, Ordering::Release);
+            let now = cpu::counter();
+            cs.slice_end.store(
+                now.saturating_add(ns_to_ticks(slot.timeslice_ns)),
+                Ordering::Release,
+            );
+            return Some((vm, slot.index));
+        }
+    }
+}
+
+/// Why a vCPU left its CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Leave {
+    /// Preempted or yielded: back to the tail of its run queue.
+    Preempted,
+    /// Blocked in WFI until woken.
+    Blocked,
+    /// Powered off, or its VM ended.
+    Stopped,
+}
+
+/// The vCPU that ran on `me` has left it.
+pub fn put(me: usize, slot: &VcpuSlot, leave: Leave) {
+    if let Some(cs) = cpu_sched(me) {
+        cs.running_priority.store(NO_PRIORITY, Ordering::Release);
+        cs.slice_end.store(u64::MAX, Ordering::Release);
+    }
+    slot.place.store(IDLE, Ordering::Release);
+    match leave {
+        Leave::Preempted => make_runnable(slot),
+        // A wake between blocking and now found the vCPU still running and only cleared
+        // `blocked`: queueing it is then up to us.
+        Leave::Blocked if !slot.blocked.load(Ordering::Acquire) => make_runnable(slot),
+        Leave::Blocked | Leave::Stopped => {}
+    }
+}
+
+/// Block the vCPU running on `me` in WFI unless something is already pending for it;
+/// `deadline` is its virtual timer's expiry (counter ticks) if armed. Returns whether it
+/// blocked.
+pub fn block(vm: &Vm, slot: &VcpuSlot, deadline: Option<u64>) -> bool {
+    slot.deadline
+        .store(deadline.unwrap_or(u64::MAX), Ordering::Release);
+    slot.blocked.store(true, Ordering::SeqCst);
+    // Re-check after publishing `blocked`: an interrupt made pending before this point is seen
+    // here; one made pending after it finds `blocked` set and wakes the vCPU.
+    let due = deadline.is_some_and(|d| d <= cpu::counter());
+    if due || vm.vgic.lock().pending_for(slot.index) {
+        slot.blocked.store(false, Ordering::SeqCst);
+        slot.deadline.store(u64::MAX, Ordering::Release);
+        return false;
+    }
+    true
+}
+
+/// Whether the vCPU running on `me` should give way now (checked after each exit).
+pub fn should_switch(me: usize) -> bool {
+    let Some(cs) = cpu_sched(me) else {
+        return false;
+    };
+    if !cs.need_resched.swap(false, Ordering::AcqRel) {
+        return false;
+    }
+    let waiting = cs.queue.lock().highest();
+    let running = cs.running_priority.load(Ordering::Acquire);
+    match waiting {
+        Some(w) if w > running => true,
+        Some(w) if w == running => cpu::counter() >= cs.slice_end.load(Ordering::Acquire),
+        _ => false,
+    }
+}
+
+/// Whether another vCPU of at least `slot`'s priority waits on its CPU (a WFE yields to it).
+pub fn others_waiting(slot: &VcpuSlot) -> bool {
+    cpu_sched(slot.pcpu)
+        .and_then(|cs| cs.queue.lock().highest())
+        .is_some_and(|w| w >= slot.priority)
+}
+
+/// The kick SGI or the tick arrived on `me` while a vCPU runs: note whether it must give way.
+pub fn check_preempt(me: usize) {
+    let Some(cs) = cpu_sched(me) else { return };
+    let running = cs.running_priority.load(Ordering::Acquire);
+    if running == NO_PRIORITY {
+        return;
+    }
+    let waiting = cs.queue.lock().highest();
+    let due = match waiting {
+        Some(w) if w > running => true,
+        Some(w) if w == running => cpu::counter() >= cs.slice_end.load(Ordering::Acquire),
+        _ => false,
+    };
+    if due {
+        cs.need_resched.store(true, Ordering::Release);
+    }
+}
+
+/// The hypervisor tick on `me`: wake vCPUs whose virtual timer fell due while they were
+/// blocked, and check the running one's timeslice. Returns the earliest future wake-up time
+/// (counter ticks) among this CPU's blocked vCPUs, for the next timer programming.
+pub fn tick(me: usize) -> Option<u64> {
+    let cs = cpu_sched(me)?;
+    let now = cpu::counter();
+    let mut next: Option<u64> = None;
+    for &e in cs.residents.get().map(|v| v.as_slice()).unwrap_or(&[]) {
+        let Some((_, slot)) = slot_of(e) else {
+            continue;
+        };
+        let deadline = slot.deadline.load(Ordering::Acquire);
+        if deadline == u64::MAX || !slot.blocked.load(Ordering::Acquire) {
+            continue;
+        }
+        if deadline <= now {
+            slot.deadline.store(u64::MAX, Ordering::Release);
+            wake(slot);
+        } else {
+            next = Some(next.map_or(deadline, |n| n.min(deadline)));
+        }
+    }
+    check_preempt(me);
+    next
+}
+
+/// Nanoseconds to counter ticks.
+pub fn ns_to_ticks(ns: u64) -> u64 {
+    let freq = cpu::counter_frequency();
+    ((u128::from(ns) * u128::from(freq)) / 1_000_000_000) as u64
+}
