@@ -169,7 +169,8 @@ pub const MAX_LINKS_PER_VM: usize = 16;
 /// What the machine allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Physical CPUs available for pinning vCPUs, one vCPU each, over all VMs.
+    /// The most vCPUs all VMs together may have (the hypervisor passes no limit since vCPUs
+    /// share physical CPUs; a board port may set one).
     pub max_vcpus_total: u32,
     /// The most vCPUs one VM may have.
     pub max_vcpus_per_vm: u32,

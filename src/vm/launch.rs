@@ -1,5 +1,5 @@
 //! Starting the VMs of the boot bundle: memory, stage 2, kernel/initrd/DTB placement per the
-//! arm64 boot protocol, the virtual devices, and pinning vCPUs to physical CPUs.
+//! arm64 boot protocol, the virtual devices, and giving each vCPU a physical CPU (shared when there are more vCPUs than CPUs).
 //!
 //! One VM's failure (not enough memory, a bad image) is reported and the others still start.
 

@@ -1,5 +1,5 @@
-//! A running virtual machine: its memory, stage-2 tables, virtual devices and vCPUs, and the
-//! table of which physical CPU runs which vCPU.
+//! A running virtual machine: its memory, stage-2 tables, virtual devices and vCPUs (each with
+//! its scheduling state and, while it does not run, its saved context), and the list of VMs.
 //!
 //! Locks: a VM's `vgic` and `uart` are never held together (the UART's interrupt line is
 //! updated after its lock is dropped); console output happens under `uart`, and the console

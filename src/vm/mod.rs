@@ -1,8 +1,7 @@
 //! Virtual machines: guest address spaces, vCPUs, and the virtual platform devices.
 //!
 //! Pure models, host-tested: [`mmio`] (the access type), [`features`] (ID registers a guest
-//! sees), [`layout`] (the guest's IPA map). The rest runs only at EL2: [`machine`] (a VM and
-//! the vCPU pinning table), [`vcpu`] (the run loop), [`exit`] (trap handling), [`vpsci`]
+//! sees), [`layout`] (the guest's IPA map). The rest runs only at EL2: [`machine`] (a VM and its vCPUs), [`vcpu`] (the run loop), [`exit`] (trap handling), [`vpsci`]
 //! (PSCI for guests), [`irqs`] (raising virtual interrupts), [`console`] (shared console) and
 //! [`launch`] (creating VMs from the boot bundle).
 
