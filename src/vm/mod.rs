@@ -1,9 +1,12 @@
 //! Virtual machines: guest address spaces, vCPUs, and the virtual platform devices.
 //!
 //! Pure models, host-tested: [`mmio`] (the access type), [`features`] (ID registers a guest
-//! sees), [`layout`] (the guest's IPA map). The rest runs only at EL2: [`machine`] (a VM and its vCPUs), [`vcpu`] (the run loop), [`exit`] (trap handling), [`vpsci`]
-//! (PSCI for guests), [`irqs`] (raising virtual interrupts), [`console`] (shared console) and
-//! [`launch`] (creating VMs from the boot bundle).
+//! sees), [`layout`] (the guest's IPA map), [`vgic`], [`vpl011`], [`devicetree`]. The rest runs
+//! only at EL2: `machine` (a VM and its vCPUs), `sched` (run queues, blocking and waking),
+//! `vcpu` (the run loop), `exit` (trap handling), `vpsci` (PSCI for guests), `irqs` (raising
+//! virtual interrupts), `console` (shared console), `objects` (a VM's partition, cspace and
+//! VIC), `links` (the manifest's links), `guest_access` (hypercall buffers) and `launch`
+//! (creating VMs from the boot bundle).
 
 pub mod devicetree;
 pub mod features;
