@@ -31,6 +31,8 @@ pub struct Caller<'a> {
     pub cspace: Option<&'a Arc<CSpace<Object>>>,
     /// The caller's memory.
     pub mem: &'a mut dyn GuestAccess,
+    /// Set by `scheduler_yield`: the calling vCPU gives up its CPU after the call returns.
+    pub yield_cpu: bool,
 }
 
 impl Caller<'_> {

@@ -14,7 +14,8 @@
 
 use wurley_abi::hypcall::{self, ServiceCall};
 use wurley_abi::{
-    ApiFlags0, ApiFlags1, ApiInfo, Error, Feature, HypCall, HypervisorIdentity, smccc as abi,
+    ApiFlags0, ApiFlags1, ApiInfo, Error, Feature, HypCall, HypervisorIdentity, SchedulerVariant,
+    smccc as abi,
 };
 
 use super::context::Caller;
@@ -31,14 +32,15 @@ pub const API_INFO: ApiInfo = ApiInfo::DEFAULT;
 ///
 /// api_flags0 advertises a feature bit for each API family Wurley implements: partitions and
 /// cspaces (bit 0), doorbells (bit 1) and message queues (bit 2); the scheduler variant (bits
-/// 31:28) is 0, "trivial" (each vCPU has a physical CPU of its own). api_flags1 (bit 0: SVE)
+/// 31:28) is 1, fixed-priority round robin. api_flags1 (bit 0: SVE)
 /// and api_flags2 are reserved 0.
 pub const IDENTITY: HypervisorIdentity = HypervisorIdentity {
     api_info: API_INFO,
     flags0: ApiFlags0::EMPTY
         .with(Feature::PartitionCspace)
         .with(Feature::Doorbell)
-        .with(Feature::Msgqueue),
+        .with(Feature::Msgqueue)
+        .with_scheduler(SchedulerVariant::FPRR),
     flags1: ApiFlags1(0),
     flags2: 0,
 };
@@ -156,6 +158,24 @@ fn hypercall(n: u16, a: &[u64; 8], native: bool, c: &mut Caller) -> Reply {
     reply
 }
 
+/// `scheduler_yield`: X0 control (hint in bits 15:0), X1 argument. Hint 0 gives up the rest of
+/// the timeslice; hint 1 (yield to the vCPU named by the cap in X1, right YIELD_TO) needs a
+/// vCPU cap, which no VM holds before vCPU objects exist, so the cap lookup fails; other hints
+/// and the implementation-defined flag are `ARGUMENT_INVALID`, as in Gunyah's FPRR scheduler.
+fn scheduler_yield(c: &mut Caller, a: &[u64; 8]) -> Reply {
+    use crate::sched::YieldHint;
+    let r = YieldHint::decode(a[0], a[1]).and_then(|hint| match hint {
+        YieldHint::Yield => {
+            c.yield_cpu = true;
+            Ok(())
+        }
+        YieldHint::YieldTo(cap) => c
+            .lookup_any(cap, wurley_abi::rights::ThreadRights::YIELD_TO.bits())
+            .and(Err(Error::CspaceWrongObjectType)),
+    });
+    Reply::result(r)
+}
+
 fn answer(call: HypCall, a: &[u64; 8], c: &mut Caller) -> Reply {
     use HypCall as H;
     match call {
@@ -186,6 +206,7 @@ fn answer(call: HypCall, a: &[u64; 8], c: &mut Caller) -> Reply {
         H::MsgqueueConfigureSend => ipc::msgqueue_configure_end(c, QueueEnd::Send, a),
         H::MsgqueueConfigureReceive => ipc::msgqueue_configure_end(c, QueueEnd::Receive, a),
         H::MsgqueueConfigure => ipc::msgqueue_configure(c, a),
+        H::SchedulerYield => scheduler_yield(c, a),
         // object_reset is unimplemented in Gunyah too; cspace_revoke_cap_from is documented
         // there as unimplemented (cspace_revoke_caps_from is the revocation call).
         _ => Reply::error(Error::Unimplemented),
@@ -216,6 +237,7 @@ mod tests {
             &mut Caller {
                 cspace: None,
                 mem: &mut NoMem,
+                yield_cpu: false,
             },
         )
     }
@@ -227,6 +249,7 @@ mod tests {
             &mut Caller {
                 cspace: None,
                 mem: &mut NoMem,
+                yield_cpu: false,
             },
         )
     }
@@ -234,7 +257,7 @@ mod tests {
     const UNIMPLEMENTED: u64 = u64::MAX;
 
     fn identify_regs() -> [u64; 4] {
-        [(1 << 15) | 1 | (0x51 << 56), 0b111, 0, 0]
+        [(1 << 15) | 1 | (0x51 << 56), 0b111 | 1 << 28, 0, 0]
     }
 
     #[test]
@@ -306,7 +329,10 @@ mod tests {
         assert!(flags.has(Feature::PartitionCspace));
         assert!(flags.has(Feature::Doorbell) && flags.has(Feature::Msgqueue));
         assert!(!flags.has(Feature::Vcpu) && !flags.has(Feature::Memextent));
-        assert_eq!(smccc(&[0xC600_8000]).expect("ours").values()[1], 0b111);
+        assert_eq!(
+            smccc(&[0xC600_8000]).expect("ours").values()[1],
+            0b111 | 1 << 28
+        );
     }
 
     #[test]

@@ -103,6 +103,7 @@ impl Vm {
         let mut c = Caller {
             cspace: Some(&self.cspace),
             mem: &mut self.mem,
+            yield_cpu: false,
         };
         smccc(&x, &mut c).unwrap().values().to_vec()
     }
@@ -114,6 +115,7 @@ impl Vm {
         let mut c = Caller {
             cspace: Some(&self.cspace),
             mem: &mut self.mem,
+            yield_cpu: false,
         };
         native(native_hvc_imm(call.number()), &x, &mut c)
             .unwrap()
@@ -523,6 +525,7 @@ fn unknown_and_unimplemented_numbers() {
     let mut c = Caller {
         cspace: Some(&vm.cspace),
         mem: &mut vm.mem,
+        yield_cpu: false,
     };
     for n in [0x08u16, 0x16, 0x1E, 0x35, 0x36, 0x37, 0x69, 0x7F, 0x1FF] {
         let fid = u64::from(smccc_function_id(n));
@@ -548,11 +551,40 @@ fn unknown_and_unimplemented_numbers() {
 }
 
 #[test]
+fn scheduler_yield_hints() {
+    let mut vm = Vm::new(1 << 20);
+    let mut c = Caller {
+        cspace: Some(&vm.cspace),
+        mem: &mut vm.mem,
+        yield_cpu: false,
+    };
+    let fid = u64::from(smccc_function_id(HypCall::SchedulerYield.number()));
+    assert_eq!(smccc(&[fid, 0, 0], &mut c).unwrap().values(), &[0]);
+    assert!(c.yield_cpu);
+    c.yield_cpu = false;
+    // Hint 2 (yield to lower priority) and the implementation-defined flag: not in FPRR.
+    for control in [2u64, 1 << 31, 7] {
+        assert_eq!(
+            smccc(&[fid, control, 0], &mut c).unwrap().values(),
+            &[code(Error::ArgumentInvalid)],
+            "{control:#x}"
+        );
+    }
+    // Hint 1 needs a vCPU cap: a bogus one is null, any other object the wrong type.
+    assert_eq!(
+        smccc(&[fid, 1, 12345], &mut c).unwrap().values(),
+        &[code(Error::CspaceCapNull)]
+    );
+    assert!(!c.yield_cpu);
+}
+
+#[test]
 fn a_vm_without_objects_gets_cap_null() {
     let mut mem = FakeMem { bytes: vec![0; 16] };
     let mut c = Caller {
         cspace: None,
         mem: &mut mem,
+        yield_cpu: false,
     };
     let fid = u64::from(smccc_function_id(HypCall::MsgqueueSend.number()));
     assert_eq!(

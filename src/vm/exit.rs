@@ -21,14 +21,27 @@ use super::machine::{Vm, kick};
 use super::mmio::{MmioAccess, MmioResult};
 use super::vpsci::{self, Outcome};
 
-/// The hypercall view of `vm`: its cspace and its memory (through a local `CallerMemory`).
-macro_rules! caller {
-    ($vm:expr) => {
-        crate::hypercall::Caller {
-            cspace: $vm.objects.get().map(|o| &o.cspace),
-            mem: &mut super::guest_access::CallerMemory::new($vm),
-        }
+/// Run a Gunyah hypercall for `vm` with `f` (the SMCCC or native entry), giving it the VM's
+/// cspace and memory; writes the result registers. `None` if the call is not a Gunyah one.
+fn gunyah_call(
+    vm: &Vm,
+    vcpu: usize,
+    regs: &mut GuestRegs,
+    f: impl FnOnce(&[u64], &mut crate::hypercall::Caller) -> Option<crate::hypercall::Reply>,
+) -> Option<Next> {
+    let mut mem = super::guest_access::CallerMemory::new(vm);
+    let mut caller = crate::hypercall::Caller {
+        cspace: vm.objects.get().map(|o| &o.cspace),
+        mem: &mut mem,
+        yield_cpu: false,
     };
+    let reply = f(&regs.x, &mut caller)?;
+    reply.apply(&mut regs.x);
+    let yielded = caller.yield_cpu;
+    Some(match vm.vcpus.get(vcpu) {
+        Some(slot) if yielded && super::sched::others_waiting(slot) => Next::Preempted,
+        _ => Next::Resume,
+    })
 }
 
 /// What the vCPU does next.
@@ -51,13 +64,12 @@ pub fn handle_sync(vm: &Vm, vcpu: usize, regs: &mut GuestRegs) -> Next {
     let (esr, far, hpfar) = vcpu_hw::exit_syndrome();
     match trap::decode(Esr(esr)) {
         // HVC leaves ELR after the instruction; a trapped SMC leaves it on the instruction.
-        Trap::Hvc(imm) => match crate::hypercall::native(imm, &regs.x, &mut caller!(vm)) {
-            Some(reply) => {
-                reply.apply(&mut regs.x);
-                Next::Resume
+        Trap::Hvc(imm) => {
+            match gunyah_call(vm, vcpu, regs, |x, c| crate::hypercall::native(imm, x, c)) {
+                Some(next) => next,
+                None => smccc(vm, vcpu, regs, imm),
             }
-            None => smccc(vm, vcpu, regs, imm),
-        },
+        }
         Trap::Smc(imm) => {
             regs.pc += 4;
             smccc(vm, vcpu, regs, imm)
@@ -127,9 +139,8 @@ fn smccc(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, imm: u16) -> Next {
         regs.x[0] = wurley_abi::smccc::UNKNOWN_FUNCTION64;
         return Next::Resume;
     }
-    if let Some(reply) = crate::hypercall::smccc(&regs.x, &mut caller!(vm)) {
-        reply.apply(&mut regs.x);
-        return Next::Resume;
+    if let Some(next) = gunyah_call(vm, vcpu, regs, crate::hypercall::smccc) {
+        return next;
     }
     let fid = regs.x[0] as u32;
     match vpsci::call(vm, vcpu, fid, [regs.x[1], regs.x[2], regs.x[3]]) {
@@ -138,6 +149,10 @@ fn smccc(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, imm: u16) -> Next {
             Next::Resume
         }
         Some(Outcome::CpuOff) => Next::CpuOff,
+        Some(Outcome::Suspend) => {
+            regs.x[0] = wurley_abi::psci::PsciReturn::Success.to_register();
+            wait(vm, vcpu, false)
+        }
         Some(Outcome::VmEnded) => Next::Ended,
         None => {
             log::debug!("VM {}: unknown SMCCC function {fid:#x}", vm.name);

@@ -16,6 +16,9 @@ pub enum Outcome {
     CpuOff,
     /// The VM has ended (SYSTEM_OFF / SYSTEM_RESET).
     VmEnded,
+    /// CPU_SUSPEND: x0 = SUCCESS, then wait like WFI (every power state is treated as standby,
+    /// which PSCI allows: a wake-up returns from the call).
+    Suspend,
 }
 
 fn ret(r: PsciReturn) -> Outcome {
@@ -49,7 +52,7 @@ pub fn call(vm: &Vm, caller: usize, fid: u32, args: [u64; 3]) -> Option<Outcome>
         PsciCall::CpuOff => Outcome::CpuOff,
         // Any suspend state is honoured as a standby: return at once, the guest then waits for
         // its wake-up interrupt (PSCI allows returning from a power-down request early).
-        PsciCall::CpuSuspend(_) | PsciCall::CpuDefaultSuspend(_) => ret(PsciReturn::Success),
+        PsciCall::CpuSuspend(_) | PsciCall::CpuDefaultSuspend(_) => Outcome::Suspend,
         PsciCall::AffinityInfo(_) => affinity_info(vm, args[0], args[1]),
         PsciCall::MigrateInfoType => Outcome::Return(2), // no trusted OS needing migration
         PsciCall::SystemOff => {
