@@ -220,3 +220,132 @@ fn ipc_guests(cpus: u32) {
         run.fail("QEMU should exit with status 0 once every guest powered off");
     }
 }
+
+/// Console line `k` (1-based) the `rmclient` role writes through the RM (without its newline):
+/// the same bytes as `tests/guests/vmapi-guest/src/rmclient.rs` generates.
+fn rmclient_console_line(k: usize) -> String {
+    let prefix = format!("rmclient console line {k} of 5: ");
+    let mut line = prefix.clone();
+    for i in prefix.len()..119 {
+        line.push((b'a' + ((i * 7 + k) % 26) as u8) as char);
+    }
+    line
+}
+
+/// The Resource Manager (`rm/`, package wurley-rm) as an ordinary VM `rm`, and a client VM
+/// (`vmapi-guest`, role `rmclient`) linked to it by the message-queue pair `rm-client`. The
+/// client checks the RM's RPC answers (framing up to 62 continuations, dropped packets,
+/// unknown IDs, malformed payloads, status, console, VM_ALLOCATE as the primary VM, VM_EXIT)
+/// and powers off; the RM never exits, so the run ends at the client's DONE line.
+#[test]
+fn rm_rpc_server_answers_a_client() {
+    let dir = scratch("vmapi-rm");
+    let rm = build_guest("wurley-rm", &dir);
+    let client = build_guest("vmapi-guest", &dir);
+    let text = format!(
+        r#"/dts-v1/;
+/ {{
+    compatible = "wurley,bundle-v1";
+    vms {{
+        rm {{
+            kernel = /incbin/("{}");
+            memory-size = <0x0 0x1000000>;
+            bootargs = "rm.debug=1 rm.primary=client";
+            console;
+        }};
+        client {{
+            kernel = /incbin/("{}");
+            memory-size = <0x0 0x1000000>;
+            bootargs = "role=rmclient";
+        }};
+    }};
+    links {{
+        rm-client {{
+            compatible = "wurley,msgqueue-pair";
+            vms = "rm", "client";
+        }};
+    }};
+}};
+"#,
+        rm.display(),
+        client.display()
+    );
+    let q = Qemu {
+        initrd: Some(compile(&dir, &text)),
+        ..Qemu::smp(2)
+    };
+    let timeout = Duration::from_secs(60);
+    let run = q.run_until(timeout, |log| log.contains("VMAPI rmclient DONE"));
+    for line in run
+        .log
+        .lines()
+        .filter(|l| l.contains("VMAPI ") || l.contains("[rm] "))
+    {
+        eprintln!("{line}");
+    }
+    run.reject("*** EL2 EXCEPTION")
+        .reject("*** PANIC")
+        .reject("guest exception");
+    run.expect("[rm] RM: Wurley resource manager ")
+        .expect("[rm] RM: client client vmid 0x3 link rm-client")
+        .expect("[rm] RM: serving 1 client(s)");
+    let done = run
+        .log
+        .lines()
+        .find(|l| l.contains("VMAPI rmclient DONE"))
+        .unwrap_or_else(|| run.fail("the client did not report DONE"));
+    for line in run.log.lines().filter(|l| l.contains("VMAPI rmclient ")) {
+        if line.contains(" FAIL") {
+            run.fail(&format!("failed check: {line}"));
+        }
+    }
+    let checks = [
+        "get-vmid",
+        "get-vmid-value",
+        "get-state",
+        "get-state-running",
+        "set-status",
+        "get-state-after-set",
+        "set-status-shown",
+        "set-status-invalid",
+        "get-state-unknown",
+        "console-write-closed",
+        "console-open",
+        "console-write-600",
+        "console-flush",
+        "console-close",
+        "unknown-id",
+        "malformed-get-state",
+        "stray-continuation-ignored",
+        "hyp-resources",
+        "hyp-resources-list",
+        "hyp-resources-of-rm",
+        "max-message-62-continuations",
+        "63-continuations-dropped",
+        "vm-allocate",
+        "vm-allocate-vmid",
+        "new-vm-state",
+        "new-vm-load",
+        "vm-start-not-ready",
+        "vm-init-unimplemented",
+        "vm-deallocate",
+        "deallocated-vm-gone",
+        "vm-exit",
+        "get-state-after-exit",
+        "exited",
+    ];
+    for name in checks {
+        run.expect(&format!("VMAPI rmclient {name} PASS"));
+    }
+    if !done.contains(&format!("pass={} fail=0", checks.len())) {
+        run.fail(&format!("unexpected tally: {done}"));
+    }
+    // The 600-byte console write, reassembled from three packets and printed by the RM.
+    for k in 1..=5 {
+        run.expect(&format!("[rm] client: {}", rmclient_console_line(k)));
+    }
+    // The RM logged the packets it dropped (once each run) and one line per request.
+    run.expect("[rm] RM: error: client: dropped 1 packet(s), the first: stray continuation")
+        .expect("[rm] RM: error: client: dropped 64 packet(s), the first: 63 continuations")
+        .expect("[rm] RM: client(0x3) seq 1 VM_GET_VMID [0 bytes] -> RM_OK");
+}

@@ -8,6 +8,8 @@
 //! * `role=hostile`: holds caps to its own partition, cspace and VIC and walks the error paths
 //!   of the ABI, checking exact error codes ([`hostile`]). An optional message-queue pair
 //!   (`spare=`, default `spare`) adds checks on caps with restricted rights.
+//! * `role=rmclient`: a client of the Resource Manager VM over its `rm-<name>` link: RPC
+//!   framing and the RM's answers ([`rmclient`]).
 //!
 //! Output, one line per check: `VMAPI <role> <check> PASS|FAIL <details>`, some
 //! `VMAPI <role> <name> INFO <details>` lines, and finally
@@ -24,6 +26,8 @@ mod hostile;
 mod pingpong;
 #[cfg(target_os = "none")]
 mod report;
+#[cfg(target_os = "none")]
+mod rmclient;
 
 #[cfg(target_os = "none")]
 wurley_rt::entry!(guest_main);
@@ -48,11 +52,12 @@ fn guest_main(_dtb: usize) -> ! {
     match role {
         "ping" | "pong" => pingpong::run(&mut r, &fdt, bootargs, role == "ping"),
         "hostile" => hostile::run(&mut r, &fdt, bootargs),
+        "rmclient" => rmclient::run(&mut r, &fdt, bootargs),
         _ => {
             r.check(
                 "setup",
                 false,
-                format_args!("unknown role (want role=ping|pong|hostile)"),
+                format_args!("unknown role (want role=ping|pong|hostile|rmclient)"),
             );
         }
     }

@@ -1,0 +1,362 @@
+//! wurley-rm: the Resource Manager as an EL1 program on wurley-rt.
+//!
+//! For now it runs as an ordinary VM of a boot bundle; becoming Wurley's root VM comes later.
+//! At start it prints `RM: Wurley resource manager <version>`, then finds its clients in its
+//! device tree: every message-queue pair under `/hypervisor` whose `label` is `rm-<name>` is
+//! the RPC link of client VM `<name>` (the bundle link `rm-client` joins VM `rm` and VM
+//! `client`; both ends see the same label). The RM side's queues must carry 240-byte messages
+//! (the protocol's packet size); other links are refused with an error line.
+//!
+//! VMIDs: clients get dynamic VMIDs `0x80, 0x81, ...` in device-tree order, except the one
+//! named by bootargs `rm.primary=<name>`, which gets VMID 3 (the primary VM: the only one
+//! allowed to VM_ALLOCATE). All of them are recorded as RUNNING, owned by the RM (0xFF).
+//!
+//! Each link's RX ("not empty") and TX ("not full") vIRQs are enabled (edge); their handlers
+//! only set the client's bit in an event mask. The main loop sleeps in `WFI` until a bit is
+//! set, then hands the events to the server ([`wurley_rm::server::Server::run`]), which
+//! drains every client with packets, answers and sends until a queue is full. Nothing polls.
+//! The RM never exits.
+//!
+//! Bootargs: `rm.debug=1` prints one line per request (default: only errors);
+//! `rm.primary=<name>` as above. Heap: a fixed region in BSS (reassembly buffers are 14 616
+//! bytes per client).
+//!
+//! Built for the host it is an empty program, so that `cargo test --workspace` works.
+
+#![cfg_attr(target_os = "none", no_std, no_main)]
+// The heap region handed to the allocator needs `unsafe`.
+#![cfg_attr(target_os = "none", allow(unsafe_code))]
+
+#[cfg(target_os = "none")]
+mod el1 {
+    extern crate alloc;
+
+    use alloc::boxed::Box;
+    use alloc::vec;
+    use core::fmt;
+    use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+
+    use buddy_system_allocator::LockedHeap;
+    use wurley_abi::rm::status::VmStatus;
+    use wurley_abi::rm::{MAX_MESSAGE_SIZE, PACKET_SIZE, VMID_HLOS, VMID_RM};
+    use wurley_abi::{CapId, Error, VmId};
+    use wurley_rm::conn::{RxError, Transport, TxError};
+    use wurley_rm::hyp::NoHyp;
+    use wurley_rm::output::{Level, Output};
+    use wurley_rm::server::Server;
+    use wurley_rm::vms::VmRecord;
+    use wurley_rt::fdt::Fdt;
+    use wurley_rt::hypdt::{self, Irq};
+    use wurley_rt::{args, gic, hyp, println};
+
+    /// Prefix of an RM link's label; the rest is the client's name.
+    const LINK_PREFIX: &str = "rm-";
+    /// Most clients (one bit each in the event masks).
+    const MAX_CLIENTS: usize = 64;
+
+    const HEAP_SIZE: usize = 2 << 20;
+
+    #[repr(C, align(4096))]
+    struct HeapRegion([u8; HEAP_SIZE]);
+
+    static mut HEAP_REGION: HeapRegion = HeapRegion([0; HEAP_SIZE]);
+
+    #[global_allocator]
+    static HEAP: LockedHeap<32> = LockedHeap::empty();
+
+    /// Clients whose RX vIRQ fired since the main loop last looked.
+    static RX_EVENTS: AtomicU64 = AtomicU64::new(0);
+    /// Clients whose TX vIRQ fired since the main loop last looked.
+    static TX_EVENTS: AtomicU64 = AtomicU64::new(0);
+    /// Per INTID: 0, or the client index + 1, with [`IRQ_TX`] for its TX vIRQ.
+    static IRQ_MAP: [AtomicU8; gic::MAX_INTID] = [const { AtomicU8::new(0) }; gic::MAX_INTID];
+    const IRQ_TX: u8 = 0x80;
+
+    wurley_rt::entry!(rm_main);
+
+    /// An RM link's vIRQ: note the event for the main loop (handlers never print).
+    fn link_irq(intid: u32) {
+        let Some(v) = IRQ_MAP
+            .get(intid as usize)
+            .map(|m| m.load(Ordering::Acquire))
+        else {
+            return;
+        };
+        let Some(client) = (v & !IRQ_TX).checked_sub(1) else {
+            return;
+        };
+        let bit = 1u64 << client;
+        if v & IRQ_TX != 0 {
+            TX_EVENTS.fetch_or(bit, Ordering::AcqRel);
+        } else {
+            RX_EVENTS.fetch_or(bit, Ordering::AcqRel);
+        }
+    }
+
+    /// The RM's end of a client link: `msgqueue_send` on TX, `msgqueue_receive` on RX.
+    struct MsgQueues {
+        tx: CapId,
+        rx: CapId,
+        not_empty: bool,
+    }
+
+    impl Transport for MsgQueues {
+        fn send(&mut self, packet: &[u8], push: bool) -> Result<(), TxError> {
+            let flags = if push { hyp::SEND_FLAG_PUSH } else { 0 };
+            match hyp::msgqueue_send_slice(self.tx, packet, flags).0 {
+                Ok(()) => Ok(()),
+                Err(Error::MsgqueueFull) => Err(TxError::Full),
+                Err(e) => Err(TxError::Other(e.code())),
+            }
+        }
+
+        fn receive(&mut self, buf: &mut [u8; PACKET_SIZE]) -> Result<Option<usize>, RxError> {
+            let (res, not_empty) = hyp::msgqueue_receive_into(self.rx, buf);
+            match res {
+                Ok(len) => {
+                    self.not_empty = not_empty;
+                    Ok(Some(len))
+                }
+                Err(Error::MsgqueueEmpty) => {
+                    self.not_empty = false;
+                    Ok(None)
+                }
+                Err(e) => {
+                    self.not_empty = false;
+                    Err(RxError(e.code()))
+                }
+            }
+        }
+
+        fn more_pending(&self) -> bool {
+            self.not_empty
+        }
+    }
+
+    /// The RM's PL011: `RM: ...` log lines, `<vm>: ...` console lines.
+    struct Console {
+        debug: bool,
+    }
+
+    impl Output for Console {
+        fn debug_enabled(&self) -> bool {
+            self.debug
+        }
+
+        fn log(&mut self, level: Level, args: fmt::Arguments<'_>) {
+            match level {
+                Level::Debug => println!("RM: {args}"),
+                Level::Error => println!("RM: error: {args}"),
+            }
+        }
+
+        fn console(&mut self, vm: &str, text: &str) {
+            println!("{vm}: {text}");
+        }
+    }
+
+    /// One RM link found in the device tree.
+    struct Link<'a> {
+        label: &'a str,
+        client: &'a str,
+        tx: CapId,
+        rx: CapId,
+        tx_irq: Irq,
+        rx_irq: Irq,
+    }
+
+    /// `peer-name` of the message-queue pair labelled `label`.
+    fn peer_name<'a>(fdt: &Fdt<'a>, label: &str) -> Option<&'a str> {
+        hypdt::hypervisor(fdt)?
+            .children()
+            .filter(|n| n.is_compatible(hypdt::COMPAT_MSGQ_PAIR))
+            .find(|n| n.prop_str("label") == Some(label))?
+            .prop_str("peer-name")
+    }
+
+    /// Check one message-queue pair; `None` (with an error line) if it is not a usable RM link.
+    fn link<'a>(fdt: &Fdt<'a>, pair: &hypdt::MsgQueuePair<'a>) -> Option<Link<'a>> {
+        let client = pair.label.strip_prefix(LINK_PREFIX)?;
+        let label = pair.label;
+        if client.is_empty() {
+            println!("RM: error: link {label}: no client name after {LINK_PREFIX:?}");
+            return None;
+        }
+        let (Some(tx_irq), Some(rx_irq)) = (pair.tx_irq, pair.rx_irq) else {
+            println!("RM: error: link {label}: no interrupts");
+            return None;
+        };
+        if [tx_irq.intid, rx_irq.intid]
+            .iter()
+            .any(|&i| i as usize >= gic::MAX_INTID)
+        {
+            println!(
+                "RM: error: link {label}: vIRQs {} and {} must be below {}",
+                tx_irq.intid,
+                rx_irq.intid,
+                gic::MAX_INTID
+            );
+            return None;
+        }
+        let sizes = [pair.tx_message_size, pair.rx_message_size];
+        if sizes.iter().any(|&s| s != 0 && s as usize != PACKET_SIZE) {
+            println!(
+                "RM: error: link {label}: message size {}/{}, the RM protocol needs {PACKET_SIZE}",
+                pair.tx_message_size, pair.rx_message_size
+            );
+            return None;
+        }
+        if let Some(peer) = peer_name(fdt, label)
+            && peer != client
+        {
+            println!("RM: error: link {label} leads to VM {peer:?}, not {client:?}");
+            return None;
+        }
+        Some(Link {
+            label,
+            client,
+            tx: pair.tx,
+            rx: pair.rx,
+            tx_irq,
+            rx_irq,
+        })
+    }
+
+    fn rm_main(_dtb: usize) -> ! {
+        let start = &raw mut HEAP_REGION as usize;
+        // SAFETY: HEAP_REGION is used for nothing else, and this runs once, before any
+        // allocation, with the MMU on (the allocator's lock needs Normal memory).
+        unsafe { HEAP.lock().init(start, HEAP_SIZE) };
+
+        println!("RM: Wurley resource manager {}", wurley_rm::VERSION);
+        let fdt = wurley_rt::fdt();
+        let bootargs = fdt
+            .as_ref()
+            .and_then(|f| f.find_node("/chosen"))
+            .and_then(|c| c.prop_str("bootargs"))
+            .unwrap_or("");
+        let mut out = Console {
+            debug: args::get_u64(bootargs, "rm.debug").is_some_and(|v| v != 0),
+        };
+        let primary = args::get(bootargs, "rm.primary");
+
+        let mut server: Server<'static, NoHyp, MsgQueues> = Server::new(NoHyp);
+        match fdt.as_ref() {
+            Some(fdt) => {
+                for pair in hypdt::msgqueue_pairs(fdt) {
+                    if let Some(link) = link(fdt, &pair) {
+                        add_client(&mut server, &link, primary);
+                    }
+                }
+            }
+            None => println!("RM: error: no valid device tree"),
+        }
+        if let Some(p) = primary
+            && server.vms().iter().all(|v| v.name != p)
+        {
+            println!("RM: error: rm.primary={p}: no RM link to such a VM");
+        }
+        println!("RM: serving {} client(s)", server.clients());
+        serve(&mut server, &mut out)
+    }
+
+    fn add_client(
+        server: &mut Server<'static, NoHyp, MsgQueues>,
+        link: &Link<'_>,
+        primary: Option<&str>,
+    ) {
+        let label = link.label;
+        if server.clients() >= MAX_CLIENTS {
+            println!("RM: error: link {label}: more than {MAX_CLIENTS} clients");
+            return;
+        }
+        if server.vms().iter().any(|v| v.name == link.client) {
+            println!(
+                "RM: error: link {label}: VM {} has an RM link already",
+                link.client
+            );
+            return;
+        }
+        let vmid = if primary == Some(link.client) {
+            VMID_HLOS
+        } else {
+            match server.vms().free_dynamic() {
+                Ok(v) => v,
+                Err(_) => {
+                    println!("RM: error: link {label}: no VMID left");
+                    return;
+                }
+            }
+        };
+        let record = VmRecord::new(vmid, link.client, VMID_RM, VmStatus::Running);
+        if let Err(e) = server.vms_mut().insert(record) {
+            println!("RM: error: link {label}: VMID {:#x}: {}", vmid.0, e.name());
+            return;
+        }
+        // Clients live as long as the RM: their reassembly buffers are never freed.
+        let buf: &'static mut [u8] = Box::leak(vec![0u8; MAX_MESSAGE_SIZE].into_boxed_slice());
+        let transport = MsgQueues {
+            tx: link.tx,
+            rx: link.rx,
+            not_empty: true,
+        };
+        let id = match server.connect(vmid, transport, buf) {
+            Ok(id) => id,
+            Err(e) => {
+                println!("RM: error: link {label}: {}", e.name());
+                server.vms_mut().remove(vmid);
+                return;
+            }
+        };
+        let tag = id as u8 + 1;
+        if let Some(m) = IRQ_MAP.get(link.tx_irq.intid as usize) {
+            m.store(tag | IRQ_TX, Ordering::Release);
+        }
+        if let Some(m) = IRQ_MAP.get(link.rx_irq.intid as usize) {
+            m.store(tag, Ordering::Release);
+        }
+        gic::enable(link.tx_irq.intid, link.tx_irq.edge, link_irq);
+        gic::enable(link.rx_irq.intid, link.rx_irq.edge, link_irq);
+        println!(
+            "RM: client {} vmid {:#x} link {label} tx_virq={} rx_virq={}",
+            link.client,
+            VmId::raw(vmid),
+            link.tx_irq.intid,
+            link.rx_irq.intid
+        );
+    }
+
+    /// Serve forever: sleep until a link vIRQ, then let the server do what it can.
+    fn serve(server: &mut Server<'static, NoHyp, MsgQueues>, out: &mut Console) -> ! {
+        // Requests may have been queued before the vIRQs were enabled: one round first.
+        server.run(out);
+        loop {
+            // Check the event masks with IRQs masked, so an event that arrives after the
+            // check stays pending and ends the WFI.
+            wurley_rt::mask_irqs();
+            let rx = RX_EVENTS.swap(0, Ordering::AcqRel);
+            let tx = TX_EVENTS.swap(0, Ordering::AcqRel);
+            if rx == 0 && tx == 0 {
+                wurley_rt::wait_for_interrupt();
+                wurley_rt::enable_irqs();
+                continue;
+            }
+            wurley_rt::enable_irqs();
+            for id in 0..server.clients() {
+                let bit = 1u64 << id;
+                if rx & bit != 0 {
+                    server.rx_ready(id);
+                }
+                if tx & bit != 0 {
+                    server.tx_ready(id);
+                }
+            }
+            server.run(out);
+        }
+    }
+}
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!("wurley-rm is an EL1 program: build it for aarch64-unknown-none-softfloat");
+}
