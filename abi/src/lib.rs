@@ -12,6 +12,7 @@
 //! * [`hypcall`]: the Gunyah hypercall number map and its two encodings
 //!   (SMCCC vendor-hyp function IDs and native `HVC #imm16`), plus the
 //!   vendor-hyp and standard-hyp service calls.
+//! * [`bootinfo`]: the block the hypervisor gives the Resource Manager at boot.
 //! * [`msgqueue`]: message-queue create info, send flags and special thresholds.
 //! * [`error`]: the Gunyah `error` enumeration and its register encoding.
 //! * [`rights`]: capability rights bitmasks per object type.
@@ -24,6 +25,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bootinfo;
 pub mod error;
 pub mod hypcall;
 pub mod msgqueue;

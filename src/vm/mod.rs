@@ -9,6 +9,7 @@
 //! (creating VMs from the boot bundle).
 
 pub mod devicetree;
+pub mod elf;
 pub mod features;
 pub mod layout;
 pub mod mmio;

@@ -105,6 +105,26 @@ impl Stage2 {
         )
     }
 
+    /// Map `[pa, pa + size)` read-only and not executable at `ipa` (normal write-back memory):
+    /// data the guest may read but never change, such as the boot bundle for the resource
+    /// manager.
+    pub fn map_read_only(&mut self, ipa: u64, pa: u64, size: u64) -> Result<(), MapError> {
+        let attrs = Stage2Attributes::VALID
+            | Stage2Attributes::MEMATTR_NORMAL_INNER_WB
+            | Stage2Attributes::MEMATTR_NORMAL_OUTER_WB
+            | Stage2Attributes::S2AP_ACCESS_RO
+            | Stage2Attributes::XN
+            | Stage2Attributes::SH_INNER
+            | Stage2Attributes::ACCESS_FLAG;
+        let region = MemoryRegion::new(ipa as usize, (ipa + size) as usize);
+        self.mapping.map_range(
+            &region,
+            PhysicalAddress(pa as usize),
+            attrs,
+            Constraints::empty(),
+        )
+    }
+
     /// VTTBR_EL2 for this guest: root table and VMID.
     pub fn vttbr(&self) -> u64 {
         self.mapping.root_address().0 as u64 | (u64::from(self.vmid) << 48)
