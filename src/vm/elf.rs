@@ -78,9 +78,12 @@ pub fn parse(file: &[u8], base: u64, size: u64) -> Result<Image<'_>, ElfError> {
         if u32_at(ph, 0) != Some(PT_LOAD) {
             continue;
         }
-        let (Some(offset), Some(paddr), Some(filesz), Some(memsz)) =
-            (u64_at(ph, 8), u64_at(ph, 24), u64_at(ph, 32), u64_at(ph, 40))
-        else {
+        let (Some(offset), Some(paddr), Some(filesz), Some(memsz)) = (
+            u64_at(ph, 8),
+            u64_at(ph, 24),
+            u64_at(ph, 32),
+            u64_at(ph, 40),
+        ) else {
             return Err(ElfError::Truncated);
         };
         if memsz == 0 {
@@ -151,8 +154,14 @@ mod tests {
     fn refuses_bad_images() {
         let good = elf(0x4000_0000, b"code", 0x1000, 0x4000_0000);
         assert_eq!(parse(b"MZ", 0, 1), Err(ElfError::NotAarch64Elf));
-        assert_eq!(parse(&good[..70], 0x4000_0000, 0x1000), Err(ElfError::Truncated));
-        assert_eq!(parse(&good[..121], 0x4000_0000, 0x1000), Err(ElfError::Truncated));
+        assert_eq!(
+            parse(&good[..70], 0x4000_0000, 0x1000),
+            Err(ElfError::Truncated)
+        );
+        assert_eq!(
+            parse(&good[..121], 0x4000_0000, 0x1000),
+            Err(ElfError::Truncated)
+        );
         assert_eq!(
             parse(&good, 0x4000_0000, 0x800),
             Err(ElfError::OutsideMemory)
