@@ -7,6 +7,9 @@
  * 3. Turn the MMU and caches on, so Rust code runs on Normal memory.
  * 4. Clear BSS (now cacheable), set the stack, call rt_start(dtb) (never returns).
  *
+ * Secondary CPUs enter at rt_secondary_entry (below), which repeats 1 and 3 on the same table
+ * and runs on a stack of its own.
+ *
  * No Rust code runs before the MMU is on: with it off every data access is Device memory,
  * where the unaligned accesses the compiler may emit would fault.
  *
@@ -26,6 +29,39 @@
 /* SCTLR_EL1: M, C, I plus the RES1 bits of Armv8.0; cleared: A, WXN, E0E, EE. */
     .equ    SCTLR_SET, 0x30d01805
     .equ    SCTLR_CLEAR, 0x03080002
+
+/*
+ * Turn on the MMU with the level-1 table at x20 (already written and cleaned): MAIR, TCR (IPS
+ * from ID_AA64MMFR0_EL1), TTBR0, TTBR1 off, then SCTLR_EL1 with M, C, I. Clobbers x1, x2. Used
+ * by the boot CPU and by every secondary (rt_secondary_entry).
+ */
+.macro MMU_ON
+    ldr     x1, =MAIR_VALUE
+    msr     mair_el1, x1
+    ldr     x1, =TCR_VALUE
+    mrs     x2, id_aa64mmfr0_el1
+    and     x2, x2, #7
+    cmp     x2, #5                  // 48-bit IPS at most (no LPA2 / 52-bit)
+    b.ls    9f
+    mov     x2, #5
+9:  bfi     x1, x2, #32, #3
+    msr     tcr_el1, x1
+    msr     ttbr0_el1, x20
+    msr     ttbr1_el1, xzr
+    isb
+    tlbi    vmalle1
+    dsb     nsh
+    ic      iallu
+    dsb     nsh
+    isb
+    mrs     x1, sctlr_el1
+    ldr     x2, =SCTLR_SET
+    orr     x1, x1, x2
+    ldr     x2, =SCTLR_CLEAR
+    bic     x1, x1, x2
+    msr     sctlr_el1, x1
+    isb
+.endm
 
     .section .text.head, "ax"
     .global _start
@@ -65,31 +101,7 @@ rt_entry:
     str     x1, [x20, #8]
     bl      rt_table_civac          // the walker reads through the cache
 
-    ldr     x1, =MAIR_VALUE
-    msr     mair_el1, x1
-    ldr     x1, =TCR_VALUE
-    mrs     x2, id_aa64mmfr0_el1
-    and     x2, x2, #7
-    cmp     x2, #5                  // 48-bit IPS at most (no LPA2 / 52-bit)
-    b.ls    2f
-    mov     x2, #5
-2:  bfi     x1, x2, #32, #3
-    msr     tcr_el1, x1
-    msr     ttbr0_el1, x20
-    msr     ttbr1_el1, xzr
-    isb
-    tlbi    vmalle1
-    dsb     nsh
-    ic      iallu
-    dsb     nsh
-    isb
-    mrs     x1, sctlr_el1
-    ldr     x2, =SCTLR_SET
-    orr     x1, x1, x2
-    ldr     x2, =SCTLR_CLEAR
-    bic     x1, x1, x2
-    msr     sctlr_el1, x1
-    isb
+    MMU_ON
 
     adrp    x1, __bss_start
     add     x1, x1, :lo12:__bss_start
@@ -106,6 +118,41 @@ rt_entry:
     bl      rt_start
 5:  wfi
     b       5b
+
+/*
+ * Secondary CPUs (PSCI CPU_ON from smp::start_cpu): EL1h, MMU off, X0 = the context id, which
+ * is the CPU's slot (0..RT_MAX_CPUS) in rt_secondary_stacks. Nothing is read from memory
+ * before the MMU is on (with it off, reads bypass the cache the boot CPU wrote through): the
+ * level-1 table is the boot CPU's, already cleaned to memory. Then SP = the top of the slot's
+ * stack and rt_secondary_start(slot) runs (GIC, timer, IRQs, then the Rust entry).
+ */
+    .equ    RT_MAX_CPUS, 8
+    .equ    RT_SECONDARY_STACK_SHIFT, 14    // 16 KiB each
+    .global rt_secondary_entry
+    .balign 4
+rt_secondary_entry:
+    msr     daifset, #0xf
+    mov     x19, x0
+    cmp     x19, #RT_MAX_CPUS
+    b.hs    6f                      // not a slot smp::start_cpu hands out: park
+    adrp    x1, rt_vectors
+    add     x1, x1, :lo12:rt_vectors
+    msr     vbar_el1, x1
+    mov     x1, #(3 << 20)          // CPACR_EL1.FPEN: no FP/SIMD traps
+    msr     cpacr_el1, x1
+    isb
+    adrp    x20, rt_l1_table
+    MMU_ON
+    adrp    x1, rt_secondary_stacks
+    add     x1, x1, :lo12:rt_secondary_stacks
+    add     x2, x19, #1
+    lsl     x2, x2, #RT_SECONDARY_STACK_SHIFT
+    add     x1, x1, x2
+    mov     sp, x1
+    mov     x0, x19
+    bl      rt_secondary_start
+6:  wfi
+    b       6b
 
 /* Clean and invalidate the data cache lines of the table at x20 (clobbers x1-x4). */
 rt_table_civac:
@@ -192,6 +239,12 @@ rt_vec_common:
     ldp     x0, x1, [sp, #0]
     add     sp, sp, #192
     eret
+
+    .section .bss.rt_secondary_stacks, "aw", %nobits
+    .balign 16
+    .global rt_secondary_stacks
+rt_secondary_stacks:
+    .space  RT_MAX_CPUS << RT_SECONDARY_STACK_SHIFT
 
     .section .pagetable, "aw", %nobits
     .balign 4096

@@ -2,8 +2,13 @@
 //! redistributor (PPIs), and the IRQ dispatcher.
 //!
 //! Everything is group 1, priority [`PRIORITY`], EOImode 0 (an EOI also deactivates). SPIs
-//! are routed to this vCPU. [`handle_irqs`] (called from the IRQ vector) acknowledges until
-//! the spurious INTID, counts each interrupt, calls its handler and EOIs it.
+//! are routed to the vCPU that enables them. [`handle_irqs`] (called from the IRQ vector)
+//! acknowledges until the spurious INTID, counts each interrupt, calls its handler and EOIs it.
+//!
+//! With several vCPUs ([`crate::smp`]) the boot vCPU runs [`init`] (distributor and its own
+//! interface), each secondary [`init_cpu`]; PPIs are enabled on the calling vCPU's
+//! redistributor. Handlers and counters are shared by all vCPUs (atomics): a PPI handler runs
+//! on whichever vCPU took it.
 
 use core::arch::asm;
 use core::ptr;
@@ -48,8 +53,11 @@ const WAKER_CHILDREN_ASLEEP: u32 = 1 << 2;
 pub type Handler = fn(u32);
 
 static GICD: AtomicUsize = AtomicUsize::new(DEFAULT_GICD);
-/// This vCPU's RD_base.
+/// The redistributor region (vCPU 0's frames first).
 static GICR: AtomicUsize = AtomicUsize::new(DEFAULT_GICR);
+/// Each vCPU's RD_base, by [`crate::smp::this_cpu`] slot (0: not looked up yet).
+static RD_BASES: [AtomicUsize; crate::smp::MAX_CPUS] =
+    [const { AtomicUsize::new(0) }; crate::smp::MAX_CPUS];
 static HANDLERS: [AtomicUsize; MAX_INTID] = [const { AtomicUsize::new(0) }; MAX_INTID];
 static COUNTS: [AtomicU32; MAX_INTID] = [const { AtomicU32::new(0) }; MAX_INTID];
 /// Interrupts taken (any INTID).
@@ -106,19 +114,32 @@ pub fn init(fdt: Option<&Fdt<'_>>) -> Result<(), &'static str> {
         GICD.store(d, Ordering::Relaxed);
         GICR.store(r, Ordering::Relaxed);
     }
+    enable_sre()?;
+    let gicd = GICD.load(Ordering::Relaxed);
+    let ctlr = read32(gicd + GICD_CTLR);
+    write32(gicd + GICD_CTLR, ctlr | CTLR_ARE | CTLR_ENABLE_GRP1);
+    wait_rwp(gicd);
+    init_cpu()
+}
+
+fn enable_sre() -> Result<(), &'static str> {
     let sre = sysreg_read!("S3_0_C12_C12_5");
     sysreg_write!("S3_0_C12_C12_5", sre | 1);
     if sysreg_read!("S3_0_C12_C12_5") & 1 == 0 {
         return Err("ICC_SRE_EL1.SRE does not stick");
     }
+    Ok(())
+}
 
-    let gicd = GICD.load(Ordering::Relaxed);
-    let ctlr = read32(gicd + GICD_CTLR);
-    write32(gicd + GICD_CTLR, ctlr | CTLR_ARE | CTLR_ENABLE_GRP1);
-    wait_rwp(gicd);
-
+/// Set up the calling vCPU's CPU interface and wake its redistributor (found by GICR_TYPER
+/// affinity). [`init`] does it for the boot vCPU; each secondary calls it once, after the
+/// boot vCPU's [`init`] (which enabled the distributor).
+pub fn init_cpu() -> Result<(), &'static str> {
+    enable_sre()?;
     let rd = find_redistributor(GICR.load(Ordering::Relaxed));
-    GICR.store(rd, Ordering::Relaxed);
+    if let Some(slot) = crate::smp::this_cpu().and_then(|i| RD_BASES.get(i)) {
+        slot.store(rd, Ordering::Relaxed);
+    }
     let waker = read32(rd + GICR_WAKER);
     write32(rd + GICR_WAKER, waker & !WAKER_PROCESSOR_SLEEP);
     let mut tries = 0u32;
@@ -135,6 +156,21 @@ pub fn init(fdt: Option<&Fdt<'_>>) -> Result<(), &'static str> {
     sysreg_write!("S3_0_C12_C12_4", ctlr & !(1 << 1)); // EOImode 0
     sysreg_write!("S3_0_C12_C12_7", 1); // IGRPEN1
     Ok(())
+}
+
+/// The calling vCPU's RD_base.
+pub fn redistributor() -> usize {
+    match crate::smp::this_cpu().and_then(|i| RD_BASES.get(i)) {
+        Some(slot) => match slot.load(Ordering::Relaxed) {
+            0 => {
+                let rd = find_redistributor(GICR.load(Ordering::Relaxed));
+                slot.store(rd, Ordering::Relaxed);
+                rd
+            }
+            rd => rd,
+        },
+        None => find_redistributor(GICR.load(Ordering::Relaxed)),
+    }
 }
 
 /// Distributor and redistributor-region bases from the device tree.
@@ -195,7 +231,7 @@ pub fn enable(intid: u32, edge: bool, handler: Handler) {
     let bit = 1u32 << (intid % 32);
     let cfg_shift = 2 * (intid % 16) + 1;
     if (16..32).contains(&intid) {
-        let sgi = GICR.load(Ordering::Relaxed) + SGI_BASE;
+        let sgi = redistributor() + SGI_BASE;
         write32(sgi + GICD_IGROUPR, read32(sgi + GICD_IGROUPR) | bit);
         set_priority(sgi, n);
         let icfgr = sgi + GICD_ICFGR + 4;
@@ -230,7 +266,7 @@ fn set_priority(frame: usize, n: usize) {
 pub fn disable(intid: u32) {
     let bit = 1u32 << (intid % 32);
     if (16..32).contains(&intid) {
-        let sgi = GICR.load(Ordering::Relaxed) + SGI_BASE;
+        let sgi = redistributor() + SGI_BASE;
         write32(sgi + GICD_ICENABLER, bit);
         write32(sgi + GICD_ICPENDR, bit);
     } else if (32..MAX_INTID as u32).contains(&intid) {

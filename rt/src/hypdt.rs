@@ -20,6 +20,8 @@ use crate::fdt::{Fdt, Node};
 
 /// Compatible string of a message-queue pair node.
 pub const COMPAT_MSGQ_PAIR: &str = "qcom,message-queue-pair";
+/// Compatible string of the resource-manager link (Gunyah's Linux binding).
+pub const COMPAT_RESOURCE_MANAGER: &str = "gunyah-resource-manager";
 /// Compatible string of a doorbell's receiving end.
 pub const COMPAT_DOORBELL: &str = "qcom,gunyah-doorbell";
 /// Compatible string of a doorbell's sending end.
@@ -163,6 +165,27 @@ pub fn msgqueue_pairs<'a>(fdt: &Fdt<'a>) -> impl Iterator<Item = MsgQueuePair<'a
             rx_depth: n.prop_u32("qcom,rx-queue-depth").unwrap_or(0),
         })
     })
+}
+
+/// The link to the resource manager (Gunyah's binding: a `gunyah-resource-mgr@..` child
+/// compatible with `"gunyah-resource-manager"`, `reg` = TX cap, RX cap, `interrupts` = TX, RX),
+/// described like a message-queue pair labelled `resource-manager`.
+pub fn resource_manager<'a>(fdt: &Fdt<'a>) -> Option<MsgQueuePair<'a>> {
+    children(fdt, COMPAT_RESOURCE_MANAGER)
+        .filter_map(|(h, n)| {
+            Some(MsgQueuePair {
+                label: "resource-manager",
+                tx: cap(&h, &n, 0)?,
+                rx: cap(&h, &n, 1)?,
+                tx_irq: Irq::of(&n, 0),
+                rx_irq: Irq::of(&n, 1),
+                tx_message_size: n.prop_u32("qcom,tx-message-size").unwrap_or(240),
+                rx_message_size: n.prop_u32("qcom,rx-message-size").unwrap_or(240),
+                tx_depth: n.prop_u32("qcom,tx-queue-depth").unwrap_or(8),
+                rx_depth: n.prop_u32("qcom,rx-queue-depth").unwrap_or(8),
+            })
+        })
+        .next()
 }
 
 /// The message-queue pair labelled `name`.

@@ -12,6 +12,8 @@
 //! * [`gic`]: GICv3 CPU interface, distributor and redistributor setup, the IRQ dispatcher.
 //! * [`hyp`]: raw `HVC` and typed wrappers for the Gunyah calls the tests use.
 //! * [`mmu`]: stage-1 block mappings tests can add, and VAs with no stage-1 translation.
+//! * [`smp`]: secondary vCPUs (PSCI `CPU_ON`), each with its own stack, GIC interface and
+//!   timer; the device tree's CPU list.
 //! * [`time`]: the virtual counter, the virtual timer and [`time::wait_until`].
 //!
 //! The portable modules ([`args`], [`fdt`](mod@fdt), [`hypdt`]) build on the host too, for unit tests.
@@ -35,11 +37,13 @@ pub mod mmu;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 mod rt;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod smp;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod time;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub use rt::{
-    dtb, enable_irqs, fdt, irqs_masked, mask_irqs, mpidr_affinity, power_off, ram,
+    boot_info, dtb, enable_irqs, fdt, irqs_masked, mask_irqs, mpidr_affinity, power_off, ram,
     wait_for_interrupt,
 };
 

@@ -60,9 +60,11 @@ fn set_entry(index: usize, value: u64) -> Result<(), MapError> {
     if index >= ENTRIES || FIXED_INDICES.contains(&index) {
         return Err(MapError::Index);
     }
-    // SAFETY: the table is only written here and by entry.S before Rust runs; the guest has
-    // one vCPU, and `index` is in bounds and is not an entry the running code depends on.
-    // The hardware walker reads it; the TLB maintenance below makes the change visible.
+    // SAFETY: the table is only written here and by entry.S before Rust runs; each write is
+    // one aligned 64-bit store (so vCPUs sharing the table never see half an entry), and
+    // `index` is in bounds and is not an entry the running code depends on. The hardware
+    // walkers read it; the inner-shareable TLB maintenance below makes the change visible to
+    // every vCPU.
     unsafe {
         let table = &raw mut rt_l1_table;
         ptr::write_volatile((table as *mut u64).add(index), value);

@@ -4,6 +4,7 @@ use core::arch::{asm, global_asm};
 use core::panic::PanicInfo;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
+use wurley_abi::bootinfo::{self, BootInfo};
 use wurley_abi::psci;
 
 use crate::fdt::Fdt;
@@ -15,6 +16,7 @@ global_asm!(include_str!("entry.S"));
 const DEFAULT_RAM: (u64, u64) = (0x4000_0000, 0x100_0000);
 
 static DTB: AtomicUsize = AtomicUsize::new(0);
+static BOOT_INFO: AtomicUsize = AtomicUsize::new(0);
 static RAM_BASE: AtomicUsize = AtomicUsize::new(0);
 static RAM_SIZE: AtomicUsize = AtomicUsize::new(0);
 
@@ -25,7 +27,16 @@ unsafe extern "Rust" {
 
 /// Called by `entry.S` with the MMU on, BSS clear and the stack set.
 #[unsafe(no_mangle)]
-extern "C" fn rt_start(dtb: usize) -> ! {
+extern "C" fn rt_start(x0: usize) -> ! {
+    // The root VM (the resource manager) is entered with X0 = its boot-information block, which
+    // says where its device tree is; every other VM with X0 = the device tree.
+    let dtb = match read_boot_info(x0) {
+        Some(info) => {
+            BOOT_INFO.store(x0, Ordering::Relaxed);
+            info.dtb_ipa as usize
+        }
+        None => x0,
+    };
     DTB.store(dtb, Ordering::Relaxed);
     let fdt = fdt();
     let (base, size) = fdt
@@ -47,6 +58,25 @@ extern "C" fn rt_start(dtb: usize) -> ! {
     time::init(fdt.as_ref());
     enable_irqs();
     __wurley_rt_main(dtb)
+}
+
+fn read_boot_info(addr: usize) -> Option<BootInfo> {
+    if addr == 0 || addr % 8 != 0 {
+        return None;
+    }
+    let mut bytes = [0u8; bootinfo::SIZE_V1];
+    for (i, b) in bytes.iter_mut().enumerate() {
+        // SAFETY: X0 points into guest RAM (identity mapped, Normal memory), where Wurley put
+        // either a device tree (at least 40 bytes of header, smaller than SIZE_V1 only for an
+        // empty tree, which still lies inside RAM) or the boot-information block.
+        *b = unsafe { core::ptr::read_volatile((addr + i) as *const u8) };
+    }
+    BootInfo::decode(&bytes).ok()
+}
+
+/// The boot-information block, if this VM was started as the root VM.
+pub fn boot_info() -> Option<BootInfo> {
+    read_boot_info(BOOT_INFO.load(Ordering::Relaxed))
 }
 
 /// The device tree Wurley passed in `X0`, if it is valid.

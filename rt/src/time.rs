@@ -30,6 +30,18 @@ pub fn init(fdt: Option<&Fdt<'_>>) {
     gic::enable(intid, false, timer_irq);
 }
 
+/// Enable the virtual timer's interrupt on a secondary vCPU (its own PPI; [`init`] did the
+/// boot vCPU's and read the frequency).
+pub fn init_cpu() {
+    disarm();
+    gic::enable(vtimer_intid(), false, timer_irq);
+}
+
+/// The virtual timer's INTID (from the device tree's `arm,armv8-timer` node).
+pub fn vtimer_intid() -> u32 {
+    VTIMER_INTID.load(Ordering::Relaxed)
+}
+
 /// The virtual timer fired: turn it off (its level drops); the waiter re-checks the time.
 fn timer_irq(_intid: u32) {
     disarm();

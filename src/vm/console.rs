@@ -4,7 +4,8 @@
 //! hardware. With several, output is collected per VM and written a whole line at a time, each
 //! starting with `[name] `, so lines of different VMs never mix; a partial line (a shell prompt)
 //! is written once its VM has been quiet for a hypervisor tick. Input goes to one VM at a
-//! time; `Ctrl-]` (0x1d) moves the focus to the next VM that is still running.
+//! time; `Ctrl-]` (0x1d) moves the focus to the next VM that is still running. The resource
+//! manager (the root VM) is not counted: its lines always carry `[rm] `, and it gets no input.
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -58,7 +59,7 @@ impl Default for PendingLine {
 
 /// Output from `vm`'s UART.
 pub fn output(vm: &Vm, byte: u8) {
-    if machine::all().len() <= 1 {
+    if !vm.root && machine::guests() <= 1 {
         crate::console::write_guest(byte);
         return;
     }
@@ -77,10 +78,7 @@ pub fn output(vm: &Vm, byte: u8) {
 /// Called every hypervisor tick on one CPU: write partial lines of VMs that went quiet.
 pub fn flush_quiet_lines() {
     let vms = machine::all();
-    if vms.len() <= 1 {
-        return;
-    }
-    for vm in vms {
+    for vm in vms.iter().filter(|vm| vm.root || machine::guests() > 1) {
         if let Some(mut line) = vm.out_line.try_lock() {
             if line.quiet {
                 line.flush(&vm.name);
@@ -111,7 +109,7 @@ fn switch_focus(vms: &[&'static Vm]) {
     let current = FOCUS.load(Ordering::Relaxed);
     for step in 1..=vms.len() {
         let next = (current + step) % vms.len();
-        if let Some(vm) = vms.get(next).filter(|vm| !vm.has_ended()) {
+        if let Some(vm) = vms.get(next).filter(|vm| !vm.has_ended() && !vm.root) {
             FOCUS.store(next, Ordering::Relaxed);
             crate::console::print(format_args!(
                 "\n[wurley] console input now goes to VM {}\n",

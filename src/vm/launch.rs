@@ -45,9 +45,18 @@ pub fn launch(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]
     for e in &bundle.errors {
         log::error!("{e}");
     }
-    // Objects first: each VM's device tree lists the caps and vIRQs its links gave it.
+    // Objects first: each VM's device tree lists the caps and vIRQs its links gave it. The
+    // resource manager's endpoint goes last, after the manifest's VMs (whose link indices it
+    // must not shift).
     let mut endpoints: Vec<Endpoint<'_>> = bundle.vms.iter().map(Endpoint::new).collect();
     links::wire(&bundle.links, &mut endpoints);
+    let rm_endpoint = super::rm::endpoint();
+    let has_rm = rm_endpoint.is_some();
+    if let Some(ep) = rm_endpoint {
+        endpoints.push(ep);
+        super::rm::link_clients(&mut endpoints);
+    }
+    let rm_endpoint = if has_rm { endpoints.pop() } else { None };
     let mut vms: Vec<&'static Vm> = Vec::new();
     let mut next_pcpu = 0usize;
     let mut focus = None;
@@ -73,6 +82,20 @@ pub fn launch(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]
         return 0;
     }
     let count = vms.len();
+    let primary = bundle.vms.first().map(|s| s.name.as_str());
+    if let Some(ep) = rm_endpoint {
+        match super::rm::create(platform, &ep, cpus, primary, bundle_bytes) {
+            Ok(vm) => {
+                let vm = machine::leak(vm);
+                if let Some(objects) = ep.objects {
+                    objects.virqs.attach(vm);
+                    vm.objects.call_once(|| objects);
+                }
+                vms.push(vm);
+            }
+            Err(e) => log::error!("resource manager: not started: {e}"),
+        }
+    }
     super::console::set_focus(focus.unwrap_or(0));
     let started = vms.clone();
     machine::publish(vms);

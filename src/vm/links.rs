@@ -53,6 +53,16 @@ impl<'a> Endpoint<'a> {
         ep
     }
 
+    /// The endpoint of a VM the hypervisor makes itself (the resource manager), with `objects`.
+    pub fn root(name: &'a str, objects: VmObjects) -> Self {
+        Self {
+            name,
+            objects: Some(objects),
+            next_virq: LINK_VIRQ_BASE,
+            nodes: Vec::new(),
+        }
+    }
+
     fn grant(&mut self, spec: &VmSpec<'_>) -> Result<(), Error> {
         let caps = &spec.capabilities;
         if !(caps.partition || caps.cspace || caps.vic) {
@@ -89,7 +99,8 @@ impl<'a> Endpoint<'a> {
         Ok(())
     }
 
-    fn virq(&mut self) -> Result<u32, Error> {
+    /// The next free link vIRQ.
+    pub fn virq(&mut self) -> Result<u32, Error> {
         let v = self.next_virq;
         if v >= 32 + super::layout::SPIS {
             return Err(Error::Noresources);
@@ -98,7 +109,8 @@ impl<'a> Endpoint<'a> {
         Ok(v)
     }
 
-    fn objects(&self) -> Result<&VmObjects, Error> {
+    /// Its objects, if it has them.
+    pub fn objects(&self) -> Result<&VmObjects, Error> {
         self.objects.as_ref().ok_or(Error::Nomem)
     }
 }
@@ -122,15 +134,28 @@ pub fn wire(links: &[LinkSpec], eps: &mut [Endpoint<'_>]) {
     }
 }
 
-/// Two queues, `a`→`b` and `b`→`a`.
-fn msgqueue_pair(
+/// One side of a message-queue pair: what it sends on and receives from.
+#[derive(Clone, Copy, Debug)]
+pub struct PairEnd {
+    /// Cap of the queue it sends on (SEND).
+    pub tx_cap: u64,
+    /// Cap of the queue it receives from (RECEIVE).
+    pub rx_cap: u64,
+    /// Its "not full" vIRQ.
+    pub tx_virq: u32,
+    /// Its "not empty" vIRQ.
+    pub rx_virq: u32,
+}
+
+/// Two queues, `a`→`b` and `b`→`a`, of `depth` messages of up to `message_size` bytes, with
+/// caps in each side's cspace and vIRQs bound in each side's VIC.
+pub fn queue_pair(
     eps: &mut [Endpoint<'_>],
-    name: &str,
     a: usize,
     b: usize,
     depth: u32,
     message_size: u32,
-) -> Result<(), Error> {
+) -> Result<(PairEnd, PairEnd), Error> {
     if a == b || a >= eps.len() || b >= eps.len() {
         return Err(Error::ArgumentInvalid);
     }
@@ -157,38 +182,55 @@ fn msgqueue_pair(
     }
     let send = MsgqueueRights::SEND.bits();
     let recv = MsgqueueRights::RECEIVE.bits();
-    let a_caps = {
-        let o = eps[a].objects()?;
-        (
-            o.grant(Object::MsgQueue(ab.clone()), send)?,
-            o.grant(Object::MsgQueue(ba.clone()), recv)?,
-        )
+    let oa = eps[a].objects()?;
+    let a_end = PairEnd {
+        tx_cap: oa.grant(Object::MsgQueue(ab.clone()), send)?,
+        rx_cap: oa.grant(Object::MsgQueue(ba.clone()), recv)?,
+        tx_virq: a_tx,
+        rx_virq: a_rx,
     };
-    let b_caps = {
-        let o = eps[b].objects()?;
-        (
-            o.grant(Object::MsgQueue(ba), send)?,
-            o.grant(Object::MsgQueue(ab), recv)?,
-        )
+    let ob = eps[b].objects()?;
+    let b_end = PairEnd {
+        tx_cap: ob.grant(Object::MsgQueue(ba), send)?,
+        rx_cap: ob.grant(Object::MsgQueue(ab), recv)?,
+        tx_virq: b_tx,
+        rx_virq: b_rx,
     };
+    Ok((a_end, b_end))
+}
+
+/// A manifest message-queue pair between `a` and `b`.
+fn msgqueue_pair(
+    eps: &mut [Endpoint<'_>],
+    name: &str,
+    a: usize,
+    b: usize,
+    depth: u32,
+    message_size: u32,
+) -> Result<(), Error> {
+    let (a_end, b_end) = queue_pair(eps, a, b, depth, message_size)?;
     let peer_b = String::from(eps[b].name);
     let peer_a = String::from(eps[a].name);
-    for (ep, (tx, rx), (tx_virq, rx_virq), peer) in [
-        (a, a_caps, (a_tx, a_rx), peer_b),
-        (b, b_caps, (b_tx, b_rx), peer_a),
-    ] {
-        eps[ep].nodes.push(HypNode::MsgQueuePair {
-            label: String::from(name),
-            tx_cap: tx,
-            rx_cap: rx,
-            tx_virq,
-            rx_virq,
-            depth,
-            message_size,
-            peer,
-        });
+    for (ep, end, peer) in [(a, a_end, peer_b), (b, b_end, peer_a)] {
+        eps[ep]
+            .nodes
+            .push(pair_node(name, end, depth, message_size, peer));
     }
     Ok(())
+}
+
+/// The `/hypervisor` node describing one end of a pair.
+pub fn pair_node(name: &str, end: PairEnd, depth: u32, message_size: u32, peer: String) -> HypNode {
+    HypNode::MsgQueuePair {
+        label: String::from(name),
+        tx_cap: end.tx_cap,
+        rx_cap: end.rx_cap,
+        tx_virq: end.tx_virq,
+        rx_virq: end.rx_virq,
+        depth,
+        message_size,
+        peer,
+    }
 }
 
 /// A doorbell rung by `sender`, received by `receiver`.

@@ -156,6 +156,9 @@ pub struct Vm {
     pub out_line: Mutex<super::console::PendingLine>,
     /// Unhandled traps already reported (log once per VM).
     pub reported_unknown_trap: AtomicBool,
+    /// The root VM (the resource manager): not a VM of the manifest, so its output is always
+    /// prefixed, it never has console input, and the machine does not wait for it to end.
+    pub root: bool,
     /// Its hypervisor objects (cspace, partition, VIC), set once when the VM is published.
     pub objects: Once<super::objects::VmObjects>,
     _stage2: Stage2,
@@ -182,6 +185,7 @@ impl Vm {
             out_line: Mutex::new(super::console::PendingLine::new()),
             reported_unknown_trap: AtomicBool::new(false),
             objects: Once::new(),
+            root: false,
             _stage2: stage2,
         }
     }
@@ -201,6 +205,9 @@ impl Vm {
         log::info!("VM {} ended: {reason:?}", self.name);
         for v in &self.vcpus {
             kick(v);
+        }
+        if self.root {
+            return;
         }
         if RUNNING_VMS.fetch_sub(1, Ordering::AcqRel) == 1 {
             match reason {
@@ -231,15 +238,25 @@ pub fn kick(vcpu: &VcpuSlot) {
     super::sched::wake(vcpu);
 }
 
-/// VMs started and not yet ended.
+/// VMs of the manifest started and not yet ended.
 static RUNNING_VMS: AtomicUsize = AtomicUsize::new(0);
+
+/// VMs of the manifest started.
+static GUESTS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many VMs of the manifest were started (the root VM not counted).
+pub fn guests() -> usize {
+    GUESTS.load(Ordering::Acquire)
+}
 
 /// Every VM, in manifest order.
 static VMS: Once<Vec<&'static Vm>> = Once::new();
 
 /// Publish the VMs (once, after launching) and tell the scheduler where their vCPUs live.
 pub fn publish(vms: Vec<&'static Vm>) {
-    RUNNING_VMS.store(vms.len(), Ordering::Release);
+    let guests = vms.iter().filter(|vm| !vm.root).count();
+    RUNNING_VMS.store(guests, Ordering::Release);
+    GUESTS.store(guests, Ordering::Release);
     for (i, vm) in vms.iter().enumerate() {
         for v in &vm.vcpus {
             v.vm_index.store(i, Ordering::Relaxed);

@@ -17,6 +17,10 @@ const SPI: u32 = 0;
 const EDGE_RISING: u32 = 1;
 /// First SPI INTID.
 const SPI_BASE: u32 = 32;
+/// Message size of the resource-manager queues (Gunyah's RM RPC transport).
+pub const RM_MESSAGE_SIZE: u32 = 240;
+/// Depth of the resource-manager queues.
+pub const RM_QUEUE_DEPTH: u32 = 8;
 
 /// One resource under `/hypervisor`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,6 +63,17 @@ pub enum HypNode {
         cap: u64,
         /// The VM it rings.
         peer: String,
+    },
+    /// The link to the resource manager (Gunyah's binding, which Linux's driver probes).
+    ResourceManager {
+        /// Cap of the queue this VM sends requests on.
+        tx_cap: u64,
+        /// Cap of the queue this VM receives replies and notifications from.
+        rx_cap: u64,
+        /// INTID of the TX queue's "not full" vIRQ.
+        tx_virq: u32,
+        /// INTID of the RX queue's "not empty" vIRQ.
+        rx_virq: u32,
     },
     /// Caps to the VM's own partition, cspace and VIC, when the manifest grants them.
     Capabilities {
@@ -165,6 +180,33 @@ pub fn write(w: &mut FdtWriter, nodes: &[HypNode]) -> Result<(), vm_fdt::Error> 
                 w.property_array_u32("reg", &cap_cells(&[*cap]))?;
                 w.property_string("label", label)?;
                 w.property_string("peer-name", peer)?;
+                w.end_node(n)?;
+            }
+            HypNode::ResourceManager {
+                tx_cap,
+                rx_cap,
+                tx_virq,
+                rx_virq,
+            } => {
+                let n = w.begin_node(&format!("gunyah-resource-mgr@{tx_cap:x}"))?;
+                w.property_string_list(
+                    "compatible",
+                    alloc::vec![
+                        String::from("gunyah-resource-manager"),
+                        String::from("qcom,resource-manager-1-0"),
+                        String::from("qcom,resource-manager"),
+                        String::from("qcom,gunyah-message-queue"),
+                        String::from("qcom,gunyah-capability"),
+                    ],
+                )?;
+                w.property_array_u32("reg", &cap_cells(&[*tx_cap, *rx_cap]))?;
+                w.property_array_u32("interrupts", &spi_cells(&[*tx_virq, *rx_virq]))?;
+                w.property_null("qcom,is-full-duplex")?;
+                w.property_u32("qcom,tx-message-size", RM_MESSAGE_SIZE)?;
+                w.property_u32("qcom,rx-message-size", RM_MESSAGE_SIZE)?;
+                w.property_u32("qcom,tx-queue-depth", RM_QUEUE_DEPTH)?;
+                w.property_u32("qcom,rx-queue-depth", RM_QUEUE_DEPTH)?;
+                w.property_u32("qcom,free-irq-start", 0)?;
                 w.end_node(n)?;
             }
             HypNode::Capabilities {

@@ -10,6 +10,10 @@
 //!   (`spare=`, default `spare`) adds checks on caps with restricted rights.
 //! * `role=rmclient`: a client of the Resource Manager VM over its `rm-<name>` link: RPC
 //!   framing and the RM's answers ([`rmclient`]).
+//! * `role=spin cpus=N seconds=S`: N vCPUs busy-loop counting for S seconds of virtual time and
+//!   print their counts, a measure of their CPU share ([`spin`]).
+//! * `role=latency period-us=P samples=K`: wait K times for the virtual timer armed P µs ahead
+//!   and report how late its interrupt arrived ([`latency`]).
 //!
 //! Output, one line per check: `VMAPI <role> <check> PASS|FAIL <details>`, some
 //! `VMAPI <role> <name> INFO <details>` lines, and finally
@@ -23,11 +27,15 @@
 #[cfg(target_os = "none")]
 mod hostile;
 #[cfg(target_os = "none")]
+mod latency;
+#[cfg(target_os = "none")]
 mod pingpong;
 #[cfg(target_os = "none")]
 mod report;
 #[cfg(target_os = "none")]
 mod rmclient;
+#[cfg(target_os = "none")]
+mod spin;
 
 #[cfg(target_os = "none")]
 wurley_rt::entry!(guest_main);
@@ -52,6 +60,8 @@ fn guest_main(_dtb: usize) -> ! {
     match role {
         "ping" | "pong" => pingpong::run(&mut r, &fdt, bootargs, role == "ping"),
         "hostile" => hostile::run(&mut r, &fdt, bootargs),
+        "spin" => spin::run(&mut r, &fdt, bootargs),
+        "latency" => latency::run(&mut r, bootargs),
         "rmclient" => rmclient::run(&mut r, &fdt, bootargs),
         _ => {
             r.check(

@@ -299,10 +299,15 @@ fn state(g: &Got) -> Option<VmStateReply> {
 pub fn run(r: &mut Report, fdt: &Fdt<'_>, bootargs: &str) {
     let pair = match args::get(bootargs, "rmlink") {
         Some(label) => hypdt::msgqueue_pair(fdt, label),
-        None => hypdt::msgqueue_pairs(fdt).find(|p| p.label.starts_with("rm-")),
+        None => hypdt::resource_manager(fdt)
+            .or_else(|| hypdt::msgqueue_pairs(fdt).find(|p| p.label.starts_with("rm-"))),
     };
     let Some(pair) = pair else {
-        r.check("setup", false, format_args!("no RM link (rm-<name>)"));
+        r.check(
+            "setup",
+            false,
+            format_args!("no RM link (gunyah-resource-manager node or rm-<name> pair)"),
+        );
         return;
     };
     let (Some(txi), Some(rxi)) = (pair.tx_irq, pair.rx_irq) else {

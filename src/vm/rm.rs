@@ -1,0 +1,221 @@
+//! The root VM: Wurley's resource manager (`rm/`, an EL1 program embedded in the image), made by
+//! the hypervisor itself when a boot bundle is present.
+//!
+//! The RM gets 16 MiB of RAM at IPA `0x4000_0000` with its ELF segments loaded, one vCPU on the
+//! boot CPU at priority [`RM_PRIORITY`] (above every guest's default), caps to the root
+//! partition, its own cspace and its VIC, the boot bundle mapped read-only at
+//! [`BUNDLE_IPA`], and `X0` = the IPA of a boot-information block (`wurley_abi::bootinfo`) that
+//! says where all that is and where its device tree is. Every VM of the bundle is linked to it by
+//! a message-queue pair (Gunyah's RM RPC transport: depth 8, 240-byte messages): the VM sees a
+//! `gunyah-resource-mgr` node under `/hypervisor`, the RM a `message-queue-pair` labelled
+//! `rm-<vm name>`.
+//!
+//! The RM does not count as a VM of the manifest: when those have all ended, the machine powers
+//! off.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use wurley_abi::CapId;
+use wurley_abi::bootinfo::{self, BootInfo};
+use wurley_abi::rights::{CspaceRights, PartitionRights, VicRights};
+
+use crate::arch::aarch64::cpu;
+use crate::arch::aarch64::percpu::PerCpu;
+use crate::arch::aarch64::stage2::Stage2;
+use crate::mm::FRAMES;
+use crate::mm::addr::PAGE_SIZE;
+use crate::mm::guestmem::GuestMemory;
+use crate::object::Object;
+use crate::object::handle::{Header, PartitionObject};
+use crate::platform::Platform;
+
+use super::devicetree::hypervisor::{self, HypNode, RM_MESSAGE_SIZE, RM_QUEUE_DEPTH};
+use super::devicetree::{self, GuestDt};
+use super::layout::{self, GICD_BASE, GICD_SIZE, GICR_BASE, UART_BASE, UART_SIZE, UART_SPI};
+use super::links::{self, Endpoint};
+use super::machine::{BootState, VcpuSlot, Vm};
+use super::objects::{VmObjects, root_partition};
+use super::vgic::VGic;
+
+/// The RM's ELF image, built from `rm/` by `build.rs`.
+static RM_ELF: &[u8] = include_bytes!(env!("WURLEY_RM_ELF"));
+
+/// Name of the root VM on the console and in logs.
+pub const RM_NAME: &str = "rm";
+/// The RM's RAM.
+const RM_MEMORY: u64 = 16 << 20;
+/// The RM's vCPU priority: above guests' default (32), so its replies are not held up by them.
+pub const RM_PRIORITY: u8 = 48;
+/// Where the boot bundle appears in the RM (read-only).
+pub const BUNDLE_IPA: u64 = 0x40_0000_0000;
+/// Object memory the RM may create objects with (its partition cap is the root partition's).
+const RM_OBJECT_MEMORY: usize = 4 << 20;
+const MIB2: u64 = 2 << 20;
+
+/// The RM's objects and its link endpoint, made before the other VMs (their device trees list
+/// their RM queues).
+pub fn endpoint() -> Option<Endpoint<'static>> {
+    let objects = VmObjects::new(RM_OBJECT_MEMORY)
+        .inspect_err(|e| log::error!("resource manager: objects: {e:?}"))
+        .ok()?;
+    Some(Endpoint::root(RM_NAME, objects))
+}
+
+/// Link every VM endpoint in `eps` (all but the last, which is the RM's) to the RM.
+pub fn link_clients(eps: &mut [Endpoint<'_>]) {
+    let Some(rm) = eps.len().checked_sub(1) else {
+        return;
+    };
+    for client in 0..rm {
+        match links::queue_pair(eps, client, rm, RM_QUEUE_DEPTH, RM_MESSAGE_SIZE) {
+            Ok((c, r)) => {
+                let name = String::from(eps[client].name);
+                eps[client].nodes.push(HypNode::ResourceManager {
+                    tx_cap: c.tx_cap,
+                    rx_cap: c.rx_cap,
+                    tx_virq: c.tx_virq,
+                    rx_virq: c.rx_virq,
+                });
+                eps[rm].nodes.push(links::pair_node(
+                    &format!("rm-{name}"),
+                    r,
+                    RM_QUEUE_DEPTH,
+                    RM_MESSAGE_SIZE,
+                    name,
+                ));
+            }
+            Err(e) => log::error!(
+                "VM {}: no link to the resource manager: {e:?}",
+                eps[client].name
+            ),
+        }
+    }
+}
+
+/// Make the RM VM from its endpoint; `primary` is the first VM of the manifest (VMID 3 in the
+/// RM's numbering), `bundle` the boot bundle in hypervisor memory.
+pub fn create(
+    platform: &Platform,
+    ep: &Endpoint<'_>,
+    cpus: &[&'static PerCpu],
+    primary: Option<&str>,
+    bundle: &[u8],
+) -> Result<Vm, String> {
+    let boot_cpu = cpus.first().ok_or_else(|| String::from("no CPU"))?;
+    let objects = ep.objects().map_err(|e| format!("objects: {e:?}"))?;
+    let base = layout::RAM_BASE;
+    let image = super::elf::parse(RM_ELF, base, RM_MEMORY - MIB2)
+        .map_err(|e| format!("embedded image: {e:?}"))?;
+    let block = FRAMES
+        .lock()
+        .alloc_aligned(RM_MEMORY, MIB2)
+        .map_err(|e| format!("{} MiB of RAM: {e}", RM_MEMORY >> 20))?;
+    let mut memory = GuestMemory::new(block, base);
+    memory.clear();
+    let fail = |why: String| {
+        let _ = FRAMES.lock().free(block);
+        why
+    };
+    let mut stage2 = Stage2::new();
+    stage2
+        .map_ram(base, block.start(), RM_MEMORY)
+        .map_err(|e| fail(format!("stage-2 mapping: {e}")))?;
+    // The bundle, read-only, whole pages around it.
+    let start = bundle.as_ptr() as u64;
+    let first = start & !(PAGE_SIZE - 1);
+    let end = (start + bundle.len() as u64 + PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
+    stage2
+        .map_read_only(BUNDLE_IPA, first, end - first)
+        .map_err(|e| fail(format!("bundle mapping: {e}")))?;
+    for seg in &image.segments {
+        memory
+            .write(seg.ipa, seg.bytes)
+            .map_err(|_| fail(String::from("image outside its RAM")))?;
+    }
+
+    // Caps the RM starts with: the root partition, its cspace, its VIC.
+    let grant = |o: Object, rights: u32| objects.grant(o, rights).unwrap_or(CapId::INVALID.raw());
+    let root = PartitionObject::new(Header::new_active(), root_partition().clone(), None);
+    let partition = grant(Object::Partition(root), PartitionRights::ALL.bits());
+    let cspace = grant(
+        Object::CSpace(objects.cspace_object.clone()),
+        CspaceRights::ALL.bits(),
+    );
+    let vic = grant(Object::Vic(objects.vic.clone()), VicRights::ALL.bits());
+
+    let dtb_ipa = base + RM_MEMORY - MIB2;
+    let info_ipa = dtb_ipa - PAGE_SIZE;
+    let mpidrs = [layout::vcpu_mpidr(0)];
+    let bootargs = primary
+        .map(|p| format!("rm.primary={p}"))
+        .unwrap_or_default();
+    let dt = devicetree::write(&GuestDt {
+        model: "wurley,virt",
+        memory: (base, RM_MEMORY),
+        vcpu_mpidrs: &mpidrs,
+        gic_dist: (GICD_BASE, GICD_SIZE),
+        gic_redist: (GICR_BASE, layout::gicr_size(1)),
+        gic_maintenance_ppi: Some(layout::MAINTENANCE_PPI),
+        timer_ppis: layout::TIMER_PPIS,
+        uart: (UART_BASE, UART_SIZE, UART_SPI),
+        bootargs: &bootargs,
+        initrd: None,
+        psci_method: "hvc",
+        rng_seed: None,
+        extra: Some(&|w| hypervisor::write(w, &ep.nodes)),
+    })
+    .map_err(|e| fail(format!("device tree: {e}")))?;
+    memory
+        .write(dtb_ipa, &dt)
+        .map_err(|_| fail(String::from("device tree too large")))?;
+    let info = BootInfo {
+        partition: CapId(partition),
+        cspace: CapId(cspace),
+        vic: CapId(vic),
+        vcpu: CapId::INVALID,
+        addrspace: CapId::INVALID,
+        bundle_ipa: BUNDLE_IPA + (start - first),
+        bundle_size: bundle.len() as u64,
+        dtb_ipa,
+        cpus: cpus.len() as u32,
+        counter_hz: cpu::counter_frequency(),
+    };
+    let mut block_bytes = [0u8; bootinfo::SIZE_V1];
+    info.encode(&mut block_bytes);
+    memory
+        .write(info_ipa, &block_bytes)
+        .map_err(|_| fail(String::from("boot information outside RAM")))?;
+    cpu::invalidate_icache();
+
+    let mut vgic = VGic::new(&mpidrs, layout::SPIS);
+    vgic.map_hw(layout::VTIMER_INTID, 0, platform.timer.virt.intid);
+    let slot = VcpuSlot::new(
+        0,
+        mpidrs[0],
+        boot_cpu.index,
+        boot_cpu.mpidr,
+        RM_PRIORITY,
+        crate::sched::TIMESLICE_DEFAULT_NS,
+    );
+    *slot.boot.lock() = BootState {
+        pc: image.entry,
+        x0: info_ipa,
+    };
+    log::info!(
+        "resource manager: {} KiB image, {} MiB at IPA {base:#x}, {} client(s), priority {RM_PRIORITY} on CPU {}",
+        RM_ELF.len() / 1024,
+        RM_MEMORY >> 20,
+        ep.nodes.len(),
+        boot_cpu.index
+    );
+    let mut vm = Vm::new(
+        String::from(RM_NAME),
+        memory,
+        stage2,
+        Vec::from([slot]),
+        vgic,
+    );
+    vm.root = true;
+    Ok(vm)
+}
