@@ -61,7 +61,7 @@ extern "C" fn rt_start(x0: usize) -> ! {
 }
 
 fn read_boot_info(addr: usize) -> Option<BootInfo> {
-    if addr == 0 || addr % 8 != 0 {
+    if addr == 0 || !addr.is_multiple_of(8) {
         return None;
     }
     let mut bytes = [0u8; bootinfo::SIZE_V1];
