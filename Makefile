@@ -78,6 +78,8 @@ fmt-check:
 clippy: deps
 	cargo clippy --workspace --target $(HOST) --all-targets -- -D warnings
 	cargo clippy --release -- -D warnings
+	cargo clippy --release -p wurley-rm -p wurley-rt -p vmapi-guest -p hypcall-probe \
+		--target aarch64-unknown-none-softfloat -- -D warnings
 
 test-host: deps
 	cargo test --workspace --target $(HOST) --lib --bins
