@@ -79,8 +79,13 @@ pub fn output(vm: &Vm, byte: u8) {
 pub fn flush_quiet_lines() {
     let vms = machine::all();
     for vm in vms.iter().filter(|vm| vm.root || machine::guests() > 1) {
+        // A VM whose vCPU waits for its CPU has not gone quiet: it was preempted mid-line.
+        let preempted = vm
+            .vcpus
+            .iter()
+            .any(|v| v.place.load(Ordering::Acquire) == super::sched::QUEUED);
         if let Some(mut line) = vm.out_line.try_lock() {
-            if line.quiet {
+            if line.quiet && !preempted {
                 line.flush(&vm.name);
             }
             line.quiet = true;
