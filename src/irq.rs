@@ -152,6 +152,9 @@ pub fn handle_with_guest(guest: Option<(&Vm, usize)>) {
                 }
                 crate::vm::console::input(buf.get(..n).unwrap_or(&[]));
             }
+        } else if crate::vm::passthrough::fired(intid) {
+            // Left active: the guest's deactivation of the HW-linked virtual interrupt ends it.
+            continue;
         } else if intid != MAINTENANCE_INTID.load(Ordering::Relaxed) {
             log::warn!("unexpected interrupt {intid}");
         }

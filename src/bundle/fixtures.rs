@@ -26,6 +26,7 @@ fixture!(LINK_ERRORS, "link-errors.dtb");
 fixture!(LINK_LIMIT, "link-limit.dtb");
 fixture!(DUPLICATE_LINKS, "duplicate-links.dtb");
 fixture!(CAPABILITIES, "capabilities.dtb");
+fixture!(DEVICES, "devices.dtb");
 
 /// A QEMU `virt` device tree (a fixture of `src/platform/`): a device tree, but not a bundle.
 pub(super) const QEMU_VIRT: &[u8] = include_bytes!("../../tests/data/virt-gicv3-smp2-1g.dtb");

@@ -64,6 +64,7 @@ pub(super) struct Candidate {
     pub(super) console: bool,
     pub(super) capabilities: Capabilities,
     pub(super) object_memory: u32,
+    pub(super) devices: Vec<super::DeviceSpec>,
 }
 
 /// A child of `/vms`, valid or not: what a link naming it is told when it is not started.
@@ -305,6 +306,14 @@ impl<'t, 'a> Vm<'t, 'a> {
             OBJECT_MEMORY,
             " bytes",
         );
+        let devices = match self.node.children().find(|c| c.name() == "devices") {
+            Some(node) => {
+                let (list, problems) = super::devices::read(node);
+                self.problems.extend(problems);
+                list
+            }
+            None => Vec::new(),
+        };
 
         if let (Some(size), Some(base)) = (memory_size, memory_base) {
             self.check_range(size, base, vcpus.unwrap_or(1));
@@ -337,6 +346,7 @@ impl<'t, 'a> Vm<'t, 'a> {
             console: console?,
             capabilities: capabilities?,
             object_memory: object_memory?,
+            devices,
         })
     }
 
@@ -372,9 +382,9 @@ impl<'t, 'a> Vm<'t, 'a> {
                 );
             }
         }
-        for child in node.children() {
+        for child in node.children().filter(|c| c.name() != "devices") {
             self.problem(format!(
-                "node '{}': VM nodes have no child nodes in {COMPATIBLE}",
+                "node '{}': unknown; a VM node's only child node is 'devices'",
                 child.name()
             ));
         }

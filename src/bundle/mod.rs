@@ -97,6 +97,7 @@
 //! file: what was ignored outside the VM and link nodes, or that no VM is enabled.
 
 mod check;
+mod devices;
 mod image;
 mod links;
 mod manifest;
@@ -116,6 +117,7 @@ use core::ops::RangeInclusive;
 use crate::platform::with_tree;
 use crate::vm::layout;
 
+pub use devices::DeviceSpec;
 pub use image::KernelImage;
 
 /// The root `compatible` string of this format.
@@ -268,6 +270,8 @@ pub struct VmSpec<'a> {
     pub capabilities: Capabilities,
     /// Bytes of objects it may create through its partition cap, in [`OBJECT_MEMORY`].
     pub object_memory: u32,
+    /// Devices passed through to it (the `devices` child node).
+    pub devices: Vec<DeviceSpec>,
 }
 
 impl fmt::Debug for VmSpec<'_> {
@@ -285,6 +289,7 @@ impl fmt::Debug for VmSpec<'_> {
             .field("console", &self.console)
             .field("capabilities", &self.capabilities)
             .field("object_memory", &self.object_memory)
+            .field("devices", &self.devices)
             .finish()
     }
 }
@@ -389,6 +394,7 @@ pub fn parse<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Bundle<'a>, BundleE
                 console: vm.console,
                 capabilities: vm.capabilities,
                 object_memory: vm.object_memory,
+                devices: vm.devices,
             }),
             // Unreachable: the spans were measured in a copy of `bytes`.
             _ => errors.push((

@@ -229,7 +229,7 @@ fn each_problem_of_a_vm_is_named() {
         ),
         (
             "with-child",
-            "node 'devices': VM nodes have no child nodes in wurley,bundle-v1",
+            "node 'gadgets': unknown; a VM node's only child node is 'devices'",
         ),
         ("many", &typo2),
         ("many", "property 'kernel': missing"),
@@ -670,4 +670,39 @@ fn corrupting_links_never_panics() {
             buf[i] = old;
         }
     }
+}
+
+#[test]
+fn passed_through_devices() {
+    let b = parse(DEVICES, &ROOMY).unwrap();
+    assert_eq!(names(&b), ["good"]);
+    let devs = &b.vms[0].devices;
+    assert_eq!(devs.len(), 2);
+    assert_eq!(devs[0].name, "disk");
+    assert_eq!(devs[0].compatible, ["virtio,mmio"]);
+    assert_eq!(devs[0].regs, [(0xa003e00, 0x200)]);
+    assert_eq!(devs[0].interrupts, [(47, 1)]);
+    assert_eq!(devs[0].intids().collect::<Vec<_>>(), [79]);
+    assert!(devs[0].dma_coherent);
+    assert_eq!(devs[1].regs, [(0x1000_0000, 0x1000), (0x1000_2000, 0x1000)]);
+    assert_eq!(devs[1].interrupts, [(3, 4), (4, 1)]);
+    assert!(!devs[1].dma_coherent);
+    let m = messages(&b);
+    let has = |needle: &str| m.iter().any(|l| l.contains(needle));
+    assert!(
+        has("vm 'no-compatible': node 'devices/d': property 'compatible': missing"),
+        "{m:?}"
+    );
+    assert!(
+        has("vm 'bad-reg': node 'devices/d': property 'reg': must be 64-bit"),
+        "{m:?}"
+    );
+    assert!(
+        has("vm 'ppi': node 'devices/d': property 'interrupts': type 1: only SPIs"),
+        "{m:?}"
+    );
+    assert!(
+        has("vm 'extra-prop': node 'devices/d': property 'clocks': unknown"),
+        "{m:?}"
+    );
 }

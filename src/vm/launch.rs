@@ -68,6 +68,7 @@ pub fn launch(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]
                     objects.virqs.attach(vm);
                     vm.objects.call_once(|| objects);
                 }
+                super::passthrough::connect(vm, &spec.devices);
                 next_pcpu += vm.vcpus.len();
                 if spec.console && focus.is_none() {
                     focus = Some(vms.len());
@@ -119,6 +120,13 @@ fn create(
     if cpus.is_empty() {
         return Err(String::from("no physical CPU to run it"));
     }
+    super::passthrough::claim(
+        platform,
+        &spec.devices,
+        spec.memory_base,
+        spec.memory_size,
+        spec.vcpus as usize,
+    )?;
     let ipa_limit = 1u64 << crate::arch::aarch64::stage2::ipa_bits();
     if spec
         .memory_base
@@ -202,7 +210,10 @@ fn build(
         initrd: initrd.map(|(s, e, _)| (s, e)),
         psci_method: "hvc",
         rng_seed: None,
-        extra: Some(&|w| hypervisor::write(w, hyp_nodes)),
+        extra: Some(&|w| {
+            super::passthrough::write_nodes(w, &spec.devices)?;
+            hypervisor::write(w, hyp_nodes)
+        }),
     })
     .map_err(|e| format!("device tree: {e}"))?;
     if dt.len() as u64 > MIB2 {
@@ -217,6 +228,7 @@ fn build(
     for i in 0..vcpus {
         vgic.map_hw(layout::VTIMER_INTID, i, platform.timer.virt.intid);
     }
+    super::passthrough::map(&spec.devices, &mut stage2, &mut vgic)?;
     // vCPUs go to physical CPUs in turn, continuing where the VM before stopped: one each
     // while there are enough, shared round-robin beyond that.
     let priority = u8::try_from(spec.priority).unwrap_or(crate::sched::PRIORITY_DEFAULT);

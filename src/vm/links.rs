@@ -33,6 +33,8 @@ pub struct Endpoint<'a> {
     pub next_virq: u32,
     /// Its `/hypervisor` children.
     pub nodes: Vec<HypNode>,
+    /// INTIDs of its passed-through devices, never handed out for links.
+    reserved: Vec<u32>,
 }
 
 impl<'a> Endpoint<'a> {
@@ -46,6 +48,7 @@ impl<'a> Endpoint<'a> {
             objects,
             next_virq: LINK_VIRQ_BASE,
             nodes: Vec::new(),
+            reserved: spec.devices.iter().flat_map(|d| d.intids()).collect(),
         };
         if let Err(e) = ep.grant(spec) {
             log::error!("VM {}: capabilities: {e:?}", spec.name);
@@ -60,6 +63,7 @@ impl<'a> Endpoint<'a> {
             objects: Some(objects),
             next_virq: LINK_VIRQ_BASE,
             nodes: Vec::new(),
+            reserved: Vec::new(),
         }
     }
 
@@ -101,6 +105,9 @@ impl<'a> Endpoint<'a> {
 
     /// The next free link vIRQ.
     pub fn virq(&mut self) -> Result<u32, Error> {
+        while self.reserved.contains(&self.next_virq) {
+            self.next_virq += 1;
+        }
         let v = self.next_virq;
         if v >= 32 + super::layout::SPIS {
             return Err(Error::Noresources);

@@ -55,7 +55,13 @@ impl VmVirqs {
 
 impl VirqController for VmVirqs {
     fn bindable(&self, virq: u32) -> bool {
-        (SPI_BASE..SPI_BASE + SPIS).contains(&virq) && virq != SPI_BASE + UART_SPI
+        let spi = (SPI_BASE..SPI_BASE + SPIS).contains(&virq) && virq != SPI_BASE + UART_SPI;
+        // A passed-through device's SPI is the device's.
+        let device = self
+            .vm
+            .get()
+            .is_some_and(|vm| vm.vgic.lock().irq(virq, 0).is_some_and(|i| i.hw.is_some()));
+        spi && !device
     }
 
     fn assert(&self, virq: u32, level: bool) {

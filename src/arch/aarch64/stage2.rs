@@ -125,6 +125,23 @@ impl Stage2 {
         )
     }
 
+    /// Map device MMIO `[pa, pa + size)` at `ipa`: Device-nGnRE, read-write, never executable
+    /// (a device passed through to the guest).
+    pub fn map_device(&mut self, ipa: u64, pa: u64, size: u64) -> Result<(), MapError> {
+        let attrs = Stage2Attributes::VALID
+            | Stage2Attributes::MEMATTR_DEVICE_nGnRE
+            | Stage2Attributes::S2AP_ACCESS_RW
+            | Stage2Attributes::XN
+            | Stage2Attributes::ACCESS_FLAG;
+        let region = MemoryRegion::new(ipa as usize, (ipa + size) as usize);
+        self.mapping.map_range(
+            &region,
+            PhysicalAddress(pa as usize),
+            attrs,
+            Constraints::empty(),
+        )
+    }
+
     /// VTTBR_EL2 for this guest: root table and VMID.
     pub fn vttbr(&self) -> u64 {
         self.mapping.root_address().0 as u64 | (u64::from(self.vmid) << 48)

@@ -1,0 +1,202 @@
+//! Devices passed through to a VM (the manifest's `devices`): their MMIO windows mapped in the
+//! VM's stage 2 at the same addresses, their SPIs forwarded with the list registers' HW bit (the
+//! guest's deactivation deactivates the physical interrupt), and their nodes in the VM's device
+//! tree.
+//!
+//! A window is mapped in whole 4 KiB pages: a device whose registers share a page with others
+//! (QEMU's virtio-mmio slots are 512 bytes) exposes that page. Checks at launch: windows clear of
+//! RAM, of the hypervisor's own devices (GIC, console UART) and of the VM's emulated devices and
+//! RAM; interrupts implemented by the VM's virtual GIC and not the console's; nothing claimed by
+//! two VMs.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use spin::Mutex;
+use vm_fdt::FdtWriter;
+
+use crate::arch::aarch64::gic;
+use crate::arch::aarch64::stage2::Stage2;
+use crate::bundle::DeviceSpec;
+use crate::mm::addr::{PAGE_SIZE, PhysRange};
+use crate::platform::Platform;
+
+use super::layout::{GICD_BASE, SPIS, UART_BASE, UART_SIZE, gicr_size};
+use super::machine::{Vm, kick};
+use super::vgic::VGic;
+
+/// SPIs forwarded to a VM: (INTID, VM).
+static OWNERS: Mutex<Vec<(u32, &'static Vm)>> = Mutex::new(Vec::new());
+
+/// Page-aligned windows and INTIDs already given to a VM.
+static CLAIMED: Mutex<(Vec<PhysRange>, Vec<u32>)> = Mutex::new((Vec::new(), Vec::new()));
+
+fn pages(base: u64, size: u64) -> Option<PhysRange> {
+    PhysRange::from_base_size(base, size).map(|r| r.align_out(PAGE_SIZE))
+}
+
+/// Check `devices` for a VM with RAM `[ram_base, ram_base + ram_size)` and `vcpus` vCPUs, and
+/// claim what they use. Nothing is claimed if anything is wrong.
+pub fn claim(
+    platform: &Platform,
+    devices: &[DeviceSpec],
+    ram_base: u64,
+    ram_size: u64,
+    vcpus: usize,
+) -> Result<(), String> {
+    let mut claimed = CLAIMED.lock();
+    let mut windows = Vec::new();
+    let mut intids = Vec::new();
+    let guest_ram = PhysRange::from_base_size(ram_base, ram_size);
+    let emulated = [
+        PhysRange::from_base_size(GICD_BASE, super::layout::GICD_SIZE),
+        PhysRange::from_base_size(super::layout::GICR_BASE, gicr_size(vcpus)),
+        PhysRange::from_base_size(UART_BASE, UART_SIZE),
+    ];
+    let ipa_limit = 1u64 << crate::arch::aarch64::stage2::ipa_bits();
+    for d in devices {
+        for &(base, size) in &d.regs {
+            let w = pages(base, size)
+                .ok_or_else(|| format!("device {}: window {base:#x}+{size:#x} wraps", d.name))?;
+            let taken = platform.memory.iter().any(|m| m.overlaps(&w))
+                || w.overlaps(&platform.gic.dist)
+                || platform.gic.redists.iter().any(|r| r.overlaps(&w))
+                || w.overlaps(&platform.uart.base);
+            if taken {
+                return Err(format!(
+                    "device {}: window {w} is RAM or the hypervisor's own device",
+                    d.name
+                ));
+            }
+            let clash = guest_ram
+                .iter()
+                .chain(emulated.iter().flatten())
+                .any(|r| r.overlaps(&w));
+            if clash || w.end() > ipa_limit {
+                return Err(format!(
+                    "device {}: window {w} collides with the VM's RAM or emulated devices",
+                    d.name
+                ));
+            }
+            if claimed
+                .0
+                .iter()
+                .chain(windows.iter())
+                .any(|c: &PhysRange| c.overlaps(&w))
+            {
+                return Err(format!(
+                    "device {}: window {w} is already given to a VM",
+                    d.name
+                ));
+            }
+            windows.push(w);
+        }
+        for intid in d.intids() {
+            if intid >= 32 + SPIS {
+                return Err(format!(
+                    "device {}: SPI {} is above the virtual GIC's {SPIS} SPIs",
+                    d.name,
+                    intid - 32
+                ));
+            }
+            if platform.uart.irq.is_some_and(|i| i.intid == intid) {
+                return Err(format!(
+                    "device {}: SPI {} is the console's",
+                    d.name,
+                    intid - 32
+                ));
+            }
+            if claimed.1.contains(&intid) || intids.contains(&intid) {
+                return Err(format!(
+                    "device {}: SPI {} is already given to a VM",
+                    d.name,
+                    intid - 32
+                ));
+            }
+            intids.push(intid);
+        }
+    }
+    claimed.0.extend(windows);
+    claimed.1.extend(intids);
+    Ok(())
+}
+
+/// Map the devices' windows into `stage2` and link their SPIs in `vgic`.
+pub fn map(devices: &[DeviceSpec], stage2: &mut Stage2, vgic: &mut VGic) -> Result<(), String> {
+    for d in devices {
+        for &(base, size) in &d.regs {
+            let w = pages(base, size).ok_or_else(|| String::from("window wraps"))?;
+            stage2
+                .map_device(w.start(), w.start(), w.size())
+                .map_err(|e| format!("device {}: stage-2 mapping: {e}", d.name))?;
+        }
+        for intid in d.intids() {
+            vgic.map_hw(intid, 0, intid);
+        }
+    }
+    Ok(())
+}
+
+/// Route the devices' physical SPIs to the CPU of `vm`'s vCPU 0 and record the owner.
+pub fn connect(vm: &'static Vm, devices: &[DeviceSpec]) {
+    let Some(v0) = vm.vcpus.first() else { return };
+    let mut owners = OWNERS.lock();
+    for d in devices {
+        for (&(spi, flags), intid) in d.interrupts.iter().zip(d.intids()) {
+            let level = flags == 4;
+            if let Err(e) = gic::enable_spi(intid, v0.pcpu_mpidr, 0xa0, level) {
+                log::error!("VM {}: device {}: SPI {spi}: {e:?}", vm.name, d.name);
+                continue;
+            }
+            owners.push((intid, vm));
+        }
+        log::info!(
+            "VM {}: device {} passed through ({} window(s), SPIs {:?})",
+            vm.name,
+            d.name,
+            d.regs.len(),
+            d.interrupts.iter().map(|&(s, _)| s).collect::<Vec<_>>()
+        );
+    }
+}
+
+/// A physical interrupt arrived: if it belongs to a VM, make its virtual twin pending there
+/// (left active physically: the guest's deactivation through the HW-linked list register ends
+/// it) and return true.
+pub fn fired(intid: u32) -> bool {
+    let owner = OWNERS
+        .lock()
+        .iter()
+        .find(|(i, _)| *i == intid)
+        .map(|&(_, vm)| vm);
+    let Some(vm) = owner else { return false };
+    let target = vm.vgic.lock().pend_edge(intid, 0);
+    if let Some(v) = target.and_then(|t| vm.vcpus.get(t)) {
+        kick(v);
+    }
+    true
+}
+
+/// The devices' nodes in the VM's device tree (root `#address-cells`/`#size-cells` are 2).
+pub fn write_nodes(w: &mut FdtWriter, devices: &[DeviceSpec]) -> Result<(), vm_fdt::Error> {
+    for d in devices {
+        let base = d.regs.first().map_or(0, |r| r.0);
+        let node = w.begin_node(&format!("{}@{base:x}", d.name))?;
+        w.property_string_list("compatible", d.compatible.clone())?;
+        let reg: Vec<u64> = d.regs.iter().flat_map(|&(a, s)| [a, s]).collect();
+        w.property_array_u64("reg", &reg)?;
+        if !d.interrupts.is_empty() {
+            let cells: Vec<u32> = d
+                .interrupts
+                .iter()
+                .flat_map(|&(spi, flags)| [0, spi, flags])
+                .collect();
+            w.property_array_u32("interrupts", &cells)?;
+        }
+        if d.dma_coherent {
+            w.property_null("dma-coherent")?;
+        }
+        w.end_node(node)?;
+    }
+    Ok(())
+}
