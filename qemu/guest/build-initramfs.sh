@@ -2,10 +2,14 @@
 # Build the guest's busybox initramfs.
 #   qemu/guest/build-initramfs.sh OUTDIR
 # Writes OUTDIR/initramfs.cpio.gz: a newc cpio, gzip-compressed, holding /bin/busybox (from
-# Debian's busybox-static:arm64), /bin/sh, /init (qemu/guest/init) and /dev/console.
+# Debian's busybox-static:arm64), /bin/sh, /init (qemu/guest/init), /dev/console, and the kernel
+# modules fetch-kernel.sh put in OUTDIR/modules/ as /lib/modules/wurley/<name>.ko with
+# /lib/modules/wurley/modules.load (their load order) and kernel-version. Without
+# OUTDIR/modules/ (run fetch-kernel.sh first) the archive has no modules and a warning is given:
+# only the guest's disk test needs them.
 # The archive is written by this script itself (no cpio, no mknod, so no root needed for the
 # device node), with owner 0:0, fixed inode numbers and mtime SOURCE_DATE_EPOCH (default 0),
-# and `gzip -n`: the same busybox and init give the same bytes.
+# and `gzip -n`: the same busybox, init and modules give the same bytes.
 # busybox is cached in OUTDIR/busybox-static/ and downloaded again only when apt's candidate
 # version changes; with apt unreachable the cached copy is used.
 # Environment: BUSYBOX_DEB=/path/busybox-static_*_arm64.deb uses that package instead of apt.
@@ -97,6 +101,22 @@ fetch_busybox() {
 
 fetch_busybox
 
+# The kernel modules: OUTDIR/modules/modules.load names them, in load order.
+moddir=$outdir/modules
+mods=()
+if [ -s "$moddir/modules.load" ]; then
+    while read -r ko; do
+        [ -s "$moddir/$ko" ] || die "$moddir/modules.load names $ko, which is missing: run fetch-kernel.sh"
+        mods+=("$ko")
+    done <"$moddir/modules.load"
+    if [ "$(cat "$moddir/kernel-version" 2>/dev/null)" != "$(cat "$outdir/kernel-version" 2>/dev/null)" ]; then
+        die "$moddir/ is for kernel '$(cat "$moddir/kernel-version" 2>/dev/null)'," \
+            "$outdir/Image for '$(cat "$outdir/kernel-version" 2>/dev/null)': run fetch-kernel.sh"
+    fi
+else
+    log "warning: no $moddir/modules.load (run fetch-kernel.sh): the initramfs gets no kernel modules"
+fi
+
 # --- newc cpio writer ------------------------------------------------------------------------
 mtime=${SOURCE_DATE_EPOCH:-0}
 ino=0
@@ -137,6 +157,17 @@ archive() {
     chardev dev/null 0666 1 3
     dir etc 0755
     file init 0755 "$init_src"
+    dir lib 0755
+    dir lib/modules 0755
+    dir lib/modules/wurley 0755
+    if [ ${#mods[@]} -gt 0 ]; then
+        local ko
+        for ko in "${mods[@]}"; do
+            file "lib/modules/wurley/$ko" 0644 "$moddir/$ko"
+        done
+        file lib/modules/wurley/modules.load 0644 "$moddir/modules.load"
+        file lib/modules/wurley/kernel-version 0644 "$moddir/kernel-version"
+    fi
     dir proc 0555
     dir root 0700
     dir sbin 0755
@@ -151,4 +182,4 @@ archive() {
 out=$outdir/initramfs.cpio.gz
 archive | gzip -n -9 >"$out.tmp"
 mv -f "$out.tmp" "$out"
-log "wrote $out ($(stat -c %s "$out") bytes, busybox $(cat "$cache/version"), sha256 $(sha256sum "$out" | cut -c1-16))"
+log "wrote $out ($(stat -c %s "$out") bytes, busybox $(cat "$cache/version"), ${#mods[@]} modules, sha256 $(sha256sum "$out" | cut -c1-16))"
