@@ -47,7 +47,10 @@ build: deps
 $(GUEST)/Image: qemu/guest/fetch-kernel.sh qemu/guest/lib.sh
 	qemu/guest/fetch-kernel.sh $(GUEST)
 
-$(GUEST)/initramfs.cpio.gz: qemu/guest/init qemu/guest/build-initramfs.sh qemu/guest/lib.sh
+# The initramfs carries the kernel's modules from $(GUEST)/modules/, which fetch-kernel.sh writes
+# before the Image (and touches the Image last when they are up to date): depending on the Image
+# rebuilds the initramfs when the kernel or fetch-kernel.sh's module list changes.
+$(GUEST)/initramfs.cpio.gz: qemu/guest/init qemu/guest/build-initramfs.sh qemu/guest/lib.sh $(GUEST)/Image
 	qemu/guest/build-initramfs.sh $(GUEST)
 
 guest: deps $(GUEST)/Image $(GUEST)/initramfs.cpio.gz
@@ -78,7 +81,7 @@ fmt-check:
 clippy: deps
 	cargo clippy --workspace --target $(HOST) --all-targets -- -D warnings
 	cargo clippy --release -- -D warnings
-	cargo clippy --release -p wurley-rm -p wurley-rt -p vmapi-guest -p hypcall-probe \
+	cargo clippy --release -p wurley-rm -p wurley-rt -p vmapi-guest -p hypcall-probe -p bench-guest \
 		--target aarch64-unknown-none-softfloat -- -D warnings
 
 test-host: deps
