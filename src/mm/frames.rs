@@ -177,6 +177,40 @@ impl FrameAllocator {
         Ok(taken)
     }
 
+    /// Allocates exactly `range` (page aligned, non-empty), which must lie wholly in free memory:
+    /// for RAM that has to sit at a given physical address (an identity-mapped VM).
+    pub fn alloc_at(&mut self, range: PhysRange) -> Result<PhysRange, FrameError> {
+        if range.is_empty() {
+            return Err(FrameError::BadRange);
+        }
+        if !range.start().is_multiple_of(PAGE_SIZE) || !range.end().is_multiple_of(PAGE_SIZE) {
+            return Err(FrameError::Misaligned);
+        }
+        let i = self
+            .free
+            .iter()
+            .position(|f| f.start() <= range.start() && range.end() <= f.end())
+            .ok_or(FrameError::OutOfMemory)?;
+        let f = self.free[i];
+        match (
+            nonempty(f.start(), range.start()),
+            nonempty(range.end(), f.end()),
+        ) {
+            (None, None) => {
+                self.free.remove(i);
+            }
+            (Some(piece), None) | (None, Some(piece)) => self.free[i] = piece,
+            (Some(head), Some(tail)) => {
+                self.free
+                    .try_reserve(1)
+                    .map_err(|_| FrameError::OutOfMemory)?;
+                self.free[i] = head;
+                self.free.insert(i + 1, tail);
+            }
+        }
+        Ok(range)
+    }
+
     /// Returns `range` to the free list, merging it with free neighbours. The range must be page
     /// aligned, lie inside managed memory and not overlap free memory; otherwise nothing changes.
     pub fn free(&mut self, range: PhysRange) -> Result<(), FrameError> {

@@ -137,10 +137,26 @@ fn create(
             "RAM ends above this machine's {ipa_limit:#x} guest address limit"
         ));
     }
-    let block = FRAMES
-        .lock()
-        .alloc_aligned(spec.memory_size, MIB2)
-        .map_err(|e| format!("{} MiB of RAM: {e}", spec.memory_size >> 20))?;
+    // A VM with devices is identity mapped (IPA = PA): without an SMMU they do DMA to the
+    // physical addresses the guest gives them.
+    let block = if spec.devices.is_empty() {
+        FRAMES.lock().alloc_aligned(spec.memory_size, MIB2)
+    } else {
+        crate::mm::addr::PhysRange::from_base_size(spec.memory_base, spec.memory_size)
+            .ok_or(crate::mm::frames::FrameError::BadRange)
+            .and_then(|r| FRAMES.lock().alloc_at(r))
+    }
+    .map_err(|e| {
+        let at = if spec.devices.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " at {:#x} (identity mapped for its devices)",
+                spec.memory_base
+            )
+        };
+        format!("{} MiB of RAM{at}: {e}", spec.memory_size >> 20)
+    })?;
     build(platform, spec, cpus, first_pcpu, block, hyp_nodes).inspect_err(|_| {
         // Nothing else refers to the block yet: give it back.
         let _ = FRAMES.lock().free(block);
@@ -263,5 +279,7 @@ fn build(
             .map(|(s, e, _)| format!(", initrd [{s:#x}..{e:#x})"))
             .unwrap_or_default()
     );
-    Ok(Vm::new(spec.name.clone(), memory, stage2, slots, vgic))
+    let mut vm = Vm::new(spec.name.clone(), memory, stage2, slots, vgic);
+    vm.critical = spec.critical;
+    Ok(vm)
 }

@@ -411,3 +411,50 @@ fn randomised_against_a_model() {
     }
     assert_eq!(ranges(&a), initial);
 }
+
+#[test]
+fn alloc_at_takes_exactly_the_range_or_nothing() {
+    let mut a = FrameAllocator::from_ram(&[r(0, 64 * MIB)], &[r(8 * MIB, 9 * MIB)]);
+    let before = a.free_bytes();
+    // In the middle of a free range: head and tail stay free.
+    let got = a.alloc_at(r(16 * MIB, 32 * MIB)).unwrap();
+    assert_eq!(got, r(16 * MIB, 32 * MIB));
+    assert_eq!(
+        ranges(&a),
+        vec![r(0, 8 * MIB), r(9 * MIB, 16 * MIB), r(32 * MIB, 64 * MIB)]
+    );
+    check_invariants(&a);
+    // Overlapping allocated memory, the exclusion, or beyond RAM: refused, nothing changes.
+    let list = ranges(&a);
+    for bad in [
+        r(31 * MIB, 33 * MIB),
+        r(7 * MIB, 10 * MIB),
+        r(60 * MIB, 70 * MIB),
+    ] {
+        assert_eq!(a.alloc_at(bad), Err(FrameError::OutOfMemory), "{bad:?}");
+        assert_eq!(ranges(&a), list);
+    }
+    assert_eq!(
+        a.alloc_at(r(40 * MIB, 40 * MIB + 1)),
+        Err(FrameError::Misaligned)
+    );
+    assert_eq!(a.alloc_at(r(40 * MIB, 40 * MIB)), Err(FrameError::BadRange));
+    // A whole free range, then its edges.
+    a.alloc_at(r(0, 8 * MIB)).unwrap();
+    a.alloc_at(r(9 * MIB, 10 * MIB)).unwrap();
+    a.alloc_at(r(63 * MIB, 64 * MIB)).unwrap();
+    assert_eq!(
+        ranges(&a),
+        vec![r(10 * MIB, 16 * MIB), r(32 * MIB, 63 * MIB)]
+    );
+    check_invariants(&a);
+    for range in [
+        r(0, 8 * MIB),
+        r(9 * MIB, 10 * MIB),
+        r(63 * MIB, 64 * MIB),
+        got,
+    ] {
+        a.free(range).unwrap();
+    }
+    assert_eq!(a.free_bytes(), before);
+}
