@@ -29,6 +29,7 @@ const VM_PROPS: &[&str] = &[
     "priority",
     "timeslice-us",
     "console",
+    "critical",
     "capabilities",
     "object-memory",
     "status",
@@ -62,6 +63,7 @@ pub(super) struct Candidate {
     pub(super) priority: u32,
     pub(super) timeslice_us: u32,
     pub(super) console: bool,
+    pub(super) critical: bool,
     pub(super) capabilities: Capabilities,
     pub(super) object_memory: u32,
     pub(super) devices: Vec<super::DeviceSpec>,
@@ -298,7 +300,8 @@ impl<'t, 'a> Vm<'t, 'a> {
             TIMESLICES_US,
             " microseconds",
         );
-        let console = self.console();
+        let console = self.flag("console");
+        let critical = self.flag("critical");
         let capabilities = self.capabilities();
         let object_memory = self.u32_in(
             "object-memory",
@@ -344,6 +347,7 @@ impl<'t, 'a> Vm<'t, 'a> {
             priority: priority?,
             timeslice_us: timeslice_us?,
             console: console?,
+            critical: critical?,
             capabilities: capabilities?,
             object_memory: object_memory?,
             devices,
@@ -598,12 +602,13 @@ impl<'t, 'a> Vm<'t, 'a> {
         ok.then_some(caps)
     }
 
-    fn console(&mut self) -> Option<bool> {
-        match self.node.prop("console") {
+    /// An empty (boolean) property: present or not.
+    fn flag(&mut self, name: &'static str) -> Option<bool> {
+        match self.node.prop(name) {
             None => Some(false),
             Some([]) => Some(true),
             Some(_) => {
-                self.bad("console", "must be empty: write `console;`");
+                self.bad(name, format!("must be empty: write `{name};`"));
                 None
             }
         }

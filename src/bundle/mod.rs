@@ -40,6 +40,7 @@
 //! | `priority` | u32 | 0..=63, default 32 (for the scheduler) |
 //! | `timeslice-us` | u32 | 100..=100000, default 5000 (for the scheduler) |
 //! | `console` | empty | this VM has the console input first; at most one VM |
+//! | `critical` | empty | when this VM ends, the machine powers off (or resets, if the VM reset) |
 //! | `capabilities` | strings | caps to its own objects: `"partition"`, `"cspace"`, `"vic"` (each at most once); default none |
 //! | `object-memory` | u32 | bytes of objects it may create through its partition cap, [`OBJECT_MEMORY`]; default 256 KiB |
 //! | `status` | string | `"okay"` (default) or `"disabled"`: skip the VM without reading it |
@@ -266,6 +267,8 @@ pub struct VmSpec<'a> {
     pub timeslice_us: u32,
     /// Whether this VM gets console input first (at most one VM has it).
     pub console: bool,
+    /// Whether the machine ends with this VM (power off, or reset if the VM reset).
+    pub critical: bool,
     /// Caps to its own objects.
     pub capabilities: Capabilities,
     /// Bytes of objects it may create through its partition cap, in [`OBJECT_MEMORY`].
@@ -287,6 +290,7 @@ impl fmt::Debug for VmSpec<'_> {
             .field("priority", &self.priority)
             .field("timeslice_us", &self.timeslice_us)
             .field("console", &self.console)
+            .field("critical", &self.critical)
             .field("capabilities", &self.capabilities)
             .field("object_memory", &self.object_memory)
             .field("devices", &self.devices)
@@ -392,6 +396,7 @@ pub fn parse<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Bundle<'a>, BundleE
                 priority: vm.priority,
                 timeslice_us: vm.timeslice_us,
                 console: vm.console,
+                critical: vm.critical,
                 capabilities: vm.capabilities,
                 object_memory: vm.object_memory,
                 devices: vm.devices,

@@ -133,7 +133,7 @@ fn each_problem_of_a_vm_is_named() {
         .map(|e| (e.vm.as_deref().unwrap(), e.problem.as_str()))
         .collect();
     let known = "kernel, initrd, bootargs, memory-size, memory-base, vcpus, priority, timeslice-us, \
-                 console, capabilities, object-memory, status, description";
+                 console, critical, capabilities, object-memory, status, description";
     let typo = format!("property 'bootarg': unknown; a VM node takes {known}");
     let typo2 = format!("property 'initrd-file': unknown; a VM node takes {known}");
     let expect: Vec<(&str, &str)> = vec![
@@ -219,6 +219,10 @@ fn each_problem_of_a_vm_is_named() {
             "property 'console': must be empty: write `console;`",
         ),
         (
+            "critical-value",
+            "property 'critical': must be empty: write `critical;`",
+        ),
+        (
             "bad-status",
             "property 'status': \"off\" is neither \"okay\" nor \"disabled\"",
         ),
@@ -292,6 +296,7 @@ fn one_console_owner() {
     let b = parse(CONSOLES, &ROOMY).unwrap();
     assert_eq!(names(&b), ["first", "plain"]);
     assert!(b.vms[0].console && !b.vms[1].console);
+    assert!(!b.vms[0].critical && b.vms[1].critical);
     assert_eq!(
         messages(&b),
         [

@@ -159,6 +159,9 @@ pub struct Vm {
     /// The root VM (the resource manager): not a VM of the manifest, so its output is always
     /// prefixed, it never has console input, and the machine does not wait for it to end.
     pub root: bool,
+    /// A critical VM: when it ends, the machine powers off (or resets, if the VM reset) whatever
+    /// the other VMs do.
+    pub critical: bool,
     /// Its hypervisor objects (cspace, partition, VIC), set once when the VM is published.
     pub objects: Once<super::objects::VmObjects>,
     _stage2: Stage2,
@@ -186,6 +189,7 @@ impl Vm {
             reported_unknown_trap: AtomicBool::new(false),
             objects: Once::new(),
             root: false,
+            critical: false,
             _stage2: stage2,
         }
     }
@@ -195,8 +199,8 @@ impl Vm {
         self.ended.load(Ordering::Acquire)
     }
 
-    /// End the VM: every vCPU stops at its next exit. When the last VM ends, the machine powers
-    /// off (or resets, if that VM asked for a reset).
+    /// End the VM: every vCPU stops at its next exit. When the last VM or a critical one ends,
+    /// the machine powers off (or resets, if that VM asked for a reset).
     pub fn end(&self, reason: EndReason) {
         if self.ended.swap(true, Ordering::AcqRel) {
             return;
@@ -209,15 +213,17 @@ impl Vm {
         if self.root {
             return;
         }
-        if RUNNING_VMS.fetch_sub(1, Ordering::AcqRel) == 1 {
+        let last = RUNNING_VMS.fetch_sub(1, Ordering::AcqRel) == 1;
+        if last || self.critical {
+            let which = if last { "last" } else { "critical" };
             match reason {
                 EndReason::Reset => {
-                    log::info!("last VM ended with a reset: resetting the machine");
+                    log::info!("{which} VM ended with a reset: resetting the machine");
                     let e = psci::system_reset();
                     log::error!("PSCI SYSTEM_RESET failed: {e:?}");
                 }
                 _ => {
-                    log::info!("last VM ended: powering off");
+                    log::info!("{which} VM ended: powering off");
                     let e = psci::system_off();
                     log::error!("PSCI SYSTEM_OFF failed: {e:?}");
                 }

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod guest;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
