@@ -70,6 +70,27 @@ fn memory_map_follows_the_ram_size() {
         ..Qemu::smp(1)
     });
     run.expect("memory: [0x40000000..0xc0000000) (2048 MiB)");
+    // The memory database has every page of RAM: the hypervisor's and the root partition's.
+    let line = run
+        .log
+        .lines()
+        .find(|l| l.contains("memory database: "))
+        .unwrap_or_else(|| run.fail("no memory database line"));
+    let number_after = |key: &str| -> u64 {
+        let rest = &line[line.find(key).unwrap_or_else(|| run.fail(line)) + key.len()..];
+        rest.split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| run.fail(line))
+    };
+    let root_mib = number_after("root partition ");
+    let hyp_kib = number_after("hypervisor ");
+    assert!(
+        (2000..2048).contains(&root_mib)
+            && hyp_kib > 100
+            && root_mib * 1024 + hyp_kib <= 2048 * 1024,
+        "{line}"
+    );
 }
 
 #[test]

@@ -179,6 +179,17 @@ extern "C" fn primary_main(untrusted_dtb: u64, _load_base: u64) -> ! {
         crate::mm::FRAMES.lock().free_bytes() >> 20
     );
 
+    {
+        let db = crate::mm::MEMDB.lock();
+        let size = |o| db.ranges_of(o).map(|(s, e)| e - s).sum::<u64>();
+        log::info!(
+            "memory database: {} ranges; root partition {} MiB, hypervisor {} KiB",
+            db.len(),
+            size(crate::mm::ROOT_PARTITION) >> 20,
+            size(crate::mm::memdb::Owner::Hypervisor) >> 10
+        );
+    }
+
     if let Some(fault) = cmdline::fault(&platform.bootargs) {
         log::warn!("wurley.fault={fault:?}: faulting on purpose");
         deliberate_fault(fault);
@@ -328,6 +339,12 @@ fn memory(p: &Platform, layout: &stage1::ImageLayout, dtb: PhysRange) -> FrameAl
     exclude.extend(p.initrd);
     exclude.extend(p.reserved.iter().map(|r| r.range));
     let frames = FrameAllocator::from_ram(&p.memory, &exclude);
+    let free: Vec<PhysRange> = frames.free_ranges().collect();
+    let mut hypervisor = alloc::vec![layout.whole(), dtb];
+    hypervisor.extend(p.initrd);
+    if let Err(e) = crate::mm::record_boot_memory(&free, &hypervisor) {
+        log::error!("memory database: {e:?}");
+    }
     for r in frames.free_ranges() {
         log::info!("free: {} ({} MiB)", r, r.size() >> 20);
     }
@@ -342,9 +359,14 @@ fn memory(p: &Platform, layout: &stage1::ImageLayout, dtb: PhysRange) -> FrameAl
 
 fn grow_heap(mut frames: FrameAllocator) -> FrameAllocator {
     match frames.alloc_aligned(HEAP_GROWTH, PAGE_SIZE) {
-        // SAFETY: the frames were just taken from the allocator, so nothing else owns them, and
-        // all free RAM is mapped read-write.
-        Ok(r) => unsafe { heap::grow(r.start(), r.size()) },
+        Ok(r) => {
+            if let Err(e) = crate::mm::keep_for_hypervisor(r) {
+                log::error!("memory database: heap {r}: {e:?}");
+            }
+            // SAFETY: the frames were just taken from the allocator, so nothing else owns
+            // them, and all free RAM is mapped read-write.
+            unsafe { heap::grow(r.start(), r.size()) }
+        }
         Err(e) => log::warn!("heap not grown: {e}"),
     }
     frames

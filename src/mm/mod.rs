@@ -16,3 +16,58 @@ pub mod memdb;
 /// taken after any VM lock, never while holding the console lock.
 pub static FRAMES: spin::Mutex<frames::FrameAllocator> =
     spin::Mutex::new(frames::FrameAllocator::new());
+
+/// Who owns each page of RAM and of passed-through device windows ([`memdb`]), filled at boot
+/// ([`record_boot_memory`]) and kept by `vm::ownership` as VMs get memory. Lock order: innermost
+/// (nothing is locked while holding it).
+pub static MEMDB: spin::Mutex<memdb::MemDb> = spin::Mutex::new(memdb::MemDb::new());
+
+/// The root partition in the memory database: RAM no VM has, whether free in [`FRAMES`] or
+/// allocated from it for the hypervisor's page tables and stacks (as Gunyah's partition
+/// allocator owns what it hands out).
+pub const ROOT_PARTITION: memdb::Owner = memdb::Owner::Partition(0);
+
+/// Fill the database at boot: the frame allocator's free RAM is the root partition's, the
+/// hypervisor's image, device tree and initrd (the bundle) are the hypervisor's. Firmware's
+/// reserved memory stays unowned: nobody may map it.
+pub fn record_boot_memory(
+    free: &[addr::PhysRange],
+    hypervisor: &[addr::PhysRange],
+) -> Result<(), wurley_abi::Error> {
+    // Whole pages; the hypervisor's ranges may share a page, so merge them first.
+    let mut mine: alloc::vec::Vec<addr::PhysRange> = hypervisor
+        .iter()
+        .filter(|r| !r.is_empty())
+        .map(|r| r.align_out(addr::PAGE_SIZE))
+        .collect();
+    mine.sort_by_key(|r| r.start());
+    let mut merged: alloc::vec::Vec<addr::PhysRange> = alloc::vec::Vec::new();
+    for r in mine {
+        match merged.last_mut() {
+            Some(last) if r.start() <= last.end() => {
+                *last =
+                    addr::PhysRange::new(last.start(), last.end().max(r.end())).unwrap_or(*last);
+            }
+            _ => merged.push(r),
+        }
+    }
+    let mut db = MEMDB.lock();
+    for r in free {
+        db.insert(r.start(), r.size(), ROOT_PARTITION)?;
+    }
+    for r in merged {
+        db.insert(r.start(), r.size(), memdb::Owner::Hypervisor)?;
+    }
+    Ok(())
+}
+
+/// Move `range`, allocated from the root partition for the hypervisor's own use before any VM
+/// exists (the heap), to the hypervisor.
+pub fn keep_for_hypervisor(range: addr::PhysRange) -> Result<(), wurley_abi::Error> {
+    MEMDB.lock().update(
+        range.start(),
+        range.size(),
+        ROOT_PARTITION,
+        memdb::Owner::Hypervisor,
+    )
+}

@@ -159,6 +159,7 @@ fn create(
     })?;
     build(platform, spec, cpus, first_pcpu, block, hyp_nodes).inspect_err(|_| {
         // Nothing else refers to the block yet: give it back.
+        super::ownership::release_ram(block);
         let _ = FRAMES.lock().free(block);
     })
 }
@@ -177,9 +178,7 @@ fn build(
     let mut memory = GuestMemory::new(block, base);
     memory.clear();
     let mut stage2 = Stage2::new();
-    stage2
-        .map_ram(base, block.start(), spec.memory_size)
-        .map_err(|e| format!("stage-2 mapping: {e}"))?;
+    super::ownership::give_ram(&mut stage2, base, block)?;
 
     // arm64 boot protocol: the Image at a 2 MiB-aligned base plus text_offset; the DTB 8-byte
     // aligned in its own 2 MiB region (the top one); the initrd below it.

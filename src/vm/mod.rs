@@ -33,6 +33,8 @@ pub mod machine;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod objects;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod ownership;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod passthrough;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod rm;

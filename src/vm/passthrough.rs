@@ -126,9 +126,8 @@ pub fn map(devices: &[DeviceSpec], stage2: &mut Stage2, vgic: &mut VGic) -> Resu
     for d in devices {
         for &(base, size) in &d.regs {
             let w = pages(base, size).ok_or_else(|| String::from("window wraps"))?;
-            stage2
-                .map_device(w.start(), w.start(), w.size())
-                .map_err(|e| format!("device {}: stage-2 mapping: {e}", d.name))?;
+            super::ownership::give_device(stage2, w)
+                .map_err(|e| format!("device {}: {e}", d.name))?;
         }
         for intid in d.intids() {
             vgic.map_hw(intid, 0, intid);

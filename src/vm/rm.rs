@@ -24,7 +24,7 @@ use crate::arch::aarch64::cpu;
 use crate::arch::aarch64::percpu::PerCpu;
 use crate::arch::aarch64::stage2::Stage2;
 use crate::mm::FRAMES;
-use crate::mm::addr::PAGE_SIZE;
+use crate::mm::addr::{PAGE_SIZE, PhysRange};
 use crate::mm::guestmem::GuestMemory;
 use crate::object::Object;
 use crate::object::handle::{Header, PartitionObject};
@@ -36,6 +36,7 @@ use super::layout::{self, GICD_BASE, GICD_SIZE, GICR_BASE, UART_BASE, UART_SIZE,
 use super::links::{self, Endpoint};
 use super::machine::{BootState, VcpuSlot, Vm};
 use super::objects::{VmObjects, root_partition};
+use super::ownership;
 use super::vgic::VGic;
 
 /// The RM's ELF image, built from `rm/` by `build.rs`.
@@ -114,19 +115,18 @@ pub fn create(
     let mut memory = GuestMemory::new(block, base);
     memory.clear();
     let fail = |why: String| {
+        ownership::release_ram(block);
         let _ = FRAMES.lock().free(block);
         why
     };
     let mut stage2 = Stage2::new();
-    stage2
-        .map_ram(base, block.start(), RM_MEMORY)
-        .map_err(|e| fail(format!("stage-2 mapping: {e}")))?;
+    ownership::give_ram(&mut stage2, base, block).map_err(&fail)?;
     // The bundle, read-only, whole pages around it.
     let start = bundle.as_ptr() as u64;
-    let first = start & !(PAGE_SIZE - 1);
-    let end = (start + bundle.len() as u64 + PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
-    stage2
-        .map_read_only(BUNDLE_IPA, first, end - first)
+    let pages = PhysRange::from_base_size(start, bundle.len() as u64)
+        .map(|r| r.align_out(PAGE_SIZE))
+        .ok_or_else(|| fail(String::from("bundle wraps")))?;
+    ownership::show_hypervisor_pages(&mut stage2, BUNDLE_IPA, pages)
         .map_err(|e| fail(format!("bundle mapping: {e}")))?;
     for seg in &image.segments {
         memory
@@ -175,7 +175,7 @@ pub fn create(
         vic: CapId(vic),
         vcpu: CapId::INVALID,
         addrspace: CapId::INVALID,
-        bundle_ipa: BUNDLE_IPA + (start - first),
+        bundle_ipa: BUNDLE_IPA + (start - pages.start()),
         bundle_size: bundle.len() as u64,
         dtb_ipa,
         cpus: cpus.len() as u32,
