@@ -184,8 +184,9 @@ fn rmclient_console_line(k: usize) -> String {
     line
 }
 
-/// The Resource Manager (`rm/`, package wurley-rm) as an ordinary VM `rm`, and a client VM
-/// (`vmapi-guest`, role `rmclient`) linked to it by the message-queue pair `rm-client`. The
+/// The Resource Manager (`rm/`, package wurley-rm), the root VM the hypervisor starts with the
+/// bundle, and a client VM (`vmapi-guest`, role `rmclient`) linked to it by the message-queue
+/// pair the hypervisor gives every VM (`gunyah-resource-mgr`, label `rm-client`). The
 /// client checks the RM's RPC answers (framing up to 62 continuations, dropped packets,
 /// unknown IDs, malformed payloads, status, console, VM_ALLOCATE as the primary VM, VM_EXIT)
 /// and powers off; the RM never exits, so the run ends at the client's DONE line.

@@ -1,10 +1,10 @@
 //! wurley-rm: the Resource Manager as an EL1 program on wurley-rt.
 //!
-//! For now it runs as an ordinary VM of a boot bundle; becoming Wurley's root VM comes later.
-//! At start it prints `RM: Wurley resource manager <version>`, then finds its clients in its
-//! device tree: every message-queue pair under `/hypervisor` whose `label` is `rm-<name>` is
-//! the RPC link of client VM `<name>` (the bundle link `rm-client` joins VM `rm` and VM
-//! `client`; both ends see the same label). The RM side's queues must carry 240-byte messages
+//! It runs as Wurley's root VM: the hypervisor embeds it, starts it with every boot bundle and
+//! links every VM of the bundle to it (docs/rm.md). At start it prints
+//! `RM: Wurley resource manager <version>`, then finds its clients in its device tree: every
+//! message-queue pair under `/hypervisor` whose `label` is `rm-<name>` is the RPC link of client
+//! VM `<name>`. The RM side's queues must carry 240-byte messages
 //! (the protocol's packet size); other links are refused with an error line.
 //!
 //! VMIDs: clients get dynamic VMIDs `0x80, 0x81, ...` in device-tree order, except the one

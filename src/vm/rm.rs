@@ -147,9 +147,16 @@ pub fn create(
     let dtb_ipa = base + RM_MEMORY - MIB2;
     let info_ipa = dtb_ipa - PAGE_SIZE;
     let mpidrs = [layout::vcpu_mpidr(0)];
-    let bootargs = primary
-        .map(|p| format!("rm.primary={p}"))
-        .unwrap_or_default();
+    // The RM's own options: the primary VM, and `rm.debug=` passed on from the hypervisor's
+    // command line.
+    let mut args = Vec::new();
+    if let Some(p) = primary {
+        args.push(format!("rm.primary={p}"));
+    }
+    if let Some(d) = crate::cmdline::param(&platform.bootargs, "rm.debug") {
+        args.push(format!("rm.debug={d}"));
+    }
+    let bootargs = args.join(" ");
     let dt = devicetree::write(&GuestDt {
         model: "wurley,virt",
         memory: (base, RM_MEMORY),

@@ -1,6 +1,7 @@
-//! Role `rmclient`: a client of Wurley's Resource Manager (`rm/`), which runs as another VM of
-//! the bundle, linked to this one by a message-queue pair labelled `rm-<this VM's name>`
-//! (bootargs `rmlink=` names it; default: the first pair whose label starts with `rm-`).
+//! Role `rmclient`: a client of Wurley's Resource Manager (`rm/`), the root VM the hypervisor
+//! starts with every bundle and links to this one by a message-queue pair labelled
+//! `rm-<this VM's name>` (bootargs `rmlink=` names it; default: the first pair whose label
+//! starts with `rm-`).
 //!
 //! Speaks the RM RPC protocol (framing from `wurley_abi::rm`) driven by the link's vIRQs: a
 //! full TX queue waits for the TX "not full" vIRQ, an empty RX queue for the RX "not empty"
