@@ -83,8 +83,14 @@ pub fn launch(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]
         return 0;
     }
     let count = vms.len();
-    let primary = bundle.vms.first().map(|s| s.name.as_str());
-    if let Some(ep) = rm_endpoint {
+    // The RM serves the VMs that started: the first is the primary, and the links of those
+    // that did not start leave its device tree.
+    let primary = vms.first().map(|vm| vm.name.as_str());
+    if let Some(mut ep) = rm_endpoint {
+        ep.nodes.retain(|node| match node {
+            HypNode::MsgQueuePair { peer, .. } => vms.iter().any(|vm| vm.name == *peer),
+            _ => true,
+        });
         match super::rm::create(platform, &ep, cpus, primary, bundle_bytes) {
             Ok(vm) => {
                 let vm = machine::leak(vm);

@@ -94,7 +94,7 @@ pub fn link_clients(eps: &mut [Endpoint<'_>]) {
     }
 }
 
-/// Make the RM VM from its endpoint; `primary` is the first VM of the manifest (VMID 3 in the
+/// Make the RM VM from its endpoint; `primary` is the first VM of the manifest that started (VMID 3 in the
 /// RM's numbering), `bundle` the boot bundle in hypervisor memory.
 pub fn create(
     platform: &Platform,
