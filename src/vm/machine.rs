@@ -67,6 +67,9 @@ pub struct VcpuSlot {
     pub deadline: AtomicU64,
     /// Its registers while it is not running (`None`: start from `boot` at the next run).
     pub context: Mutex<Option<Box<super::vcpu::VcpuContext>>>,
+    /// Set (before the VMs are published) if the vCPU is proxy-scheduled: the scheduler never
+    /// queues it; its owner runs it with `vcpu_run`.
+    pub proxy: Once<super::proxy::ProxySlot>,
     vm_index: AtomicUsize,
 }
 
@@ -94,6 +97,7 @@ impl VcpuSlot {
             blocked: AtomicBool::new(false),
             deadline: AtomicU64::new(u64::MAX),
             context: Mutex::new(None),
+            proxy: Once::new(),
             vm_index: AtomicUsize::new(usize::MAX),
         }
     }
@@ -193,6 +197,11 @@ impl Vm {
     /// Whether the VM has ended.
     pub fn has_ended(&self) -> bool {
         self.ended.load(Ordering::Acquire)
+    }
+
+    /// How the VM ended, once it has.
+    pub fn end_reason(&self) -> Option<EndReason> {
+        *self.end_reason.lock()
     }
 
     /// End the VM: every vCPU stops at its next exit. When the last VM ends, the machine powers

@@ -75,6 +75,24 @@ pub enum HypNode {
         /// INTID of the RX queue's "not empty" vIRQ.
         rx_virq: u32,
     },
+    /// A vCPU of another VM this VM runs with `vcpu_run` (it is that VM's proxy scheduler).
+    ProxyVcpu {
+        /// Cap (AFFINITY, YIELD_TO, BIND_VIRQ, STATE).
+        cap: u64,
+        /// INTID of its VCPU_RUN_WAKEUP vIRQ.
+        virq: u32,
+        /// The vCPU's index in its VM.
+        index: u32,
+        /// The VM it belongs to.
+        peer: String,
+    },
+    /// The address space of a VM this VM runs, for its VMMIO ranges.
+    AddrSpace {
+        /// Cap (ADD_VMMIO_RANGE).
+        cap: u64,
+        /// The VM it belongs to.
+        peer: String,
+    },
     /// Caps to the VM's own partition, cspace and VIC, when the manifest grants them.
     Capabilities {
         /// Partition cap (OBJECT_CREATE).
@@ -207,6 +225,39 @@ pub fn write(w: &mut FdtWriter, nodes: &[HypNode]) -> Result<(), vm_fdt::Error> 
                 w.property_u32("qcom,tx-queue-depth", RM_QUEUE_DEPTH)?;
                 w.property_u32("qcom,rx-queue-depth", RM_QUEUE_DEPTH)?;
                 w.property_u32("qcom,free-irq-start", 0)?;
+                w.end_node(n)?;
+            }
+            HypNode::ProxyVcpu {
+                cap,
+                virq,
+                index,
+                peer,
+            } => {
+                let n = w.begin_node(&format!("vcpu@{cap:x}"))?;
+                w.property_string_list(
+                    "compatible",
+                    alloc::vec![
+                        String::from("wurley,proxy-vcpu"),
+                        String::from("qcom,gunyah-capability"),
+                    ],
+                )?;
+                w.property_array_u32("reg", &cap_cells(&[*cap]))?;
+                w.property_array_u32("interrupts", &spi_cells(&[*virq]))?;
+                w.property_u32("wurley,vcpu-index", *index)?;
+                w.property_string("peer-name", peer)?;
+                w.end_node(n)?;
+            }
+            HypNode::AddrSpace { cap, peer } => {
+                let n = w.begin_node(&format!("addrspace@{cap:x}"))?;
+                w.property_string_list(
+                    "compatible",
+                    alloc::vec![
+                        String::from("wurley,addrspace"),
+                        String::from("qcom,gunyah-capability"),
+                    ],
+                )?;
+                w.property_array_u32("reg", &cap_cells(&[*cap]))?;
+                w.property_string("peer-name", peer)?;
                 w.end_node(n)?;
             }
             HypNode::Capabilities {
