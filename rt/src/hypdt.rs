@@ -9,6 +9,10 @@
 //!   `interrupts` = its vIRQ; `label`.
 //! * `doorbell-source@..`: compatible `"qcom,gunyah-doorbell-source"`; `reg` = cap (SEND);
 //!   `label`.
+//! * `vcpu@..`: compatible `"wurley,proxy-vcpu"`; `reg` = cap to a vCPU this VM runs with
+//!   `vcpu_run`; `interrupts` = its VCPU_RUN_WAKEUP vIRQ; `wurley,vcpu-index`; `peer-name`.
+//! * `addrspace@..`: compatible `"wurley,addrspace"`; `reg` = cap (ADD_VMMIO_RANGE) to the
+//!   address space of a VM this VM runs; `peer-name`.
 //! * `capabilities`: compatible `"wurley,capabilities"`; `u64` properties `partition`,
 //!   `cspace`, `vic`.
 //!
@@ -28,6 +32,10 @@ pub const COMPAT_DOORBELL: &str = "qcom,gunyah-doorbell";
 pub const COMPAT_DOORBELL_SOURCE: &str = "qcom,gunyah-doorbell-source";
 /// Compatible string of the granted-capabilities node.
 pub const COMPAT_CAPABILITIES: &str = "wurley,capabilities";
+/// Compatible string of a proxy-scheduled vCPU this VM runs.
+pub const COMPAT_PROXY_VCPU: &str = "wurley,proxy-vcpu";
+/// Compatible string of another VM's address space.
+pub const COMPAT_ADDRSPACE: &str = "wurley,addrspace";
 /// Compatible string of `/hypervisor`.
 pub const COMPAT_HYPERVISOR: &str = "gunyah-hypervisor";
 
@@ -232,6 +240,38 @@ pub fn capabilities(fdt: &Fdt<'_>) -> Option<Capabilities> {
         cspace: n.prop_u64("cspace").map(CapId),
         vic: n.prop_u64("vic").map(CapId),
     })
+}
+
+/// A vCPU of another VM that this VM runs with `vcpu_run`.
+#[derive(Clone, Copy, Debug)]
+pub struct ProxyVcpu<'a> {
+    /// The VM it belongs to.
+    pub peer: &'a str,
+    /// Its index in that VM.
+    pub index: u32,
+    /// The cap.
+    pub cap: CapId,
+    /// Its VCPU_RUN_WAKEUP vIRQ.
+    pub irq: Option<Irq>,
+}
+
+/// Every vCPU this VM runs.
+pub fn proxy_vcpus<'a>(fdt: &Fdt<'a>) -> impl Iterator<Item = ProxyVcpu<'a>> + 'a {
+    children(fdt, COMPAT_PROXY_VCPU).filter_map(|(h, n)| {
+        Some(ProxyVcpu {
+            peer: n.prop_str("peer-name").unwrap_or(""),
+            index: n.prop_u32("wurley,vcpu-index")?,
+            cap: cap(&h, &n, 0)?,
+            irq: Irq::of(&n, 0),
+        })
+    })
+}
+
+/// The cap to the address space of VM `peer`, if this VM runs it.
+pub fn addrspace(fdt: &Fdt<'_>, peer: &str) -> Option<CapId> {
+    children(fdt, COMPAT_ADDRSPACE)
+        .find(|(_, n)| n.prop_str("peer-name") == Some(peer))
+        .and_then(|(h, n)| cap(&h, &n, 0))
 }
 
 /// Bitmap of the INTIDs below 128 that `/hypervisor`'s children use.

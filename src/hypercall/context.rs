@@ -7,10 +7,10 @@
 use alloc::sync::Arc;
 use wurley_abi::{CapId, Error};
 
+use crate::object::addrspace::AddrSpaceObject;
 use crate::object::cspace::CSpace;
 use crate::object::handle::{CSpaceObject, PartitionObject};
 use crate::object::ipc::{DoorbellObject, MsgQueueObject};
-use crate::object::addrspace::AddrSpaceObject;
 use crate::object::vcpu::VcpuObject;
 use crate::object::vic::Vic;
 use crate::object::{Object, ObjectType};

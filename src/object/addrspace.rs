@@ -97,9 +97,7 @@ impl AddrSpaceObject {
 
     /// `addrspace_configure_vmmio` (see [`VmmioRanges::configure`]).
     pub fn configure_vmmio(&self, base: u64, size: u64, op: VmmioOp) -> Result<(), Error> {
-        self.vmmio
-            .lock()
-            .configure(base, size, op, self.ipa_limit)
+        self.vmmio.lock().configure(base, size, op, self.ipa_limit)
     }
 
     /// Whether `ipa` is inside a VMMIO range.
@@ -117,19 +115,28 @@ mod tests {
     #[test]
     fn add_remove_and_lookup() {
         let mut r = VmmioRanges::default();
-        assert_eq!(r.configure(0x1000_0000, 0x2000, VmmioOp::Add, LIMIT), Ok(()));
+        assert_eq!(
+            r.configure(0x1000_0000, 0x2000, VmmioOp::Add, LIMIT),
+            Ok(())
+        );
         assert!(r.contains(0x1000_0000) && r.contains(0x1000_1fff));
         assert!(!r.contains(0x1000_2000) && !r.contains(0x0fff_ffff));
         assert_eq!(
             r.configure(0x1000_1000, 0x1000, VmmioOp::Add, LIMIT),
             Err(Error::AddrInvalid)
         );
-        assert_eq!(r.configure(0x1000_2000, 0x1000, VmmioOp::Add, LIMIT), Ok(()));
+        assert_eq!(
+            r.configure(0x1000_2000, 0x1000, VmmioOp::Add, LIMIT),
+            Ok(())
+        );
         assert_eq!(
             r.configure(0x1000_0000, 0x1000, VmmioOp::Remove, LIMIT),
             Err(Error::AddrInvalid)
         );
-        assert_eq!(r.configure(0x1000_0000, 0x2000, VmmioOp::Remove, LIMIT), Ok(()));
+        assert_eq!(
+            r.configure(0x1000_0000, 0x2000, VmmioOp::Remove, LIMIT),
+            Ok(())
+        );
         assert!(!r.contains(0x1000_0000) && r.contains(0x1000_2000));
     }
 
@@ -144,7 +151,10 @@ mod tests {
             r.configure(0x1000_0000, 0x10, VmmioOp::Add, LIMIT),
             Err(Error::ArgumentAlignment)
         );
-        assert_eq!(r.configure(0x1000_0000, 0, VmmioOp::Add, LIMIT), Err(Error::ArgumentSize));
+        assert_eq!(
+            r.configure(0x1000_0000, 0, VmmioOp::Add, LIMIT),
+            Err(Error::ArgumentSize)
+        );
         assert_eq!(
             r.configure(u64::MAX & !0xfff, 0x2000, VmmioOp::Add, LIMIT),
             Err(Error::AddrOverflow)
@@ -156,6 +166,9 @@ mod tests {
         for i in 0..MAX_VMMIO_RANGES as u64 {
             assert_eq!(r.configure(i * 0x1000, 0x1000, VmmioOp::Add, LIMIT), Ok(()));
         }
-        assert_eq!(r.configure(0x10_0000, 0x1000, VmmioOp::Add, LIMIT), Err(Error::Nomem));
+        assert_eq!(
+            r.configure(0x10_0000, 0x1000, VmmioOp::Add, LIMIT),
+            Err(Error::Nomem)
+        );
     }
 }

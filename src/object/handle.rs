@@ -9,10 +9,10 @@ use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use spin::Mutex;
 use wurley_abi::Error;
 
+use super::addrspace::AddrSpaceObject;
 use super::cspace::CSpace;
 use super::ipc::{DoorbellObject, MsgQueueObject};
 use super::partition::{Charge, Partition};
-use super::addrspace::AddrSpaceObject;
 use super::vcpu::VcpuObject;
 use super::vic::Vic;
 use super::{CapObject, ObjectState, ObjectType};

@@ -106,7 +106,10 @@ mod tests {
             v.unbind(VcpuVirqType::VcpuRunWakeup),
             Err(Error::VirqNotBound)
         );
-        assert_eq!(v.bind(VcpuVirqType::VcpuRunWakeup, &vic, 33), Err(Error::ArgumentInvalid));
+        assert_eq!(
+            v.bind(VcpuVirqType::VcpuRunWakeup, &vic, 33),
+            Err(Error::ArgumentInvalid)
+        );
         assert_eq!(v.bind(VcpuVirqType::VcpuRunWakeup, &vic, 40), Ok(()));
         assert_eq!(
             v.bind(VcpuVirqType::VcpuRunWakeup, &vic, 41),

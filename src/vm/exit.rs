@@ -233,14 +233,7 @@ fn sysreg(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, access: SysRegAccess) -> N
     Next::Resume
 }
 
-fn mmio(
-    vm: &Vm,
-    vcpu: usize,
-    regs: &mut GuestRegs,
-    abort: DataAbort,
-    ipa: u64,
-    far: u64,
-) -> Next {
+fn mmio(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, abort: DataAbort, ipa: u64, far: u64) -> Next {
     let from_el0 = vcpu_hw::from_el0(regs.pstate);
     if !abort.isv || abort.s1ptw {
         log::debug!(

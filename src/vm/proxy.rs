@@ -144,7 +144,10 @@ fn halted_state(vm: &Vm, index: usize) -> Option<Outcome> {
     if vm.has_ended() {
         return Some(match vm.end_reason() {
             Some(EndReason::Reset) => {
-                let (kind, cookie) = slot.proxy.get().map_or((RESET_PLAIN, 0), |p| *p.reset.lock());
+                let (kind, cookie) = slot
+                    .proxy
+                    .get()
+                    .map_or((RESET_PLAIN, 0), |p| *p.reset.lock());
                 (RunState::PsciSystemReset, [kind, cookie, 0])
             }
             Some(EndReason::Crashed) => (RunState::Fault, [0; 3]),
@@ -184,7 +187,12 @@ fn run(vm: &Vm, caller: usize, object: &VcpuObject, resume: [u64; 3]) -> Result<
     let me = percpu::current().map(|c| c.index).ok_or(Error::Busy)?;
     if slot
         .place
-        .compare_exchange(sched::IDLE, sched::RUNNING, Ordering::AcqRel, Ordering::Acquire)
+        .compare_exchange(
+            sched::IDLE,
+            sched::RUNNING,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
         .is_err()
     {
         return Err(Error::Busy);

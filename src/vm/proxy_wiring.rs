@@ -90,7 +90,10 @@ pub fn attach(vms: &[&'static Vm], owners: &[Option<String>]) -> Vec<&'static Vm
         let objects = vm.objects.get().and_then(|o| o.vcpus.get());
         let o = vms.iter().position(|v| v.name == *owner);
         let (Some(objects), Some(o)) = (objects, o) else {
-            log::error!("VM {}: its scheduler VM {owner} did not start: stopping it", vm.name);
+            log::error!(
+                "VM {}: its scheduler VM {owner} did not start: stopping it",
+                vm.name
+            );
             orphans.push(*vm);
             continue;
         };
