@@ -341,7 +341,8 @@ fn rm_rpc_server_answers_a_client() {
 /// Proxy scheduling (`tests/guests/vmapi-guest`, roles `proxy-owner` and `proxied`): VM
 /// `guest` says `scheduled-by = "owner"`, so it only runs inside `owner`'s `vcpu_run`. The owner
 /// finds its caps in its device tree, walks the error paths, registers a VMMIO range and runs
-/// the guest, emulating a small device through the VMMIO run states; it sees EXPECTS_WAKEUP
+/// the guest, emulating a small device through the VMMIO run states; it gets READY back when
+/// its own timer is due while the guest spins (the guest runs on the owner's time), sees EXPECTS_WAKEUP
 /// when the guest idles with its timer armed, takes the wake-up vIRQ, and POWERED_OFF when
 /// the guest calls SYSTEM_OFF.
 #[test]
@@ -421,6 +422,7 @@ fn proxy_guests(cpus: u32) {
         "vmmio-add",
         "vmmio-overlap",
         "run-loop",
+        "ready-on-caller-timer",
         "vmmio-device",
         "expects-wakeup",
         "powered-off",
@@ -430,14 +432,14 @@ fn proxy_guests(cpus: u32) {
     for name in owner_checks {
         run.expect(&format!("VMAPI proxy-owner {name} PASS"));
     }
-    for name in ["device-id", "questions", "idle"] {
+    for name in ["device-id", "questions", "spin", "idle"] {
         run.expect(&format!("VMAPI proxied {name} PASS"));
     }
     run.expect(&format!(
         "VMAPI proxy-owner DONE pass={} fail=0",
         owner_checks.len()
     ))
-    .expect("VMAPI proxied DONE pass=3 fail=0");
+    .expect("VMAPI proxied DONE pass=4 fail=0");
     if run.exit != Some(Some(0)) {
         run.fail("QEMU should exit with status 0 once both guests powered off");
     }

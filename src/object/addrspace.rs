@@ -156,7 +156,7 @@ mod tests {
             Err(Error::ArgumentSize)
         );
         assert_eq!(
-            r.configure(u64::MAX & !0xfff, 0x2000, VmmioOp::Add, LIMIT),
+            r.configure(!0xfff, 0x2000, VmmioOp::Add, LIMIT),
             Err(Error::AddrOverflow)
         );
         assert_eq!(

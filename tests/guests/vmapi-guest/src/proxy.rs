@@ -3,7 +3,9 @@
 //! * `role=proxied dev=<IPA>`: a VM whose manifest node says `scheduled-by`; it only runs
 //!   inside its owner's `vcpu_run`. It talks to a tiny device at `dev` that its owner emulates
 //!   through the VMMIO run states: reads the ID register, asks [`ROUNDS`] questions (reads
-//!   `QUESTION`, writes the answer to `ANSWER`), writes a byte to `BYTE`, idles in WFI with
+//!   `QUESTION`, writes the answer to `ANSWER`), writes a byte to `BYTE`, spins [`SPIN_US`]
+//!   without idling (the owner's own timer interrupts bring it back with READY meanwhile),
+//!   idles in WFI with
 //!   its virtual timer armed, writes `DONE` and powers the VM off (SYSTEM_OFF).
 //! * `role=proxy-owner guest=<name> dev=<IPA>`: finds the vCPU cap and the address-space cap of
 //!   VM `guest` in its `/hypervisor` node, walks the error paths (wrong cap type, missing
@@ -24,6 +26,11 @@ use crate::report::Report;
 
 /// Questions the guest asks.
 pub const ROUNDS: u64 = 50;
+/// How long the guest spins without idling.
+const SPIN_US: u64 = 20_000;
+/// The owner arms its own virtual timer this far ahead of every `vcpu_run`: its interrupt
+/// must bring the owner back with READY while the guest spins.
+const OWNER_TIMER_US: u64 = 1000;
 /// Device register offsets.
 const ID: u64 = 0x0;
 const QUESTION: u64 = 0x8;
@@ -76,6 +83,17 @@ pub fn run_proxied(r: &mut Report, bootargs: &str) {
         format_args!("rounds={ROUNDS} wrong={wrong}"),
     );
     write8(dev + BYTE, 0xa5);
+    // Busy, never idle: only the owner's need for its CPU stops this vCPU.
+    let start = time::ticks();
+    let mut loops = 0u64;
+    while time::elapsed_us(start) < SPIN_US {
+        loops = loops.wrapping_add(1);
+    }
+    r.check(
+        "spin",
+        loops > 0,
+        format_args!("spin_us={SPIN_US} loops={loops}"),
+    );
     let start = time::ticks();
     time::sleep_us(2000);
     let slept = time::elapsed_us(start);
@@ -176,6 +194,7 @@ pub fn run_owner(r: &mut Report, fdt: &Fdt<'_>, bootargs: &str) {
     let mut resume = [0u64; 3];
     for _ in 0..100_000 {
         let seen = WAKEUPS.load(Ordering::Acquire);
+        time::arm(time::ticks().saturating_add(time::us_to_ticks(OWNER_TIMER_US)));
         let res = hyp::vcpu_run(cap, resume);
         resume = [0; 3];
         let Ok(run) = res else {
@@ -214,6 +233,15 @@ pub fn run_owner(r: &mut Report, fdt: &Fdt<'_>, bootargs: &str) {
         format_args!(
             "ready={} vmmio={} expects_wakeup={} woken={} other_state={:#x}",
             t.ready, t.vmmio, t.expects_wakeup, t.woken, t.other
+        ),
+    );
+    time::disarm();
+    r.check(
+        "ready-on-caller-timer",
+        t.ready >= 1,
+        format_args!(
+            "ready={} (the guest spun {SPIN_US} us, my timer {OWNER_TIMER_US} us)",
+            t.ready
         ),
     );
     r.check(
