@@ -340,7 +340,8 @@ fn rm_rpc_server_answers_a_client() {
 
 /// Proxy scheduling (`tests/guests/vmapi-guest`, roles `proxy-owner` and `proxied`): VM
 /// `guest` says `scheduled-by = "owner"`, so it only runs inside `owner`'s `vcpu_run`. The owner
-/// finds its caps in its device tree, walks the error paths, registers a VMMIO range and runs
+/// finds its caps in its device tree and checks that the resource manager reports the vCPU to
+/// it (VM_GET_HYP_RESOURCES), walks the error paths, registers a VMMIO range and runs
 /// the guest, emulating a small device through the VMMIO run states; it gets READY back when
 /// its own timer is due while the guest spins (the guest runs on the owner's time), sees EXPECTS_WAKEUP
 /// when the guest idles with its timer armed, takes the wake-up vIRQ, and POWERED_OFF when
@@ -368,7 +369,7 @@ fn proxy_guests(cpus: u32) {
         owner {{
             kernel = /incbin/("{k}");
             memory-size = <0x0 0x1000000>;
-            bootargs = "role=proxy-owner guest=guest dev=0xa000000";
+            bootargs = "role=proxy-owner guest=guest guest-vmid=0x80 dev=0xa000000";
             capabilities = "cspace", "vic";
             console;
         }};
@@ -403,8 +404,12 @@ fn proxy_guests(cpus: u32) {
         }
     }
     run.expect("VM guest: proxy-scheduled by VM owner");
+    // The resource manager numbers the bundle's VMs in manifest order: the first (`owner`) is
+    // the primary VM, 3, the next gets the first dynamic VMID, 0x80.
+    run.expect("[rm] RM: vCPU 0 of guest (vmid 0x80) proxy-scheduled by owner (vmid 0x3)");
     let owner_checks = [
         "setup",
+        "rm-hyp-resources",
         "run-not-a-vcpu",
         "run-check-not-halted",
         "copy-weak-cap",

@@ -251,6 +251,11 @@ mod el1 {
             }
             None => println!("RM: error: no valid device tree"),
         }
+        if let Some(fdt) = fdt.as_ref() {
+            for grant in hypdt::proxy_grants(fdt) {
+                add_proxy_grant(&mut server, &grant);
+            }
+        }
         if let Some(p) = primary
             && server.vms().iter().all(|v| v.name != p)
         {
@@ -324,6 +329,38 @@ mod el1 {
             link.tx_irq.intid,
             link.rx_irq.intid
         );
+    }
+
+    /// Record a vCPU the hypervisor gave to its proxy scheduler, for VM_GET_HYP_RESOURCES.
+    fn add_proxy_grant(server: &mut Server<'static, NoHyp, MsgQueues>, g: &hypdt::ProxyGrant<'_>) {
+        let vmid = |name: &str| server.vms().iter().find(|v| v.name == name).map(|v| v.vmid);
+        let (Some(vm), Some(owner)) = (vmid(g.vm), vmid(g.owner)) else {
+            println!(
+                "RM: error: vCPU {} of {} run by {}: no RM link to both VMs",
+                g.index, g.vm, g.owner
+            );
+            return;
+        };
+        match server
+            .vms_mut()
+            .grant_proxy_vcpu(vm, owner, g.index, g.cap.0, g.virq)
+        {
+            Ok(()) => println!(
+                "RM: vCPU {} of {} (vmid {:#x}) proxy-scheduled by {} (vmid {:#x})",
+                g.index,
+                g.vm,
+                VmId::raw(vm),
+                g.owner,
+                VmId::raw(owner)
+            ),
+            Err(e) => println!(
+                "RM: error: vCPU {} of {} run by {}: {}",
+                g.index,
+                g.vm,
+                g.owner,
+                e.name()
+            ),
+        }
     }
 
     /// Serve forever: sleep until a link vIRQ, then let the server do what it can.

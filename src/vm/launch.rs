@@ -50,14 +50,17 @@ pub fn launch(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]
     // must not shift).
     let mut endpoints: Vec<Endpoint<'_>> = bundle.vms.iter().map(Endpoint::new).collect();
     links::wire(&bundle.links, &mut endpoints);
-    super::proxy_wiring::wire(&bundle.vms, &mut endpoints);
+    let grants = super::proxy_wiring::wire(&bundle.vms, &mut endpoints);
     let rm_endpoint = super::rm::endpoint();
     let has_rm = rm_endpoint.is_some();
     if let Some(ep) = rm_endpoint {
         endpoints.push(ep);
         super::rm::link_clients(&mut endpoints);
     }
-    let rm_endpoint = if has_rm { endpoints.pop() } else { None };
+    let mut rm_endpoint = if has_rm { endpoints.pop() } else { None };
+    if let Some(ep) = rm_endpoint.as_mut() {
+        ep.nodes.extend(grants);
+    }
     let mut vms: Vec<&'static Vm> = Vec::new();
     let mut owners: Vec<Option<String>> = Vec::new();
     let mut next_pcpu = 0usize;

@@ -2,8 +2,10 @@
 //! `scheduled-by = "<owner>"`, a vCPU object per vCPU and an address-space object, caps to
 //! them in the owner's cspace, each vCPU's VCPU_RUN_WAKEUP source bound to a fresh vIRQ of the
 //! owner's VIC, and the `/hypervisor` nodes that tell the owner what it got
-//! ([`HypNode::ProxyVcpu`], [`HypNode::AddrSpace`]). Once the VMs exist, [`attach`] ties the
-//! objects to the vCPUs they name.
+//! ([`HypNode::ProxyVcpu`], [`HypNode::AddrSpace`]), and the same facts for the resource
+//! manager ([`HypNode::ProxyGrant`]), which reports them to the owner through
+//! VM_GET_HYP_RESOURCES. Once the VMs exist, [`attach`] ties the objects to the vCPUs they
+//! name.
 
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -30,8 +32,10 @@ pub const VCPU_RIGHTS: ThreadRights = ThreadRights::AFFINITY
     .union(ThreadRights::STATE);
 
 /// Give every proxy-scheduled VM of `specs` (whose endpoints are `eps`, same order) to its
-/// owner. A VM that cannot be wired is reported and keeps no objects (it never runs).
-pub fn wire(specs: &[VmSpec<'_>], eps: &mut [Endpoint<'_>]) {
+/// owner. A VM that cannot be wired is reported and keeps no objects (it never runs). Returns
+/// what the resource manager reports to the owners ([`HypNode::ProxyGrant`] nodes).
+pub fn wire(specs: &[VmSpec<'_>], eps: &mut [Endpoint<'_>]) -> Vec<HypNode> {
+    let mut grants = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
         let Some(owner) = spec.scheduled_by.as_deref() else {
             continue;
@@ -41,13 +45,35 @@ pub fn wire(specs: &[VmSpec<'_>], eps: &mut [Endpoint<'_>]) {
             continue;
         };
         match give(eps, i, o, spec.vcpus as usize) {
-            Ok(()) => log::info!("VM {}: proxy-scheduled by VM {owner}", spec.name),
+            Ok(nodes) => {
+                log::info!("VM {}: proxy-scheduled by VM {owner}", spec.name);
+                grants.extend(nodes.iter().filter_map(|n| match n {
+                    HypNode::ProxyVcpu {
+                        cap, virq, index, ..
+                    } => Some(HypNode::ProxyGrant {
+                        owner: String::from(owner),
+                        vm: spec.name.clone(),
+                        index: *index,
+                        cap: *cap,
+                        virq: *virq,
+                    }),
+                    _ => None,
+                }));
+                eps[o].nodes.extend(nodes);
+            }
             Err(e) => log::error!("VM {}: not given to VM {owner}: {e:?}", spec.name),
         }
     }
+    grants
 }
 
-fn give(eps: &mut [Endpoint<'_>], vm: usize, owner: usize, vcpus: usize) -> Result<(), Error> {
+/// Make VM `vm`'s objects and the owner's caps; returns the owner's new `/hypervisor` nodes.
+fn give(
+    eps: &mut [Endpoint<'_>],
+    vm: usize,
+    owner: usize,
+    vcpus: usize,
+) -> Result<Vec<HypNode>, Error> {
     if vm == owner || vm >= eps.len() || owner >= eps.len() {
         return Err(Error::ArgumentInvalid);
     }
@@ -76,8 +102,7 @@ fn give(eps: &mut [Endpoint<'_>], vm: usize, owner: usize, vcpus: usize) -> Resu
     let mine = eps[vm].objects()?;
     mine.addrspace.call_once(|| space);
     mine.vcpus.call_once(|| objects);
-    eps[owner].nodes.extend(nodes);
-    Ok(())
+    Ok(nodes)
 }
 
 /// Tie the vCPU objects of every proxy-scheduled VM of `vms` (the VMs to publish, in order) to

@@ -93,6 +93,20 @@ pub enum HypNode {
         /// The VM it belongs to.
         peer: String,
     },
+    /// For the resource manager: a proxy vCPU cap it reports to the owner (VM_GET_HYP_RESOURCES
+    /// resource type 4). The cap and vIRQ are the owner's, not the RM's.
+    ProxyGrant {
+        /// The owner (the VM that holds the cap).
+        owner: String,
+        /// The proxy-scheduled VM.
+        vm: String,
+        /// The vCPU's index in `vm`.
+        index: u32,
+        /// The cap, in the owner's cspace.
+        cap: u64,
+        /// The VCPU_RUN_WAKEUP vIRQ, in the owner's VIC.
+        virq: u32,
+    },
     /// Caps to the VM's own partition, cspace and VIC, when the manifest grants them.
     Capabilities {
         /// Partition cap (OBJECT_CREATE).
@@ -258,6 +272,22 @@ pub fn write(w: &mut FdtWriter, nodes: &[HypNode]) -> Result<(), vm_fdt::Error> 
                 )?;
                 w.property_array_u32("reg", &cap_cells(&[*cap]))?;
                 w.property_string("peer-name", peer)?;
+                w.end_node(n)?;
+            }
+            HypNode::ProxyGrant {
+                owner,
+                vm,
+                index,
+                cap,
+                virq,
+            } => {
+                let n = w.begin_node(&format!("vcpu-grant@{cap:x}"))?;
+                w.property_string("compatible", "wurley,proxy-vcpu-grant")?;
+                w.property_string("wurley,owner", owner)?;
+                w.property_string("wurley,vm", vm)?;
+                w.property_u32("wurley,vcpu-index", *index)?;
+                w.property_u64("wurley,cap", *cap)?;
+                w.property_u32("wurley,virq", *virq)?;
                 w.end_node(n)?;
             }
             HypNode::Capabilities {

@@ -12,11 +12,15 @@
 //!   rights, no wake-up vIRQ bound, bad VMMIO ranges, rebinding), registers the device's
 //!   VMMIO range and runs the guest with `vcpu_run` until it is POWERED_OFF: it answers the
 //!   device accesses, waits for the wake-up vIRQ after EXPECTS_WAKEUP, and checks what the
-//!   guest wrote. Needs caps to its own cspace and VIC.
+//!   guest wrote. Needs caps to its own cspace and VIC. With `guest-vmid=<VMID>` it first asks
+//!   the resource manager for the guest's hyp resources (VM_GET_HYP_RESOURCES), which must list
+//!   the vCPU with the cap and vIRQ of the device tree.
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use wurley_abi::rights::ThreadRights;
+use wurley_abi::rm::Decode;
+use wurley_abi::rm::resource::{HypResourcesReply, ResourceType};
 use wurley_abi::vcpu_run::{POWERED_OFF_EXITED, RunState, VcpuVirqType, VmmioOp};
 use wurley_abi::{CapId, Error};
 use wurley_rt::fdt::Fdt;
@@ -186,6 +190,9 @@ pub fn run_owner(r: &mut Report, fdt: &Fdt<'_>, bootargs: &str) {
         ),
     );
     let cap = vcpu.cap;
+    if let Some(vmid) = args::get_u64(bootargs, "guest-vmid") {
+        rm_reports(r, fdt, vmid as u16, cap, irq.intid);
+    }
     hostile(r, cap, space, vic, cspace, irq.intid, dev);
 
     gic::enable(irq.intid, irq.edge, wakeup_irq);
@@ -276,6 +283,33 @@ pub fn run_owner(r: &mut Report, fdt: &Fdt<'_>, bootargs: &str) {
         "run-check-halted",
         check.is_ok_and(|a| a.state == RunState::PoweredOff.raw()),
         format_args!("{check:?}"),
+    );
+}
+
+/// The resource manager reports the vCPU to its owner: VM_GET_HYP_RESOURCES of the guest
+/// (VMID `vmid`) lists one VIRTUAL_CPU entry, label 0, with the cap and vIRQ of the device tree.
+fn rm_reports(r: &mut Report, fdt: &Fdt<'_>, vmid: u16, cap: CapId, virq: u32) {
+    let mut p = [0u8; 64];
+    let got = crate::rmclient::call_once(
+        fdt,
+        wurley_abi::rm::ids::VM_GET_HYP_RESOURCES,
+        &crate::rmclient::vmid_req(vmid),
+        &mut p,
+    );
+    let entry = got.ok().and_then(|(code, n)| {
+        let reply = HypResourcesReply::decode(p.get(..n)?).ok()?;
+        (code == 0 && reply.entries.len() == 1).then(|| reply.entries.get(0))?
+    });
+    let ok = entry.is_some_and(|e| {
+        e.resource_type == ResourceType::VirtualCpu
+            && e.label == 0
+            && e.cap_id == cap.0
+            && e.virq == virq
+    });
+    r.check(
+        "rm-hyp-resources",
+        ok,
+        format_args!("vmid={vmid:#x} reply={got:?} entry={entry:?}"),
     );
 }
 
