@@ -11,6 +11,12 @@
 //! named by bootargs `rm.primary=<name>`, which gets VMID 3 (the primary VM: the only one
 //! allowed to VM_ALLOCATE). All of them are recorded as RUNNING, owned by the RM (0xFF).
 //!
+//! Proxy scheduling: each `vcpu-grant@..` node under `/hypervisor` (compatible
+//! `"wurley,proxy-vcpu-grant"`) says that VM `wurley,owner` runs vCPU `wurley,vcpu-index` of VM
+//! `wurley,vm` with `vcpu_run`; the RM makes the owner that VM's owner and reports the vCPU to
+//! it through VM_GET_HYP_RESOURCES (printing `RM: vCPU <i> of <vm> (vmid ..) proxy-scheduled by
+//! <owner> (vmid ..)`).
+//!
 //! Each link's RX ("not empty") and TX ("not full") vIRQs are enabled (edge); their handlers
 //! only set the client's bit in an event mask. The main loop sleeps in `WFI` until a bit is
 //! set, then hands the events to the server ([`wurley_rm::server::Server::run`]), which
