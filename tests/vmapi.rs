@@ -345,7 +345,8 @@ fn rm_rpc_server_answers_a_client() {
 /// the guest, emulating a small device through the VMMIO run states; it gets READY back when
 /// its own timer is due while the guest spins (the guest runs on the owner's time), sees EXPECTS_WAKEUP
 /// when the guest idles with its timer armed, takes the wake-up vIRQ, and POWERED_OFF when
-/// the guest calls SYSTEM_OFF.
+/// the guest calls SYSTEM_OFF. A second proxy-scheduled VM, `idler`, is never run: it never
+/// prints, and it ends when its owner does.
 #[test]
 fn proxy_scheduled_guest_on_one_cpu() {
     proxy_guests(1);
@@ -374,6 +375,12 @@ fn proxy_guests(cpus: u32) {
             console;
         }};
         guest {{
+            kernel = /incbin/("{k}");
+            memory-size = <0x0 0x1000000>;
+            bootargs = "role=proxied dev=0xa000000";
+            scheduled-by = "owner";
+        }};
+        idler {{
             kernel = /incbin/("{k}");
             memory-size = <0x0 0x1000000>;
             bootargs = "role=proxied dev=0xa000000";
@@ -445,7 +452,10 @@ fn proxy_guests(cpus: u32) {
         owner_checks.len()
     ))
     .expect("VMAPI proxied DONE pass=4 fail=0");
+    // The owner never runs `idler`: it ends with its owner, and the machine does not wait.
+    run.reject("[idler] ")
+        .expect("VM idler: its scheduler VM owner ended");
     if run.exit != Some(Some(0)) {
-        run.fail("QEMU should exit with status 0 once both guests powered off");
+        run.fail("QEMU should exit with status 0 once the owner and its guest powered off");
     }
 }

@@ -215,6 +215,7 @@ impl Vm {
         for v in &self.vcpus {
             kick(v);
         }
+        super::proxy::owner_ended(self);
         if self.root {
             return;
         }

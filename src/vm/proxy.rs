@@ -109,6 +109,26 @@ pub fn note_reset(vm: &Vm, vcpu: usize, fid: u32, x1: u64, x2: u64) {
     *p.reset.lock() = data;
 }
 
+/// VM `owner` ended: the VMs it proxy-schedules can never run again, so they end too (as if
+/// powered off), and the machine does not wait for them.
+pub fn owner_ended(owner: &Vm) {
+    let Some(me) = owner.vcpus.first().map(|s| s.vm_index()) else {
+        return;
+    };
+    for vm in machine::all() {
+        let owned = vm
+            .vcpus
+            .first()
+            .and_then(|s| s.proxy.get())
+            .and_then(|p| p.object.target())
+            .is_some_and(|t| t.owner == me);
+        if owned && !vm.has_ended() {
+            log::info!("VM {}: its scheduler VM {} ended", vm.name, owner.name);
+            vm.end(EndReason::PowerOff);
+        }
+    }
+}
+
 /// What `vcpu_run` / `vcpu_run_check` return: state and its three data words.
 type Outcome = (RunState, [u64; 3]);
 
