@@ -290,3 +290,125 @@ fn rm_rpc_server_answers_a_client() {
     run.expect("[rm] RM: error: client: dropped 1 packet(s), the first: stray continuation")
         .expect("[rm] RM: error: client: dropped 64 packet(s), the first: 63 continuations");
 }
+
+/// Proxy scheduling (`tests/guests/vmapi-guest`, roles `proxy-owner` and `proxied`): VM
+/// `guest` says `scheduled-by = "owner"`, so it only runs inside `owner`'s `vcpu_run`. The owner
+/// finds its caps in its device tree and checks that the resource manager reports the vCPU to
+/// it (VM_GET_HYP_RESOURCES), walks the error paths, registers a VMMIO range and runs
+/// the guest, emulating a small device through the VMMIO run states; it gets READY back when
+/// its own timer is due while the guest spins (the guest runs on the owner's time), sees EXPECTS_WAKEUP
+/// when the guest idles with its timer armed, takes the wake-up vIRQ, and POWERED_OFF when
+/// the guest calls SYSTEM_OFF. A second proxy-scheduled VM, `idler`, is never run: it never
+/// prints, and it ends when its owner does.
+#[test]
+fn proxy_scheduled_guest_on_one_cpu() {
+    proxy_guests(1);
+}
+
+/// The same on two physical CPUs.
+#[test]
+fn proxy_scheduled_guest_on_two_cpus() {
+    proxy_guests(2);
+}
+
+fn proxy_guests(cpus: u32) {
+    let dir = scratch(&format!("vmapi-proxy-{cpus}"));
+    let kernel = build_guest("vmapi-guest", &dir);
+    let k = kernel.display();
+    let text = format!(
+        r#"/dts-v1/;
+/ {{
+    compatible = "wurley,bundle-v1";
+    vms {{
+        owner {{
+            kernel = /incbin/("{k}");
+            memory-size = <0x0 0x1000000>;
+            bootargs = "role=proxy-owner guest=guest guest-vmid=0x80 dev=0xa000000";
+            capabilities = "cspace", "vic";
+            console;
+        }};
+        guest {{
+            kernel = /incbin/("{k}");
+            memory-size = <0x0 0x1000000>;
+            bootargs = "role=proxied dev=0xa000000";
+            scheduled-by = "owner";
+        }};
+        idler {{
+            kernel = /incbin/("{k}");
+            memory-size = <0x0 0x1000000>;
+            bootargs = "role=proxied dev=0xa000000";
+            scheduled-by = "owner";
+        }};
+    }};
+}};
+"#
+    );
+    let q = Qemu {
+        initrd: Some(compile(&dir, &text)),
+        ..Qemu::smp(cpus)
+    };
+    let timeout = Duration::from_secs(60);
+    let run = q.run_until(timeout, |_| false);
+    if run.timed_out {
+        run.fail(&format!(
+            "the guests did not both finish within {timeout:?}"
+        ));
+    }
+    run.reject("*** EL2 EXCEPTION")
+        .reject("*** PANIC")
+        .reject("guest exception");
+    for line in run.log.lines().filter(|l| l.contains("VMAPI ")) {
+        eprintln!("{line}");
+        if line.contains(" FAIL") {
+            run.fail(&format!("failed check: {line}"));
+        }
+    }
+    run.expect("VM guest: proxy-scheduled by VM owner");
+    // The resource manager numbers the bundle's VMs in manifest order: the first (`owner`) is
+    // the primary VM, 3, the next gets the first dynamic VMID, 0x80.
+    run.expect("[rm] RM: vCPU 0 of guest (vmid 0x80) proxy-scheduled by owner (vmid 0x3)");
+    let owner_checks = [
+        "setup",
+        "rm-hyp-resources",
+        "run-not-a-vcpu",
+        "run-check-not-halted",
+        "copy-weak-cap",
+        "run-without-rights",
+        "vmmio-not-an-addrspace",
+        "unbind-halt-not-bound",
+        "bind-bad-type",
+        "bind-wakeup-twice",
+        "unbind-wakeup",
+        "run-without-wakeup-virq",
+        "rebind-wakeup",
+        "vmmio-unaligned",
+        "vmmio-bad-op",
+        "vmmio-remove-unknown",
+        "vmmio-add",
+        "vmmio-overlap",
+        "run-loop",
+        "ready-on-caller-timer",
+        "vmmio-device",
+        "expects-wakeup",
+        "powered-off",
+        "run-after-exit",
+        "run-check-halted",
+    ];
+    for name in owner_checks {
+        run.expect(&format!("VMAPI proxy-owner {name} PASS"));
+    }
+    for name in ["device-id", "questions", "spin", "idle"] {
+        run.expect(&format!("VMAPI proxied {name} PASS"));
+    }
+    run.expect(&format!(
+        "VMAPI proxy-owner DONE pass={} fail=0",
+        owner_checks.len()
+    ))
+    .expect("VMAPI proxied DONE pass=4 fail=0");
+    // The owner never runs `idler`: it ends with its owner, and the machine does not wait.
+    run.reject("[idler] ")
+        .expect("VM idler: its scheduler VM owner ended");
+    if run.exit != Some(Some(0)) {
+        run.fail("QEMU should exit with status 0 once the owner and its guest powered off");
+    }
+}

@@ -20,6 +20,7 @@
 //! * [`rm`]: the Resource Manager RPC protocol: packet framing (split and reassembly over
 //!   caller buffers), RM error codes, message IDs and every request, reply and notification
 //!   payload.
+//! * [`vcpu_run`]: proxy-scheduling run states, vCPU vIRQ types and VMMIO range operations.
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -34,6 +35,7 @@ pub mod rights;
 pub mod rm;
 pub mod smccc;
 pub mod types;
+pub mod vcpu_run;
 
 pub use error::Error;
 pub use hypcall::HypCall;

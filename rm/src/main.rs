@@ -11,6 +11,12 @@
 //! named by bootargs `rm.primary=<name>`, which gets VMID 3 (the primary VM: the only one
 //! allowed to VM_ALLOCATE). All of them are recorded as RUNNING, owned by the RM (0xFF).
 //!
+//! Proxy scheduling: each `vcpu-grant@..` node under `/hypervisor` (compatible
+//! `"wurley,proxy-vcpu-grant"`) says that VM `wurley,owner` runs vCPU `wurley,vcpu-index` of VM
+//! `wurley,vm` with `vcpu_run`; the RM makes the owner that VM's owner and reports the vCPU to
+//! it through VM_GET_HYP_RESOURCES (printing `RM: vCPU <i> of <vm> (vmid ..) proxy-scheduled by
+//! <owner> (vmid ..)`).
+//!
 //! Each link's RX ("not empty") and TX ("not full") vIRQs are enabled (edge); their handlers
 //! only set the client's bit in an event mask. The main loop sleeps in `WFI` until a bit is
 //! set, then hands the events to the server ([`wurley_rm::server::Server::run`]), which
@@ -251,6 +257,11 @@ mod el1 {
             }
             None => println!("RM: error: no valid device tree"),
         }
+        if let Some(fdt) = fdt.as_ref() {
+            for grant in hypdt::proxy_grants(fdt) {
+                add_proxy_grant(&mut server, &grant);
+            }
+        }
         if let Some(p) = primary
             && server.vms().iter().all(|v| v.name != p)
         {
@@ -324,6 +335,38 @@ mod el1 {
             link.tx_irq.intid,
             link.rx_irq.intid
         );
+    }
+
+    /// Record a vCPU the hypervisor gave to its proxy scheduler, for VM_GET_HYP_RESOURCES.
+    fn add_proxy_grant(server: &mut Server<'static, NoHyp, MsgQueues>, g: &hypdt::ProxyGrant<'_>) {
+        let vmid = |name: &str| server.vms().iter().find(|v| v.name == name).map(|v| v.vmid);
+        let (Some(vm), Some(owner)) = (vmid(g.vm), vmid(g.owner)) else {
+            println!(
+                "RM: error: vCPU {} of {} run by {}: no RM link to both VMs",
+                g.index, g.vm, g.owner
+            );
+            return;
+        };
+        match server
+            .vms_mut()
+            .grant_proxy_vcpu(vm, owner, g.index, g.cap.0, g.virq)
+        {
+            Ok(()) => println!(
+                "RM: vCPU {} of {} (vmid {:#x}) proxy-scheduled by {} (vmid {:#x})",
+                g.index,
+                g.vm,
+                VmId::raw(vm),
+                g.owner,
+                VmId::raw(owner)
+            ),
+            Err(e) => println!(
+                "RM: error: vCPU {} of {} run by {}: {}",
+                g.index,
+                g.vm,
+                g.owner,
+                e.name()
+            ),
+        }
     }
 
     /// Serve forever: sleep until a link vIRQ, then let the server do what it can.

@@ -705,8 +705,9 @@ impl<H: Hyp> Core<H> {
     }
 
     /// VM_GET_HYP_RESOURCES: for the caller itself (VMID 0 too) or a VM it owns (`DENIED`
-    /// otherwise): the resources recorded for the caller as holder. VMs the RM did not create
-    /// (the bundle's VMs) have none recorded: their caps are in their own device trees.
+    /// otherwise): the resources recorded for the caller as holder. Of the bundle's VMs only
+    /// the proxy vCPUs are recorded (for their owner, [`crate::vms::VmTable::grant_proxy_vcpu`]);
+    /// their other caps are in their own device trees.
     fn get_hyp_resources(&mut self, ctx: &mut Ctx, payload: &[u8]) -> Result<Vec<u8>, RmError> {
         let req: VmidRequest = parse(payload)?;
         let vmid = self_or(ctx.caller, req.vmid);

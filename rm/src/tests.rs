@@ -1115,6 +1115,69 @@ fn get_hyp_resources() {
     assert_eq!(c, code(RmError::MsgInvalid));
 }
 
+#[test]
+fn proxy_vcpus_are_reported_to_their_owner() {
+    let (mut server, mut peers) = setup(NoHyp, 3, 8);
+    let (owner, guest) = (VmId(0x80), VmId(0x81));
+    let vms = server.vms_mut();
+    assert_eq!(vms.grant_proxy_vcpu(guest, owner, 0, 0xc0de, 70), Ok(()));
+    assert_eq!(vms.grant_proxy_vcpu(guest, owner, 1, 0xc0df, 71), Ok(()));
+    // Errors: itself, the RM, unknown VMs, a second owner.
+    assert_eq!(
+        vms.grant_proxy_vcpu(guest, guest, 0, 1, 1),
+        Err(RmError::VmidInvalid)
+    );
+    assert_eq!(
+        vms.grant_proxy_vcpu(guest, VMID_RM, 0, 1, 1),
+        Err(RmError::VmidInvalid)
+    );
+    assert_eq!(
+        vms.grant_proxy_vcpu(VmId(0x99), owner, 0, 1, 1),
+        Err(RmError::VmidInvalid)
+    );
+    assert_eq!(
+        vms.grant_proxy_vcpu(guest, VmId(0x99), 0, 1, 1),
+        Err(RmError::VmidInvalid)
+    );
+    assert_eq!(
+        vms.grant_proxy_vcpu(guest, VmId(0x82), 0, 1, 1),
+        Err(RmError::InUse)
+    );
+    assert_eq!(server.vms().get(guest).unwrap().owner, owner);
+    // The owner sees both vCPUs, with its caps and vIRQs.
+    let (c, p) = call(
+        &mut server,
+        &mut peers,
+        0,
+        ids::VM_GET_HYP_RESOURCES,
+        &vmid_req(0x81),
+    );
+    assert_eq!(c, OK);
+    let r = HypResourcesReply::decode(&p).unwrap();
+    let got: Vec<(ResourceType, u32, u64, u32, VmId)> = (0..r.entries.len())
+        .map(|i| {
+            let e = r.entries.get(i).unwrap();
+            (e.resource_type, e.label, e.cap_id, e.virq, e.partner_vmid)
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (ResourceType::VirtualCpu, 0, 0xc0de, 70, guest),
+            (ResourceType::VirtualCpu, 1, 0xc0df, 71, guest),
+        ]
+    );
+    // The guest itself sees none of them.
+    let (c, p) = call(
+        &mut server,
+        &mut peers,
+        1,
+        ids::VM_GET_HYP_RESOURCES,
+        &vmid_req(0),
+    );
+    assert_eq!((c, p), (OK, vec![0, 0, 0, 0]));
+}
+
 fn write_req(vmid: u16, chars: &[u8]) -> Vec<u8> {
     enc(&ConsoleWriteRequest {
         vmid: VmId(vmid),

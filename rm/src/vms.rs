@@ -10,7 +10,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use wurley_abi::VmId;
-use wurley_abi::rm::resource::HypResource;
+use wurley_abi::rm::resource::{HypResource, ResourceType};
 use wurley_abi::rm::status::{OsStatus, VmStateReply, VmStatus};
 use wurley_abi::rm::{RmError, VMID_DYNAMIC_FIRST, VMID_DYNAMIC_LAST, VMID_HLOS, VMID_RM};
 
@@ -229,6 +229,45 @@ impl VmTable {
             }
         }
         out
+    }
+
+    /// Record that `owner` runs vCPU `index` of `vm` with `vcpu_run` (the boot bundle's
+    /// `scheduled-by`): `owner` becomes `vm`'s owner (it may query it and hears of its status
+    /// changes), and VM_GET_HYP_RESOURCES of `vm` reports the vCPU to `owner` as a
+    /// VIRTUAL_CPU entry (label = `index`; `cap` in the owner's cspace, `virq` its
+    /// VCPU_RUN_WAKEUP vIRQ in the owner's VIC). `VMID_INVALID` if either VM is unknown, the
+    /// RM, or the same; `IN_USE` if `vm` already has another owner.
+    pub fn grant_proxy_vcpu(
+        &mut self,
+        vm: VmId,
+        owner: VmId,
+        index: u32,
+        cap: u64,
+        virq: u32,
+    ) -> Result<(), RmError> {
+        if vm == owner || vm == VMID_RM || owner == VMID_RM || !self.contains(owner) {
+            return Err(RmError::VmidInvalid);
+        }
+        let record = self.get_mut(vm).ok_or(RmError::VmidInvalid)?;
+        if record.owner != VMID_RM && record.owner != owner {
+            return Err(RmError::InUse);
+        }
+        record.owner = owner;
+        record.resources.push(Resource {
+            holder: owner,
+            entry: HypResource {
+                resource_type: ResourceType::VirtualCpu,
+                partner_vmid: vm,
+                handle: 0,
+                label: index,
+                cap_id: cap,
+                virq_handle: 0,
+                virq,
+                base: 0,
+                size: 0,
+            },
+        });
+        Ok(())
     }
 
     /// Whether `vmid` is the primary VM (the only one allowed to VM_ALLOCATE).

@@ -360,3 +360,56 @@ pub fn cspace_configure(cspace: CapId, max_caps: u32) -> Result<(), Error> {
 pub fn cspace_revoke_caps_from(cspace: CapId, master: CapId) -> Result<(), Error> {
     plain(HypCall::CspaceRevokeCapsFrom, &[cspace.0, master.0, 0])
 }
+
+/// What `vcpu_run` / `vcpu_run_check` returned: the run state (`X1`, see
+/// `wurley_abi::vcpu_run::RunState`) and its data (`X2..X4`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunResult {
+    /// The raw state.
+    pub state: u64,
+    /// state_data_0..2.
+    pub data: [u64; 3],
+}
+
+fn run_result(r: [u64; 8]) -> Result<RunResult, Error> {
+    result(r[0]).map(|()| RunResult {
+        state: r[1],
+        data: [r[2], r[3], r[4]],
+    })
+}
+
+/// `vcpu_run`: run a proxy-scheduled vCPU with `resume` data until it stops.
+pub fn vcpu_run(vcpu: CapId, resume: [u64; 3]) -> Result<RunResult, Error> {
+    run_result(smccc(
+        HypCall::VcpuRun,
+        &[vcpu.0, resume[0], resume[1], resume[2], 0],
+    ))
+}
+
+/// `vcpu_run_check`: the state of a halted vCPU.
+pub fn vcpu_run_check(vcpu: CapId) -> Result<RunResult, Error> {
+    run_result(smccc(HypCall::VcpuRunCheck, &[vcpu.0, 0]))
+}
+
+/// `vcpu_bind_virq`: bind the vCPU's source `virq_type` (0 HALT, 1 VCPU_RUN_WAKEUP).
+pub fn vcpu_bind_virq(vcpu: CapId, vic: CapId, virq: u64, virq_type: u64) -> Result<(), Error> {
+    plain(HypCall::VcpuBindVirq, &[vcpu.0, vic.0, virq, virq_type, 0])
+}
+
+/// `vcpu_unbind_virq`.
+pub fn vcpu_unbind_virq(vcpu: CapId, virq_type: u64) -> Result<(), Error> {
+    plain(HypCall::VcpuUnbindVirq, &[vcpu.0, virq_type, 0])
+}
+
+/// `addrspace_configure_vmmio`: `op` 0 adds `[base, base + size)`, 1 removes it.
+pub fn addrspace_configure_vmmio(
+    addrspace: CapId,
+    base: u64,
+    size: u64,
+    op: u64,
+) -> Result<(), Error> {
+    plain(
+        HypCall::AddrspaceConfigureVmmio,
+        &[addrspace.0, base, size, op, 0],
+    )
+}

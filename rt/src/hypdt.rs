@@ -9,6 +9,13 @@
 //!   `interrupts` = its vIRQ; `label`.
 //! * `doorbell-source@..`: compatible `"qcom,gunyah-doorbell-source"`; `reg` = cap (SEND);
 //!   `label`.
+//! * `vcpu@..`: compatible `"wurley,proxy-vcpu"`; `reg` = cap to a vCPU this VM runs with
+//!   `vcpu_run`; `interrupts` = its VCPU_RUN_WAKEUP vIRQ; `wurley,vcpu-index`; `peer-name`.
+//! * `addrspace@..`: compatible `"wurley,addrspace"`; `reg` = cap (ADD_VMMIO_RANGE) to the
+//!   address space of a VM this VM runs; `peer-name`.
+//! * `vcpu-grant@..` (the resource manager's tree only): compatible
+//!   `"wurley,proxy-vcpu-grant"`; `wurley,owner` runs vCPU `wurley,vcpu-index` of `wurley,vm`
+//!   with the cap `wurley,cap` (u64) and the wake-up vIRQ `wurley,virq`, both the owner's.
 //! * `capabilities`: compatible `"wurley,capabilities"`; `u64` properties `partition`,
 //!   `cspace`, `vic`.
 //!
@@ -28,6 +35,12 @@ pub const COMPAT_DOORBELL: &str = "qcom,gunyah-doorbell";
 pub const COMPAT_DOORBELL_SOURCE: &str = "qcom,gunyah-doorbell-source";
 /// Compatible string of the granted-capabilities node.
 pub const COMPAT_CAPABILITIES: &str = "wurley,capabilities";
+/// Compatible string of a proxy-scheduled vCPU this VM runs.
+pub const COMPAT_PROXY_VCPU: &str = "wurley,proxy-vcpu";
+/// Compatible string of another VM's address space.
+pub const COMPAT_ADDRSPACE: &str = "wurley,addrspace";
+/// Compatible string of a proxy-vCPU grant (the resource manager's tree).
+pub const COMPAT_PROXY_GRANT: &str = "wurley,proxy-vcpu-grant";
 /// Compatible string of `/hypervisor`.
 pub const COMPAT_HYPERVISOR: &str = "gunyah-hypervisor";
 
@@ -231,6 +244,66 @@ pub fn capabilities(fdt: &Fdt<'_>) -> Option<Capabilities> {
         partition: n.prop_u64("partition").map(CapId),
         cspace: n.prop_u64("cspace").map(CapId),
         vic: n.prop_u64("vic").map(CapId),
+    })
+}
+
+/// A vCPU of another VM that this VM runs with `vcpu_run`.
+#[derive(Clone, Copy, Debug)]
+pub struct ProxyVcpu<'a> {
+    /// The VM it belongs to.
+    pub peer: &'a str,
+    /// Its index in that VM.
+    pub index: u32,
+    /// The cap.
+    pub cap: CapId,
+    /// Its VCPU_RUN_WAKEUP vIRQ.
+    pub irq: Option<Irq>,
+}
+
+/// Every vCPU this VM runs.
+pub fn proxy_vcpus<'a>(fdt: &Fdt<'a>) -> impl Iterator<Item = ProxyVcpu<'a>> + 'a {
+    children(fdt, COMPAT_PROXY_VCPU).filter_map(|(h, n)| {
+        Some(ProxyVcpu {
+            peer: n.prop_str("peer-name").unwrap_or(""),
+            index: n.prop_u32("wurley,vcpu-index")?,
+            cap: cap(&h, &n, 0)?,
+            irq: Irq::of(&n, 0),
+        })
+    })
+}
+
+/// The cap to the address space of VM `peer`, if this VM runs it.
+pub fn addrspace(fdt: &Fdt<'_>, peer: &str) -> Option<CapId> {
+    children(fdt, COMPAT_ADDRSPACE)
+        .find(|(_, n)| n.prop_str("peer-name") == Some(peer))
+        .and_then(|(h, n)| cap(&h, &n, 0))
+}
+
+/// A vCPU the hypervisor gave to its proxy scheduler, as told to the resource manager.
+#[derive(Clone, Copy, Debug)]
+pub struct ProxyGrant<'a> {
+    /// The VM that runs the vCPU.
+    pub owner: &'a str,
+    /// The vCPU's VM.
+    pub vm: &'a str,
+    /// The vCPU's index in `vm`.
+    pub index: u32,
+    /// The cap, in the owner's cspace.
+    pub cap: CapId,
+    /// Its VCPU_RUN_WAKEUP vIRQ, in the owner's VIC.
+    pub virq: u32,
+}
+
+/// Every proxy-vCPU grant.
+pub fn proxy_grants<'a>(fdt: &Fdt<'a>) -> impl Iterator<Item = ProxyGrant<'a>> + 'a {
+    children(fdt, COMPAT_PROXY_GRANT).filter_map(|(_, n)| {
+        Some(ProxyGrant {
+            owner: n.prop_str("wurley,owner")?,
+            vm: n.prop_str("wurley,vm")?,
+            index: n.prop_u32("wurley,vcpu-index")?,
+            cap: CapId(n.prop_u64("wurley,cap")?),
+            virq: n.prop_u32("wurley,virq")?,
+        })
     })
 }
 

@@ -62,6 +62,61 @@ pub(super) fn across(
     (kept, errors)
 }
 
+/// Splits `vms` into those whose `scheduled-by` names a proxy scheduler that is started and
+/// not proxy-scheduled itself (or who have none), and the errors of the others. Dropping a VM
+/// can leave another without its scheduler, so this repeats until nothing changes.
+pub(super) fn schedulers(vms: Vec<Candidate>) -> (Vec<Candidate>, Vec<(usize, BundleError)>) {
+    let owners: Vec<(&str, Option<&str>)> = vms
+        .iter()
+        .map(|v| (v.name.as_str(), v.scheduled_by.as_deref()))
+        .collect();
+    let problems = scheduler_problems(&owners);
+    let mut errors = Vec::new();
+    let mut kept = Vec::new();
+    for (i, vm) in vms.into_iter().enumerate() {
+        match problems.iter().find(|(at, _)| *at == i) {
+            Some((_, p)) => errors.push((vm.order, BundleError::vm(&vm.name, p.clone()))),
+            None => kept.push(vm),
+        }
+    }
+    (kept, errors)
+}
+
+/// The problems of `vms` (name, `scheduled-by`) as (index, problem), one per failing VM.
+fn scheduler_problems(vms: &[(&str, Option<&str>)]) -> Vec<(usize, String)> {
+    let mut out: Vec<(usize, String)> = Vec::new();
+    loop {
+        let dropped = |i: usize, out: &Vec<(usize, String)>| out.iter().any(|(at, _)| *at == i);
+        let mut changed = false;
+        for (i, (_, owner)) in vms.iter().enumerate() {
+            let Some(owner) = owner else { continue };
+            if dropped(i, &out) {
+                continue;
+            }
+            let found = vms
+                .iter()
+                .enumerate()
+                .find(|(j, (name, _))| name == owner && !dropped(*j, &out));
+            let problem = match found {
+                None => Some(format!(
+                    "property 'scheduled-by': VM '{owner}' is not started (missing or refused above)"
+                )),
+                Some((_, (_, Some(_)))) => Some(format!(
+                    "property 'scheduled-by': VM '{owner}' is proxy-scheduled itself"
+                )),
+                Some(_) => None,
+            };
+            if let Some(p) = problem {
+                out.push((i, p));
+                changed = true;
+            }
+        }
+        if !changed {
+            return out;
+        }
+    }
+}
+
 /// The RAM range of a VM with an explicit `memory-base` (already checked not to wrap).
 fn explicit(vm: &Candidate) -> Option<Range<u64>> {
     let base = vm.memory_base?;
@@ -75,6 +130,25 @@ fn overlap(a: &Range<u64>, b: &Range<u64>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scheduled_by_needs_a_started_unproxied_owner() {
+        let vms = [
+            ("host", None),
+            ("guest", Some("host")),
+            ("nested", Some("guest")),
+            ("orphan", Some("nobody")),
+            ("after", Some("nested")),
+        ];
+        let p = scheduler_problems(&vms);
+        let at: Vec<usize> = p.iter().map(|(i, _)| *i).collect();
+        assert_eq!(at, [2, 3, 4]);
+        assert!(p[0].1.contains("VM 'guest' is proxy-scheduled itself"));
+        assert!(p[1].1.contains("VM 'nobody' is not started"));
+        // `after`'s scheduler is dropped in the first round, so it goes in the second.
+        assert!(p[2].1.contains("VM 'nested' is"));
+        assert!(scheduler_problems(&[("a", None), ("b", Some("a"))]).is_empty());
+    }
 
     #[test]
     fn ranges_touching_do_not_overlap() {

@@ -30,3 +30,4 @@ fixture!(DEVICES, "devices.dtb");
 
 /// A QEMU `virt` device tree (a fixture of `src/platform/`): a device tree, but not a bundle.
 pub(super) const QEMU_VIRT: &[u8] = include_bytes!("../../tests/data/virt-gicv3-smp2-1g.dtb");
+fixture!(SCHEDULED_BY, "scheduled-by.dtb");

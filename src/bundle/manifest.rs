@@ -32,6 +32,7 @@ const VM_PROPS: &[&str] = &[
     "critical",
     "capabilities",
     "object-memory",
+    "scheduled-by",
     "status",
     "description",
 ];
@@ -67,6 +68,8 @@ pub(super) struct Candidate {
     pub(super) capabilities: Capabilities,
     pub(super) object_memory: u32,
     pub(super) devices: Vec<super::DeviceSpec>,
+    /// The VM that runs its vCPUs with `vcpu_run` (`scheduled-by`), not yet looked up.
+    pub(super) scheduled_by: Option<String>,
 }
 
 /// A child of `/vms`, valid or not: what a link naming it is told when it is not started.
@@ -309,6 +312,7 @@ impl<'t, 'a> Vm<'t, 'a> {
             OBJECT_MEMORY,
             " bytes",
         );
+        let scheduled_by = self.scheduled_by();
         let devices = match self.node.children().find(|c| c.name() == "devices") {
             Some(node) => {
                 let (list, problems) = super::devices::read(node);
@@ -351,6 +355,7 @@ impl<'t, 'a> Vm<'t, 'a> {
             capabilities: capabilities?,
             object_memory: object_memory?,
             devices,
+            scheduled_by: scheduled_by?,
         })
     }
 
@@ -391,6 +396,32 @@ impl<'t, 'a> Vm<'t, 'a> {
                 "node '{}': unknown; a VM node's only child node is 'devices'",
                 child.name()
             ));
+        }
+    }
+
+    /// `scheduled-by`: one VM name; `Some(None)` if absent.
+    fn scheduled_by(&mut self) -> Option<Option<String>> {
+        match self.node.strings("scheduled-by") {
+            Ok(list) => match list.as_slice() {
+                [] if self.node.prop("scheduled-by").is_none() => Some(None),
+                [] => {
+                    self.bad("scheduled-by", "empty; name the VM that runs this one");
+                    None
+                }
+                [owner] if *owner == self.node.name() => {
+                    self.bad("scheduled-by", "names the VM itself");
+                    None
+                }
+                [owner] => Some(Some((*owner).to_string())),
+                _ => {
+                    self.bad("scheduled-by", "must be one VM name, not a list");
+                    None
+                }
+            },
+            Err(e) => {
+                self.problem(dt_problem(&e));
+                None
+            }
         }
     }
 

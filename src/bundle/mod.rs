@@ -275,6 +275,9 @@ pub struct VmSpec<'a> {
     pub object_memory: u32,
     /// Devices passed through to it (the `devices` child node).
     pub devices: Vec<DeviceSpec>,
+    /// `scheduled-by`: the VM (another started VM, not proxy-scheduled itself) that runs this
+    /// one's vCPUs with `vcpu_run`; the scheduler never runs them on its own.
+    pub scheduled_by: Option<String>,
 }
 
 impl fmt::Debug for VmSpec<'_> {
@@ -374,6 +377,8 @@ pub fn parse<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Bundle<'a>, BundleE
             BundleError::file(format!("not a usable device tree: {}{hint}", e.problem))
         })??;
     let (kept, mut errors) = check::across(read.vms, limits);
+    let (kept, owner_errors) = check::schedulers(kept);
+    errors.extend(owner_errors);
     errors.extend(read.errors);
 
     let mut vms = Vec::with_capacity(kept.len());
@@ -400,6 +405,7 @@ pub fn parse<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Bundle<'a>, BundleE
                 capabilities: vm.capabilities,
                 object_memory: vm.object_memory,
                 devices: vm.devices,
+                scheduled_by: vm.scheduled_by,
             }),
             // Unreachable: the spans were measured in a copy of `bytes`.
             _ => errors.push((

@@ -133,7 +133,7 @@ fn each_problem_of_a_vm_is_named() {
         .map(|e| (e.vm.as_deref().unwrap(), e.problem.as_str()))
         .collect();
     let known = "kernel, initrd, bootargs, memory-size, memory-base, vcpus, priority, timeslice-us, \
-                 console, critical, capabilities, object-memory, status, description";
+                 console, critical, capabilities, object-memory, scheduled-by, status, description";
     let typo = format!("property 'bootarg': unknown; a VM node takes {known}");
     let typo2 = format!("property 'initrd-file': unknown; a VM node takes {known}");
     let expect: Vec<(&str, &str)> = vec![
@@ -709,5 +709,24 @@ fn passed_through_devices() {
     assert!(
         has("vm 'extra-prop': node 'devices/d': property 'clocks': unknown"),
         "{m:?}"
+    );
+}
+
+#[test]
+fn scheduled_by_names_a_started_scheduler() {
+    let b = parse(SCHEDULED_BY, &ROOMY).unwrap();
+    assert_eq!(names(&b), ["host", "guest"]);
+    assert_eq!(b.vms[0].scheduled_by, None);
+    assert_eq!(b.vms[1].scheduled_by.as_deref(), Some("host"));
+    assert_eq!(
+        messages(&b),
+        [
+            "bundle: vm 'nested': property 'scheduled-by': VM 'guest' is proxy-scheduled itself",
+            "bundle: vm 'selfish': property 'scheduled-by': names the VM itself",
+            "bundle: vm 'orphan': property 'scheduled-by': VM 'nobody' is not started (missing or refused above)",
+            "bundle: vm 'two-owners': property 'scheduled-by': must be one VM name, not a list",
+            "bundle: vm 'broken': property 'kernel': missing",
+            "bundle: vm 'of-broken': property 'scheduled-by': VM 'broken' is not started (missing or refused above)",
+        ]
     );
 }

@@ -7,9 +7,11 @@
 use alloc::sync::Arc;
 use wurley_abi::{CapId, Error};
 
+use crate::object::addrspace::AddrSpaceObject;
 use crate::object::cspace::CSpace;
 use crate::object::handle::{CSpaceObject, PartitionObject};
 use crate::object::ipc::{DoorbellObject, MsgQueueObject};
+use crate::object::vcpu::VcpuObject;
 use crate::object::vic::Vic;
 use crate::object::{Object, ObjectType};
 
@@ -33,6 +35,27 @@ pub struct Caller<'a> {
     pub mem: &'a mut dyn GuestAccess,
     /// Set by `scheduler_yield`: the calling vCPU gives up its CPU after the call returns.
     pub yield_cpu: bool,
+    /// Set by `vcpu_run` / `vcpu_run_check` once their arguments and cap passed: what the
+    /// caller's vCPU must do with the proxy-scheduled vCPU (`vm::proxy` does it and writes the
+    /// reply).
+    pub proxy: Option<ProxyRequest>,
+}
+
+/// A proxy-scheduling request whose cap and arguments are checked.
+#[derive(Clone)]
+pub enum ProxyRequest {
+    /// `vcpu_run` with the resume data of X1..X3.
+    Run {
+        /// The vCPU.
+        vcpu: Arc<VcpuObject>,
+        /// resume_data_0..2.
+        resume: [u64; 3],
+    },
+    /// `vcpu_run_check`.
+    Check {
+        /// The vCPU.
+        vcpu: Arc<VcpuObject>,
+    },
 }
 
 impl Caller<'_> {
@@ -99,6 +122,24 @@ impl Caller<'_> {
     pub fn vic(&self, cap: u64, rights: u32) -> Result<Arc<Vic>, Error> {
         match self.lookup(cap, ObjectType::Vic, rights)? {
             Object::Vic(v) => Ok(v),
+            _ => Err(Error::CspaceWrongObjectType),
+        }
+    }
+}
+
+impl Caller<'_> {
+    /// A vCPU with `rights`.
+    pub fn vcpu(&self, cap: u64, rights: u32) -> Result<Arc<VcpuObject>, Error> {
+        match self.lookup(cap, ObjectType::Thread, rights)? {
+            Object::Vcpu(v) => Ok(v),
+            _ => Err(Error::CspaceWrongObjectType),
+        }
+    }
+
+    /// An address space with `rights`.
+    pub fn addrspace(&self, cap: u64, rights: u32) -> Result<Arc<AddrSpaceObject>, Error> {
+        match self.lookup(cap, ObjectType::AddrSpace, rights)? {
+            Object::AddrSpace(a) => Ok(a),
             _ => Err(Error::CspaceWrongObjectType),
         }
     }

@@ -6,7 +6,7 @@
 //! - `hypervisor_identify` (N = 0x00): `X0` = [`API_INFO`], `X1..X3` = api_flags0..2 =
 //!   [`IDENTITY`]'s flags, with no error word;
 //! - object creation and cspaces ([`super::objects`]), message queues and doorbells
-//!   ([`super::ipc`]).
+//!   ([`super::ipc`]); proxy scheduling ([`super::vcpu`]).
 //!
 //! Every other hypercall number, assigned or reserved, answers `ERROR_UNIMPLEMENTED` (`-1`) in
 //! `X0`. On the native path, reserved inputs are checked first ([`super::reserved`]).
@@ -21,7 +21,7 @@ use wurley_abi::{
 use super::context::Caller;
 use super::decode::{self, SmcccCall};
 use super::objects::{self, Kind};
-use super::{ipc, reserved};
+use super::{ipc, reserved, vcpu};
 use crate::object::ipc::QueueEnd;
 
 /// The `hyp_api_info` word Wurley reports: API version 1, 64-bit, little-endian, the ABI
@@ -207,6 +207,11 @@ fn answer(call: HypCall, a: &[u64; 8], c: &mut Caller) -> Reply {
         H::MsgqueueConfigureReceive => ipc::msgqueue_configure_end(c, QueueEnd::Receive, a),
         H::MsgqueueConfigure => ipc::msgqueue_configure(c, a),
         H::SchedulerYield => scheduler_yield(c, a),
+        H::VcpuBindVirq => vcpu::bind(c, a),
+        H::VcpuUnbindVirq => vcpu::unbind(c, a),
+        H::VcpuRun => vcpu::run(c, a),
+        H::VcpuRunCheck => vcpu::run_check(c, a),
+        H::AddrspaceConfigureVmmio => vcpu::configure_vmmio(c, a),
         // object_reset is unimplemented in Gunyah too; cspace_revoke_cap_from is documented
         // there as unimplemented (cspace_revoke_caps_from is the revocation call).
         _ => Reply::error(Error::Unimplemented),
@@ -238,6 +243,7 @@ mod tests {
                 cspace: None,
                 mem: &mut NoMem,
                 yield_cpu: false,
+                proxy: None,
             },
         )
     }
@@ -250,6 +256,7 @@ mod tests {
                 cspace: None,
                 mem: &mut NoMem,
                 yield_cpu: false,
+                proxy: None,
             },
         )
     }

@@ -9,7 +9,8 @@
 //! - [`dispatch`]: the table from call number to handler, as a [`dispatch::Reply`] of result
 //!   registers;
 //! - [`objects`]: object creation, activation and the cspace calls;
-//! - [`ipc`]: message queues and doorbells.
+//! - [`ipc`]: message queues and doorbells;
+//! - [`vcpu`]: proxy scheduling (`vcpu_run`, vCPU vIRQs, VMMIO ranges).
 //!
 //! Everything here is pure over a [`context::Caller`], so host tests drive the whole ABI with a
 //! fake guest memory. PSCI and the SMCCC architecture calls are not here: `vm::vpsci` answers
@@ -22,8 +23,9 @@ pub mod dispatch;
 pub mod ipc;
 pub mod objects;
 pub mod reserved;
+pub mod vcpu;
 
-pub use context::{Caller, GuestAccess};
+pub use context::{Caller, GuestAccess, ProxyRequest};
 pub use dispatch::{Reply, native, smccc};
 
 #[cfg(test)]

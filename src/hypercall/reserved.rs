@@ -37,6 +37,9 @@ pub const fn reserved(call: HypCall) -> (&'static [usize], &'static [usize]) {
         | H::CspaceConfigure
         | H::CspaceRevokeCapsFrom => (&[2], &[]),
         H::CspaceCopyCapFrom => (&[4], &[]),
+        H::VcpuBindVirq | H::VcpuRun | H::AddrspaceConfigureVmmio => (&[4], &[]),
+        H::VcpuUnbindVirq => (&[2], &[]),
+        H::VcpuRunCheck => (&[1], &[]),
         _ => (&[], &[]),
     }
 }

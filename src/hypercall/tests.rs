@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod vcpu;
+
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -104,6 +106,7 @@ impl Vm {
             cspace: Some(&self.cspace),
             mem: &mut self.mem,
             yield_cpu: false,
+            proxy: None,
         };
         smccc(&x, &mut c).unwrap().values().to_vec()
     }
@@ -116,6 +119,7 @@ impl Vm {
             cspace: Some(&self.cspace),
             mem: &mut self.mem,
             yield_cpu: false,
+            proxy: None,
         };
         native(native_hvc_imm(call.number()), &x, &mut c)
             .unwrap()
@@ -526,6 +530,7 @@ fn unknown_and_unimplemented_numbers() {
         cspace: Some(&vm.cspace),
         mem: &mut vm.mem,
         yield_cpu: false,
+        proxy: None,
     };
     for n in [0x08u16, 0x16, 0x1E, 0x35, 0x36, 0x37, 0x69, 0x7F, 0x1FF] {
         let fid = u64::from(smccc_function_id(n));
@@ -543,7 +548,7 @@ fn unknown_and_unimplemented_numbers() {
     for call in [
         HypCall::PartitionCreateThread,
         HypCall::AddrspaceMap,
-        HypCall::VcpuRun,
+        HypCall::VcpuPoweron,
         HypCall::ObjectReset,
     ] {
         assert_eq!(vm.call(call, &[0; 7])[0], u64::MAX, "{call:?}");
@@ -557,6 +562,7 @@ fn scheduler_yield_hints() {
         cspace: Some(&vm.cspace),
         mem: &mut vm.mem,
         yield_cpu: false,
+        proxy: None,
     };
     let fid = u64::from(smccc_function_id(HypCall::SchedulerYield.number()));
     assert_eq!(smccc(&[fid, 0, 0], &mut c).unwrap().values(), &[0]);
@@ -585,6 +591,7 @@ fn a_vm_without_objects_gets_cap_null() {
         cspace: None,
         mem: &mut mem,
         yield_cpu: false,
+        proxy: None,
     };
     let fid = u64::from(smccc_function_id(HypCall::MsgqueueSend.number()));
     assert_eq!(

@@ -9,9 +9,11 @@ use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use spin::Mutex;
 use wurley_abi::Error;
 
+use super::addrspace::AddrSpaceObject;
 use super::cspace::CSpace;
 use super::ipc::{DoorbellObject, MsgQueueObject};
 use super::partition::{Charge, Partition};
+use super::vcpu::VcpuObject;
 use super::vic::Vic;
 use super::{CapObject, ObjectState, ObjectType};
 
@@ -172,6 +174,10 @@ pub enum Object {
     Doorbell(Arc<DoorbellObject>),
     /// A virtual interrupt controller.
     Vic(Arc<Vic>),
+    /// A proxy-scheduled vCPU.
+    Vcpu(Arc<VcpuObject>),
+    /// A VM's address space.
+    AddrSpace(Arc<AddrSpaceObject>),
 }
 
 impl CapObject for Object {
@@ -182,19 +188,22 @@ impl CapObject for Object {
             Object::MsgQueue(_) => ObjectType::MsgQueue,
             Object::Doorbell(_) => ObjectType::Doorbell,
             Object::Vic(_) => ObjectType::Vic,
+            Object::Vcpu(_) => ObjectType::Thread,
+            Object::AddrSpace(_) => ObjectType::AddrSpace,
         }
     }
 }
 
 impl Object {
-    /// The object's lifecycle header (VICs are created active and have none of their own).
+    /// The object's lifecycle header (VICs, vCPUs and address spaces are made active by the
+    /// hypervisor and have none of their own).
     pub fn header(&self) -> Option<&Header> {
         match self {
             Object::Partition(o) => Some(&o.header),
             Object::CSpace(o) => Some(&o.header),
             Object::MsgQueue(o) => Some(&o.header),
             Object::Doorbell(o) => Some(&o.header),
-            Object::Vic(_) => None,
+            Object::Vic(_) | Object::Vcpu(_) | Object::AddrSpace(_) => None,
         }
     }
 
@@ -204,7 +213,7 @@ impl Object {
         match self {
             Object::MsgQueue(q) => q.activate(),
             Object::CSpace(c) => c.activate(),
-            Object::Vic(_) => Err(Error::ObjectState),
+            Object::Vic(_) | Object::Vcpu(_) | Object::AddrSpace(_) => Err(Error::ObjectState),
             other => other
                 .header()
                 .map_or(Err(Error::ObjectState), Header::activate),
@@ -219,6 +228,8 @@ impl Object {
             (Object::MsgQueue(a), Object::MsgQueue(b)) => Arc::ptr_eq(a, b),
             (Object::Doorbell(a), Object::Doorbell(b)) => Arc::ptr_eq(a, b),
             (Object::Vic(a), Object::Vic(b)) => Arc::ptr_eq(a, b),
+            (Object::Vcpu(a), Object::Vcpu(b)) => Arc::ptr_eq(a, b),
+            (Object::AddrSpace(a), Object::AddrSpace(b)) => Arc::ptr_eq(a, b),
             _ => false,
         }
     }

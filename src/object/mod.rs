@@ -8,6 +8,8 @@
 //! - [`msgqueue`]: the message-queue state machine (pure);
 //! - [`doorbell`]: the doorbell state machine (pure);
 //! - [`vic`]: virtual interrupt controllers as objects, and vIRQ bindings;
+//! - [`vcpu`]: proxy-scheduled vCPUs as objects, with their HALT and wakeup vIRQ sources;
+//! - [`addrspace`]: a VM's address space as an object: its VMMIO ranges;
 //! - [`handle`]: the [`Object`] handle a capability holds, and the lifecycle [`Header`];
 //! - [`ipc`]: message-queue and doorbell objects (state machine + lock + bindings);
 //! - [`entropy`]: seeds for CapID randomisation.
@@ -15,6 +17,7 @@
 //! The pure state machines report what their interrupt lines must do as [`VirqLine`] values; the
 //! object wrappers that hold them apply those to the bound virtual interrupt.
 
+pub mod addrspace;
 pub mod cspace;
 pub mod doorbell;
 pub mod entropy;
@@ -22,6 +25,7 @@ pub mod handle;
 pub mod ipc;
 pub mod msgqueue;
 pub mod partition;
+pub mod vcpu;
 pub mod vic;
 
 pub use handle::{Header, Object};
@@ -40,6 +44,10 @@ pub enum ObjectType {
     Doorbell,
     /// A virtual interrupt controller (a VM's virtual GIC).
     Vic,
+    /// A thread: a vCPU.
+    Thread,
+    /// An address space (a VM's stage 2).
+    AddrSpace,
 }
 
 /// Lifecycle of an object: created in `Init` (configurable), `Active` after `object_activate`.

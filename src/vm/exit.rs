@@ -34,9 +34,13 @@ fn gunyah_call(
         cspace: vm.objects.get().map(|o| &o.cspace),
         mem: &mut mem,
         yield_cpu: false,
+        proxy: None,
     };
     let reply = f(&regs.x, &mut caller)?;
     reply.apply(&mut regs.x);
+    if let Some(request) = caller.proxy.take() {
+        super::proxy::call(vm, vcpu, regs, request);
+    }
     let yielded = caller.yield_cpu;
     Some(match vm.vcpus.get(vcpu) {
         Some(slot) if yielded && super::sched::others_waiting(slot) => Next::Preempted,
@@ -57,6 +61,31 @@ pub enum Next {
     Blocked,
     /// The vCPU gives its CPU to another (WFE, or preemption).
     Preempted,
+    /// A proxy-scheduled vCPU accessed a VMMIO range: its proxy scheduler emulates the access
+    /// (the PC stays on the instruction until it does).
+    Vmmio(VmmioAccess),
+}
+
+/// A trapped access to a VMMIO range, waiting for its proxy scheduler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VmmioAccess {
+    /// The guest-physical address.
+    pub ipa: u64,
+    /// The syndrome: size, register, direction, sign extension.
+    pub abort: DataAbort,
+    /// The value of a store.
+    pub value: u64,
+}
+
+impl VmmioAccess {
+    /// Complete the access in the vCPU's registers: a load gets `value` (extended as the
+    /// instruction wants); both step past the instruction.
+    pub fn complete(&self, regs: &mut GuestRegs, value: u64) {
+        if !self.abort.write {
+            set_reg(regs, self.abort.rt, trap::extend_load(value, &self.abort));
+        }
+        regs.pc += 4;
+    }
 }
 
 /// Handle a synchronous exit of vCPU `vcpu`.
@@ -75,7 +104,7 @@ pub fn handle_sync(vm: &Vm, vcpu: usize, regs: &mut GuestRegs) -> Next {
             smccc(vm, vcpu, regs, imm)
         }
         Trap::SysReg(access) => sysreg(vm, vcpu, regs, access),
-        Trap::DataAbort(abort) => mmio(vm, regs, abort, trap::fault_ipa(hpfar, far), far),
+        Trap::DataAbort(abort) => mmio(vm, vcpu, regs, abort, trap::fault_ipa(hpfar, far), far),
         Trap::InstructionAbort { fsc } => {
             log::debug!(
                 "VM {}: instruction abort at {:#x} (FSC {fsc:#x})",
@@ -153,7 +182,10 @@ fn smccc(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, imm: u16) -> Next {
             regs.x[0] = wurley_abi::psci::PsciReturn::Success.to_register();
             wait(vm, vcpu, false)
         }
-        Some(Outcome::VmEnded) => Next::Ended,
+        Some(Outcome::VmEnded) => {
+            super::proxy::note_reset(vm, vcpu, fid, regs.x[1], regs.x[2]);
+            Next::Ended
+        }
         None => {
             log::debug!("VM {}: unknown SMCCC function {fid:#x}", vm.name);
             regs.x[0] = wurley_abi::smccc::UNKNOWN_FUNCTION64;
@@ -201,7 +233,7 @@ fn sysreg(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, access: SysRegAccess) -> N
     Next::Resume
 }
 
-fn mmio(vm: &Vm, regs: &mut GuestRegs, abort: DataAbort, ipa: u64, far: u64) -> Next {
+fn mmio(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, abort: DataAbort, ipa: u64, far: u64) -> Next {
     let from_el0 = vcpu_hw::from_el0(regs.pstate);
     if !abort.isv || abort.s1ptw {
         log::debug!(
@@ -240,6 +272,8 @@ fn mmio(vm: &Vm, regs: &mut GuestRegs, abort: DataAbort, ipa: u64, far: u64) -> 
         };
         super::irqs::set_uart_level(vm, level);
         result
+    } else if super::proxy::is_vmmio(vm, vcpu, ipa) {
+        return Next::Vmmio(VmmioAccess { ipa, abort, value });
     } else {
         log::debug!(
             "VM {}: access to unmapped IPA {ipa:#x} at pc {:#x}",

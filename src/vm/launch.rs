@@ -50,14 +50,19 @@ pub fn launch(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]
     // must not shift).
     let mut endpoints: Vec<Endpoint<'_>> = bundle.vms.iter().map(Endpoint::new).collect();
     links::wire(&bundle.links, &mut endpoints);
+    let grants = super::proxy_wiring::wire(&bundle.vms, &mut endpoints);
     let rm_endpoint = super::rm::endpoint();
     let has_rm = rm_endpoint.is_some();
     if let Some(ep) = rm_endpoint {
         endpoints.push(ep);
         super::rm::link_clients(&mut endpoints);
     }
-    let rm_endpoint = if has_rm { endpoints.pop() } else { None };
+    let mut rm_endpoint = if has_rm { endpoints.pop() } else { None };
+    if let Some(ep) = rm_endpoint.as_mut() {
+        ep.nodes.extend(grants);
+    }
     let mut vms: Vec<&'static Vm> = Vec::new();
+    let mut owners: Vec<Option<String>> = Vec::new();
     let mut next_pcpu = 0usize;
     let mut focus = None;
     for (spec, ep) in bundle.vms.iter().zip(endpoints) {
@@ -69,7 +74,11 @@ pub fn launch(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]
                     vm.objects.call_once(|| objects);
                 }
                 super::passthrough::connect(vm, &spec.devices);
-                next_pcpu += vm.vcpus.len();
+                // Proxy-scheduled vCPUs run on their owner's CPU: they take none.
+                if spec.scheduled_by.is_none() {
+                    next_pcpu += vm.vcpus.len();
+                }
+                owners.push(spec.scheduled_by.clone());
                 if spec.console && focus.is_none() {
                     focus = Some(vms.len());
                 }
@@ -99,13 +108,18 @@ pub fn launch(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]
                     vm.objects.call_once(|| objects);
                 }
                 vms.push(vm);
+                owners.push(None);
             }
             Err(e) => log::error!("resource manager: not started: {e}"),
         }
     }
     super::console::set_focus(focus.unwrap_or(0));
+    let orphans = super::proxy_wiring::attach(&vms, &owners);
     let started = vms.clone();
     machine::publish(vms);
+    for vm in orphans {
+        vm.end(super::machine::EndReason::Crashed);
+    }
     for vm in started {
         if let Some(boot) = vm.vcpus.first() {
             log::info!("VM {}: starting vCPU 0 on CPU {}", vm.name, boot.pcpu);

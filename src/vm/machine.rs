@@ -67,6 +67,9 @@ pub struct VcpuSlot {
     pub deadline: AtomicU64,
     /// Its registers while it is not running (`None`: start from `boot` at the next run).
     pub context: Mutex<Option<Box<super::vcpu::VcpuContext>>>,
+    /// Set (before the VMs are published) if the vCPU is proxy-scheduled: the scheduler never
+    /// queues it; its owner runs it with `vcpu_run`.
+    pub proxy: Once<super::proxy::ProxySlot>,
     vm_index: AtomicUsize,
 }
 
@@ -94,6 +97,7 @@ impl VcpuSlot {
             blocked: AtomicBool::new(false),
             deadline: AtomicU64::new(u64::MAX),
             context: Mutex::new(None),
+            proxy: Once::new(),
             vm_index: AtomicUsize::new(usize::MAX),
         }
     }
@@ -199,6 +203,11 @@ impl Vm {
         self.ended.load(Ordering::Acquire)
     }
 
+    /// How the VM ended, once it has.
+    pub fn end_reason(&self) -> Option<EndReason> {
+        *self.end_reason.lock()
+    }
+
     /// End the VM: every vCPU stops at its next exit. When the last VM or a critical one ends,
     /// the machine powers off (or resets, if that VM asked for a reset).
     pub fn end(&self, reason: EndReason) {
@@ -210,6 +219,7 @@ impl Vm {
         for v in &self.vcpus {
             kick(v);
         }
+        super::proxy::owner_ended(self);
         if self.root {
             return;
         }

@@ -5,7 +5,8 @@
 //! only at EL2: `machine` (a VM and its vCPUs), `sched` (run queues, blocking and waking),
 //! `vcpu` (the run loop), `exit` (trap handling), `vpsci` (PSCI for guests), `irqs` (raising
 //! virtual interrupts), `console` (shared console), `objects` (a VM's partition, cspace and
-//! VIC), `links` (the manifest's links), `guest_access` (hypercall buffers) and `launch`
+//! VIC), `links` (the manifest's links), `proxy` (running a proxy-scheduled vCPU for its owner's
+//! `vcpu_run`), `proxy_wiring` (giving owners their caps), `guest_access` (hypercall buffers) and `launch`
 //! (creating VMs from the boot bundle).
 
 pub mod devicetree;
@@ -36,6 +37,10 @@ pub mod objects;
 pub mod ownership;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod passthrough;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod proxy;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod proxy_wiring;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod rm;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]

@@ -1,18 +1,21 @@
-//! A VM's hypervisor objects: its partition, its cspace and its VIC (the virtual GIC seen as an
-//! object), and how a bound interrupt source reaches the VM's vGIC.
+//! A VM's hypervisor objects: its partition, its cspace, its VIC (the virtual GIC seen as an
+//! object), for a proxy-scheduled VM its address space and vCPU objects, and how a bound interrupt source reaches the VM's vGIC.
 //!
 //! The objects are made before the VM itself (the device tree the VM boots with lists CapIDs
 //! and vIRQs), so the VIC's controller is attached to the VM once the VM exists; a source
 //! asserted before that has nowhere to go and is dropped (nothing runs yet to assert one).
 
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 use spin::LazyLock;
 use spin::Once;
 use wurley_abi::Error;
 
+use crate::object::addrspace::AddrSpaceObject;
 use crate::object::cspace::CSpace;
 use crate::object::handle::{CSpaceObject, Header, PartitionObject};
 use crate::object::partition::Partition;
+use crate::object::vcpu::VcpuObject;
 use crate::object::vic::{Vic, VirqController};
 use crate::object::{Object, entropy};
 
@@ -91,6 +94,10 @@ pub struct VmObjects {
     pub vic: Arc<Vic>,
     /// The VIC's controller, to attach once the VM exists.
     pub virqs: Arc<VmVirqs>,
+    /// If the VM is proxy-scheduled: its address space (its owner holds a cap to it).
+    pub addrspace: Once<Arc<AddrSpaceObject>>,
+    /// If the VM is proxy-scheduled: one object per vCPU (its owner holds caps to them).
+    pub vcpus: Once<Vec<Arc<VcpuObject>>>,
 }
 
 impl VmObjects {
@@ -108,6 +115,8 @@ impl VmObjects {
             cspace_object,
             vic,
             virqs,
+            addrspace: Once::new(),
+            vcpus: Once::new(),
         })
     }
 

@@ -49,6 +49,10 @@ pub struct CpuSched {
 
 static CPUS: Once<Vec<CpuSched>> = Once::new();
 
+/// The proxy-scheduled vCPUs (fixed after launch): no CPU's residents, but every CPU's tick
+/// looks at their timers while they wait for a wake-up.
+static PROXIED: Once<Vec<Entry>> = Once::new();
+
 /// Set up a run queue per physical CPU (`mpidrs[i]` is CPU `i`'s affinity).
 pub fn init(mpidrs: &[u64]) {
     CPUS.call_once(|| {
@@ -70,8 +74,20 @@ fn cpu_sched(index: usize) -> Option<&'static CpuSched> {
     CPUS.get().and_then(|c| c.get(index))
 }
 
-/// Record which vCPUs live on which CPU (after the VMs are published).
+/// Record which vCPUs live on which CPU (after the VMs are published). Proxy-scheduled vCPUs
+/// live on none.
 pub fn set_residents(vms: &[&'static Vm]) {
+    PROXIED.call_once(|| {
+        vms.iter()
+            .enumerate()
+            .flat_map(|(vi, vm)| {
+                vm.vcpus
+                    .iter()
+                    .filter(|s| s.proxy.get().is_some())
+                    .map(move |s| (vi as u16, s.index as u16))
+            })
+            .collect()
+    });
     let Some(cpus) = CPUS.get() else { return };
     for (i, cs) in cpus.iter().enumerate() {
         let list = vms
@@ -80,7 +96,7 @@ pub fn set_residents(vms: &[&'static Vm]) {
             .flat_map(|(vi, vm)| {
                 vm.vcpus
                     .iter()
-                    .filter(move |s| s.pcpu == i)
+                    .filter(move |s| s.pcpu == i && s.proxy.get().is_none())
                     .map(move |s| (vi as u16, s.index as u16))
             })
             .collect();
@@ -104,8 +120,13 @@ fn this_cpu() -> Option<usize> {
     percpu::current().map(|c| c.index)
 }
 
-/// Put an idle vCPU in its CPU's run queue and make that CPU look at it.
+/// Put an idle vCPU in its CPU's run queue and make that CPU look at it. A proxy-scheduled
+/// vCPU is never queued: its owner is told through the wake-up vIRQ instead.
 pub fn make_runnable(slot: &VcpuSlot) {
+    if let Some(proxy) = slot.proxy.get() {
+        proxy.runnable();
+        return;
+    }
     if slot
         .place
         .compare_exchange(IDLE, QUEUED, Ordering::AcqRel, Ordering::Acquire)
@@ -144,9 +165,11 @@ pub fn wake(slot: &VcpuSlot) {
         make_runnable(slot);
         return;
     }
+    let cpu = slot.proxy.get().map_or(Some(slot.pcpu), |p| p.cpu());
     if slot.place.load(Ordering::Acquire) == RUNNING
-        && this_cpu() != Some(slot.pcpu)
-        && let Some(cs) = cpu_sched(slot.pcpu)
+        && let Some(cpu) = cpu
+        && this_cpu() != Some(cpu)
+        && let Some(cs) = cpu_sched(cpu)
     {
         gic::send_sgi(KICK_SGI, cs.mpidr);
     }
@@ -230,6 +253,17 @@ pub fn should_switch(me: usize) -> bool {
     if !cs.need_resched.swap(false, Ordering::AcqRel) {
         return false;
     }
+    must_switch(cs)
+}
+
+/// Whether the vCPU running on `me` should give way, without consuming the request: a
+/// `vcpu_run` on `me` stops the vCPU it runs for it, and the caller's own loop then sees the
+/// request with [`should_switch`].
+pub fn switch_pending(me: usize) -> bool {
+    cpu_sched(me).is_some_and(|cs| cs.need_resched.load(Ordering::Acquire) && must_switch(cs))
+}
+
+fn must_switch(cs: &CpuSched) -> bool {
     let waiting = cs.queue.lock().highest();
     let running = cs.running_priority.load(Ordering::Acquire);
     match waiting {
@@ -271,7 +305,9 @@ pub fn tick(me: usize) -> Option<u64> {
     let cs = cpu_sched(me)?;
     let now = cpu::counter();
     let mut next: Option<u64> = None;
-    for &e in cs.residents.get().map(|v| v.as_slice()).unwrap_or(&[]) {
+    let residents = cs.residents.get().map(|v| v.as_slice()).unwrap_or(&[]);
+    let proxied = PROXIED.get().map(|v| v.as_slice()).unwrap_or(&[]);
+    for &e in residents.iter().chain(proxied) {
         let Some((_, slot)) = slot_of(e) else {
             continue;
         };

@@ -17,7 +17,7 @@ use crate::vm::vgic::lr;
 use alloc::boxed::Box;
 
 use super::exit::{self, Next};
-use super::machine::{EndReason, Power, Vm};
+use super::machine::{EndReason, Power, VcpuSlot, Vm};
 use super::sched::{self, Leave};
 
 /// Guest PSTATE at power-on: EL1h with D, A, I and F masked.
@@ -38,14 +38,73 @@ pub fn cpu_loop(me: &'static PerCpu) -> ! {
     }
 }
 
-/// Everything of a vCPU that is not shared, kept in its slot while it does not run.
-pub struct VcpuContext {
-    regs: GuestRegs,
+/// The part of a vCPU's context the hardware holds while it runs, besides its general
+/// registers: EL1 system registers (with its virtual timer), FP/SIMD, pointer-authentication
+/// keys and the vGIC CPU interface state.
+pub struct HwContext {
     el1: El1Context,
     fp: FpState,
     pauth: PauthKeys,
     vmcr: u64,
     aprs: ([u64; 4], [u64; 4]),
+}
+
+impl HwContext {
+    fn reset() -> Self {
+        HwContext {
+            el1: El1Context::reset(),
+            fp: FpState::default(),
+            pauth: PauthKeys::default(),
+            vmcr: 0,
+            aprs: ([0; 4], [0; 4]),
+        }
+    }
+
+    /// Load into the CPU for vCPU `slot` of `vm` (trapping WFI if `trap_wait`).
+    pub fn load(&self, vm: &Vm, slot: &VcpuSlot, trap_wait: bool) {
+        vcpu_hw::load_guest_controls(slot.mpidr, trap_wait);
+        stage2::load(vm.vttbr);
+        self.el1.restore();
+        self.fp.restore();
+        self.pauth.restore();
+        ich::write_vmcr(self.vmcr);
+        ich::write_aprs(&self.aprs.0, &self.aprs.1);
+    }
+
+    /// Save vCPU `index` of `vm` off the CPU: its state into `self`, its list registers
+    /// cleared (the vGIC model holds their state since the last exit), its virtual timer
+    /// stopped.
+    pub fn unload(&mut self, vm: &Vm, index: usize) {
+        self.vmcr = ich::read_vmcr();
+        self.aprs = ich::read_aprs();
+        ich::write_hcr(0);
+        for n in 0..list_registers() {
+            ich::write_lr(n, 0);
+        }
+        self.el1.save();
+        self.fp.save();
+        self.pauth.save();
+        crate::arch::aarch64::timer::stop_virtual();
+        release_virtual_timer(vm, index);
+    }
+
+    /// A vCPU being saved: the state of the one loaded now, to be filled by [`Self::unload`].
+    pub fn empty() -> Self {
+        Self::reset()
+    }
+
+    /// When its virtual timer fires (counter ticks), if armed and unmasked.
+    pub fn timer_deadline(&self) -> Option<u64> {
+        (self.el1.cntv_ctl_el0 & 0b11 == 0b01).then_some(self.el1.cntv_cval_el0)
+    }
+}
+
+/// Everything of a vCPU that is not shared, kept in its slot while it does not run.
+pub struct VcpuContext {
+    /// General registers, PC and PSTATE.
+    pub regs: GuestRegs,
+    /// The rest.
+    pub hw: HwContext,
 }
 
 impl core::fmt::Debug for VcpuContext {
@@ -63,15 +122,36 @@ impl VcpuContext {
                 pstate: PSTATE_EL1H_MASKED,
                 ..GuestRegs::default()
             },
-            el1: El1Context::reset(),
-            fp: FpState::default(),
-            pauth: PauthKeys::default(),
-            vmcr: 0,
-            aprs: ([0; 4], [0; 4]),
+            hw: HwContext::reset(),
         });
         c.regs.x[0] = x0;
         c
     }
+}
+
+/// The context vCPU `slot` of `vm` runs with now: its saved one, or a fresh one at its boot
+/// entry if it is being powered on. Marks it on.
+pub fn take_context(vm: &Vm, slot: &VcpuSlot) -> Box<VcpuContext> {
+    let saved = slot.context.lock().take();
+    let v = match saved {
+        Some(c) if slot.power() == Power::On => c,
+        _ => {
+            let boot = *slot.boot.lock();
+            log::debug!(
+                "VM {}: vCPU {} starting at {:#x}",
+                vm.name,
+                slot.index,
+                boot.pc
+            );
+            VcpuContext::power_on(boot.pc, boot.x0)
+        }
+    };
+    slot.set_power(Power::On);
+    v
+}
+
+fn list_registers() -> usize {
+    ich::list_registers().min(16)
 }
 
 fn run(vm: &'static Vm, index: usize, me: usize) {
@@ -82,27 +162,42 @@ fn run(vm: &'static Vm, index: usize, me: usize) {
         sched::put(me, slot, Leave::Stopped);
         return;
     }
-    let saved = slot.context.lock().take();
-    let mut v = match saved {
-        Some(c) if slot.power() == Power::On => c,
-        _ => {
-            let boot = *slot.boot.lock();
-            log::debug!("VM {}: vCPU {index} starting at {:#x}", vm.name, boot.pc);
-            VcpuContext::power_on(boot.pc, boot.x0)
+    let mut v = take_context(vm, slot);
+    v.hw.load(vm, slot, sched::shared(me));
+    let next = trap_loop(vm, index, &mut v, &mut || sched::should_switch(me));
+    v.hw.unload(vm, index);
+    vcpu_hw::load_host_controls();
+    let leave = match next {
+        Next::CpuOff => {
+            slot.set_power(Power::Off);
+            log::debug!("VM {}: vCPU {index} powered off", vm.name);
+            Leave::Stopped
         }
+        Next::Ended => Leave::Stopped,
+        Next::Blocked => Leave::Blocked,
+        // A VMMIO access only stops a proxy-scheduled vCPU, which never runs here.
+        Next::Resume | Next::Preempted | Next::Vmmio(_) => Leave::Preempted,
     };
-    slot.set_power(Power::On);
+    if leave != Leave::Stopped {
+        *slot.context.lock() = Some(v);
+    }
+    sched::put(me, slot, leave);
+}
 
-    vcpu_hw::load_guest_controls(slot.mpidr, sched::shared(me));
-    stage2::load(vm.vttbr);
-    v.el1.restore();
-    v.fp.restore();
-    v.pauth.restore();
-    ich::write_vmcr(v.vmcr);
-    ich::write_aprs(&v.aprs.0, &v.aprs.1);
-    let nlr = ich::list_registers().min(16);
-
-    let next = loop {
+/// Run vCPU `index` of `vm`, loaded on this CPU, until it cannot go on or `give_way` (asked
+/// after each exit the vCPU could resume from) says its CPU is wanted: then
+/// [`Next::Preempted`]. The caller saves it.
+pub fn trap_loop(
+    vm: &Vm,
+    index: usize,
+    v: &mut VcpuContext,
+    give_way: &mut dyn FnMut() -> bool,
+) -> Next {
+    let Some(slot) = vm.vcpus.get(index) else {
+        return Next::Ended;
+    };
+    let nlr = list_registers();
+    loop {
         if vm.has_ended() {
             break Next::Ended;
         }
@@ -155,38 +250,10 @@ fn run(vm: &'static Vm, index: usize, me: usize) {
         if next != Next::Resume {
             break next;
         }
-        if sched::should_switch(me) {
+        if give_way() {
             break Next::Preempted;
         }
-    };
-
-    // Take the vCPU off this CPU.
-    v.vmcr = ich::read_vmcr();
-    v.aprs = ich::read_aprs();
-    ich::write_hcr(0);
-    for n in 0..nlr {
-        ich::write_lr(n, 0);
     }
-    v.el1.save();
-    v.fp.save();
-    v.pauth.save();
-    crate::arch::aarch64::timer::stop_virtual();
-    release_virtual_timer(vm, index);
-    vcpu_hw::load_host_controls();
-    let leave = match next {
-        Next::CpuOff => {
-            slot.set_power(Power::Off);
-            log::debug!("VM {}: vCPU {index} powered off", vm.name);
-            Leave::Stopped
-        }
-        Next::Ended => Leave::Stopped,
-        Next::Blocked => Leave::Blocked,
-        Next::Resume | Next::Preempted => Leave::Preempted,
-    };
-    if leave != Leave::Stopped {
-        *slot.context.lock() = Some(v);
-    }
-    sched::put(me, slot, leave);
 }
 
 /// The virtual timer's physical interrupt is left active while the guest handles the virtual

@@ -75,6 +75,38 @@ pub enum HypNode {
         /// INTID of the RX queue's "not empty" vIRQ.
         rx_virq: u32,
     },
+    /// A vCPU of another VM this VM runs with `vcpu_run` (it is that VM's proxy scheduler).
+    ProxyVcpu {
+        /// Cap (AFFINITY, YIELD_TO, BIND_VIRQ, STATE).
+        cap: u64,
+        /// INTID of its VCPU_RUN_WAKEUP vIRQ.
+        virq: u32,
+        /// The vCPU's index in its VM.
+        index: u32,
+        /// The VM it belongs to.
+        peer: String,
+    },
+    /// The address space of a VM this VM runs, for its VMMIO ranges.
+    AddrSpace {
+        /// Cap (ADD_VMMIO_RANGE).
+        cap: u64,
+        /// The VM it belongs to.
+        peer: String,
+    },
+    /// For the resource manager: a proxy vCPU cap it reports to the owner (VM_GET_HYP_RESOURCES
+    /// resource type 4). The cap and vIRQ are the owner's, not the RM's.
+    ProxyGrant {
+        /// The owner (the VM that holds the cap).
+        owner: String,
+        /// The proxy-scheduled VM.
+        vm: String,
+        /// The vCPU's index in `vm`.
+        index: u32,
+        /// The cap, in the owner's cspace.
+        cap: u64,
+        /// The VCPU_RUN_WAKEUP vIRQ, in the owner's VIC.
+        virq: u32,
+    },
     /// Caps to the VM's own partition, cspace and VIC, when the manifest grants them.
     Capabilities {
         /// Partition cap (OBJECT_CREATE).
@@ -209,6 +241,55 @@ pub fn write(w: &mut FdtWriter, nodes: &[HypNode]) -> Result<(), vm_fdt::Error> 
                 w.property_u32("qcom,free-irq-start", 0)?;
                 w.end_node(n)?;
             }
+            HypNode::ProxyVcpu {
+                cap,
+                virq,
+                index,
+                peer,
+            } => {
+                let n = w.begin_node(&format!("vcpu@{cap:x}"))?;
+                w.property_string_list(
+                    "compatible",
+                    alloc::vec![
+                        String::from("wurley,proxy-vcpu"),
+                        String::from("qcom,gunyah-capability"),
+                    ],
+                )?;
+                w.property_array_u32("reg", &cap_cells(&[*cap]))?;
+                w.property_array_u32("interrupts", &spi_cells(&[*virq]))?;
+                w.property_u32("wurley,vcpu-index", *index)?;
+                w.property_string("peer-name", peer)?;
+                w.end_node(n)?;
+            }
+            HypNode::AddrSpace { cap, peer } => {
+                let n = w.begin_node(&format!("addrspace@{cap:x}"))?;
+                w.property_string_list(
+                    "compatible",
+                    alloc::vec![
+                        String::from("wurley,addrspace"),
+                        String::from("qcom,gunyah-capability"),
+                    ],
+                )?;
+                w.property_array_u32("reg", &cap_cells(&[*cap]))?;
+                w.property_string("peer-name", peer)?;
+                w.end_node(n)?;
+            }
+            HypNode::ProxyGrant {
+                owner,
+                vm,
+                index,
+                cap,
+                virq,
+            } => {
+                let n = w.begin_node(&format!("vcpu-grant@{cap:x}"))?;
+                w.property_string("compatible", "wurley,proxy-vcpu-grant")?;
+                w.property_string("wurley,owner", owner)?;
+                w.property_string("wurley,vm", vm)?;
+                w.property_u32("wurley,vcpu-index", *index)?;
+                w.property_u64("wurley,cap", *cap)?;
+                w.property_u32("wurley,virq", *virq)?;
+                w.end_node(n)?;
+            }
             HypNode::Capabilities {
                 partition,
                 cspace,
@@ -226,4 +307,67 @@ pub fn write(w: &mut FdtWriter, nodes: &[HypNode]) -> Result<(), vm_fdt::Error> 
         }
     }
     w.end_node(hyp)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::platform::with_tree;
+    use alloc::vec;
+
+    #[test]
+    fn proxy_nodes_follow_the_capability_node_shape() {
+        let mut w = FdtWriter::new().unwrap();
+        let root = w.begin_node("").unwrap();
+        let nodes = [
+            HypNode::ProxyVcpu {
+                cap: 0x1234_5678_9abc_def0,
+                virq: 66,
+                index: 1,
+                peer: String::from("guest"),
+            },
+            HypNode::AddrSpace {
+                cap: 0xfeed,
+                peer: String::from("guest"),
+            },
+            HypNode::ProxyGrant {
+                owner: String::from("host"),
+                vm: String::from("guest"),
+                index: 1,
+                cap: 0x1234_5678_9abc_def0,
+                virq: 66,
+            },
+        ];
+        write(&mut w, &nodes).unwrap();
+        w.end_node(root).unwrap();
+        let dtb = w.finish().unwrap();
+        with_tree(&dtb, |t| {
+            let v = t.find_path("/hypervisor/vcpu@123456789abcdef0").unwrap();
+            assert_eq!(
+                v.strings("compatible")?,
+                ["wurley,proxy-vcpu", "qcom,gunyah-capability"]
+            );
+            assert_eq!(v.cells("reg")?, Some(vec![0x1234_5678, 0x9abc_def0]));
+            assert_eq!(v.cells("interrupts")?, Some(vec![0, 34, 1]));
+            assert_eq!(v.cells("wurley,vcpu-index")?, Some(vec![1]));
+            assert_eq!(v.strings("peer-name")?, ["guest"]);
+            let a = t.find_path("/hypervisor/addrspace@feed").unwrap();
+            assert_eq!(a.cells("reg")?, Some(vec![0, 0xfeed]));
+            assert_eq!(
+                a.strings("compatible")?,
+                ["wurley,addrspace", "qcom,gunyah-capability"]
+            );
+            let g = t
+                .find_path("/hypervisor/vcpu-grant@123456789abcdef0")
+                .unwrap();
+            assert_eq!(g.strings("wurley,owner")?, ["host"]);
+            assert_eq!(g.strings("wurley,vm")?, ["guest"]);
+            assert_eq!(g.cells("wurley,cap")?, Some(vec![0x1234_5678, 0x9abc_def0]));
+            assert_eq!(g.cells("wurley,virq")?, Some(vec![66]));
+            Ok(())
+        })
+        .unwrap();
+    }
 }

@@ -10,6 +10,9 @@
 //!   (`spare=`, default `spare`) adds checks on caps with restricted rights.
 //! * `role=rmclient`: a client of the Resource Manager VM over its `rm-<name>` link: RPC
 //!   framing and the RM's answers ([`rmclient`]).
+//! * `role=proxy-owner guest=<vm> dev=<ipa>` / `role=proxied dev=<ipa>`: proxy scheduling:
+//!   the owner runs the proxied VM with `vcpu_run` and emulates a device for it through the
+//!   VMMIO run states ([`proxy`]).
 //! * `role=spin cpus=N seconds=S`: N vCPUs busy-loop counting for S seconds of virtual time and
 //!   print their counts, a measure of their CPU share ([`spin`]).
 //! * `role=latency period-us=P samples=K`: wait K times for the virtual timer armed P µs ahead
@@ -30,6 +33,8 @@ mod hostile;
 mod latency;
 #[cfg(target_os = "none")]
 mod pingpong;
+#[cfg(target_os = "none")]
+mod proxy;
 #[cfg(target_os = "none")]
 mod report;
 #[cfg(target_os = "none")]
@@ -63,11 +68,15 @@ fn guest_main(_dtb: usize) -> ! {
         "spin" => spin::run(&mut r, &fdt, bootargs),
         "latency" => latency::run(&mut r, bootargs),
         "rmclient" => rmclient::run(&mut r, &fdt, bootargs),
+        "proxy-owner" => proxy::run_owner(&mut r, &fdt, bootargs),
+        "proxied" => proxy::run_proxied(&mut r, bootargs),
         _ => {
             r.check(
                 "setup",
                 false,
-                format_args!("unknown role (want role=ping|pong|hostile|rmclient)"),
+                format_args!(
+                    "unknown role (want role=ping|pong|hostile|rmclient|proxy-owner|proxied)"
+                ),
             );
         }
     }

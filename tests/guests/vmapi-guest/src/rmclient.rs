@@ -257,7 +257,37 @@ impl Rpc<'_> {
     }
 }
 
-fn vmid_req(vmid: u16) -> [u8; 4] {
+/// One request `id` with `payload` to the RM over this VM's RM link, for other roles: the
+/// reply's RM error word and its payload (at most `out.len()` bytes kept, the length returned).
+pub fn call_once(
+    fdt: &Fdt<'_>,
+    id: u32,
+    payload: &[u8],
+    out: &mut [u8],
+) -> Result<(u32, usize), &'static str> {
+    let pair = hypdt::resource_manager(fdt).ok_or("no RM link")?;
+    let (Some(txi), Some(rxi)) = (pair.tx_irq, pair.rx_irq) else {
+        return Err("RM link without interrupts");
+    };
+    gic::enable(txi.intid, txi.edge, tx_irq);
+    gic::enable(rxi.intid, rxi.edge, rx_irq);
+    let mut buf = [0u8; MAX_MESSAGE_SIZE];
+    let mut rpc = Rpc {
+        tx: pair.tx,
+        rx: pair.rx,
+        seq: 0,
+        rx_buf: Reassembler::new(&mut buf),
+        notifications: 0,
+    };
+    let got = rpc.call(id, payload).map_err(|_| "no reply from the RM")?;
+    let p = got.payload();
+    let n = p.len().min(out.len());
+    out[..n].copy_from_slice(&p[..n]);
+    Ok((got.code(), n))
+}
+
+/// The payload of a request about VM `vmid`.
+pub fn vmid_req(vmid: u16) -> [u8; 4] {
     let v = vmid.to_le_bytes();
     [v[0], v[1], 0, 0]
 }
