@@ -412,3 +412,73 @@ fn proxy_guests(cpus: u32) {
         run.fail("QEMU should exit with status 0 once the owner and its guest powered off");
     }
 }
+
+/// A VM with caps to its own vCPUs (`capabilities = "vcpus"`) moves them between the two
+/// physical CPUs with `vcpu_set_affinity` (role `affinity`): hostile calls get their error
+/// codes, each move succeeds, the hypervisor logs it, and the counting vCPU keeps running
+/// through every move, including the calling vCPU moving itself.
+#[test]
+fn vcpus_move_between_cpus_with_set_affinity() {
+    let dir = scratch("vmapi-affinity");
+    let kernel = build_guest("vmapi-guest", &dir);
+    let text = format!(
+        r#"/dts-v1/;
+/ {{
+    compatible = "wurley,bundle-v1";
+    vms {{
+        mover {{
+            kernel = /incbin/("{}");
+            memory-size = <0x0 0x1000000>;
+            vcpus = <2>;
+            bootargs = "role=affinity";
+            capabilities = "vcpus";
+        }};
+    }};
+}};
+"#,
+        kernel.display()
+    );
+    let q = Qemu {
+        initrd: Some(compile(&dir, &text)),
+        ..Qemu::smp(2)
+    };
+    let run = q.run_until(TIMEOUT, |log| log.contains("VMAPI affinity DONE"));
+    if run.timed_out {
+        run.fail("the affinity guest did not finish");
+    }
+    run.reject("*** EL2 EXCEPTION").reject("*** PANIC");
+    for line in run.log.lines().filter(|l| l.contains("VMAPI ")) {
+        if line.contains(" FAIL") {
+            run.fail(&format!("failed check: {line}"));
+        }
+    }
+    let placed = run
+        .log
+        .lines()
+        .any(|l| l.contains("VM mover: ") && l.contains("2 vCPUs on CPUs 0,1,"));
+    if !placed {
+        run.fail("VM mover's vCPUs should start on CPUs 0 and 1");
+    }
+    for check in [
+        "counting",
+        "unknown-cap",
+        "no-such-cpu",
+        "cpu-index-invalid",
+        "v1-to-cpu0",
+        "v0-to-cpu1",
+        "v1-to-cpu1",
+        "v0-to-cpu0",
+    ] {
+        run.expect(&format!("VMAPI affinity {check} PASS"));
+    }
+    // In order: each move as the hypervisor saw it.
+    let mut at = 0;
+    for (vcpu, cpu) in [(1, 0), (0, 1), (1, 1), (0, 0)] {
+        let needle = format!("VM mover: vCPU {vcpu} now on CPU {cpu}");
+        match run.log[at..].find(&needle) {
+            Some(i) => at += i + needle.len(),
+            None => run.fail(&format!("expected {needle:?} after the earlier moves")),
+        }
+    }
+    run.expect("VMAPI affinity DONE pass=12 fail=0");
+}

@@ -391,6 +391,11 @@ pub fn vcpu_run_check(vcpu: CapId) -> Result<RunResult, Error> {
     run_result(smccc(HypCall::VcpuRunCheck, &[vcpu.0, 0]))
 }
 
+/// `vcpu_set_affinity`: move the vCPU to physical CPU `cpu` (X2 is res1: all ones).
+pub fn vcpu_set_affinity(vcpu: CapId, cpu: u64) -> Result<(), Error> {
+    plain(HypCall::VcpuSetAffinity, &[vcpu.0, cpu, u64::MAX])
+}
+
 /// `vcpu_bind_virq`: bind the vCPU's source `virq_type` (0 HALT, 1 VCPU_RUN_WAKEUP).
 pub fn vcpu_bind_virq(vcpu: CapId, vic: CapId, virq: u64, virq_type: u64) -> Result<(), Error> {
     plain(HypCall::VcpuBindVirq, &[vcpu.0, vic.0, virq, virq_type, 0])

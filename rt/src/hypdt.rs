@@ -17,7 +17,7 @@
 //!   `"wurley,proxy-vcpu-grant"`; `wurley,owner` runs vCPU `wurley,vcpu-index` of `wurley,vm`
 //!   with the cap `wurley,cap` (u64) and the wake-up vIRQ `wurley,virq`, both the owner's.
 //! * `capabilities`: compatible `"wurley,capabilities"`; `u64` properties `partition`,
-//!   `cspace`, `vic`.
+//!   `cspace`, `vic`; `vcpus`, one `u64` cap per own vCPU.
 //!
 //! Caps and vIRQs are always read from here: CapIDs are randomised.
 
@@ -132,6 +132,19 @@ pub struct Capabilities {
     pub cspace: Option<CapId>,
     /// The VM's virtual GIC (BIND_SOURCE).
     pub vic: Option<CapId>,
+    /// Its own vCPUs (AFFINITY, STATE), in vCPU order (property `vcpus`, one `u64` each);
+    /// [`Capabilities::vcpu_count`] of them.
+    pub vcpus: [Option<CapId>; MAX_OWN_VCPUS],
+}
+
+/// Most own-vCPU caps [`Capabilities`] holds.
+pub const MAX_OWN_VCPUS: usize = 8;
+
+impl Capabilities {
+    /// How many own-vCPU caps there are.
+    pub fn vcpu_count(&self) -> usize {
+        self.vcpus.iter().filter(|c| c.is_some()).count()
+    }
 }
 
 /// The `/hypervisor` node.
@@ -240,10 +253,19 @@ pub fn doorbell_source<'a>(fdt: &Fdt<'a>, name: &str) -> Option<DoorbellSource<'
 /// The granted capabilities, if the VM has any.
 pub fn capabilities(fdt: &Fdt<'_>) -> Option<Capabilities> {
     let (_, n) = children(fdt, COMPAT_CAPABILITIES).next()?;
+    let mut vcpus = [None; MAX_OWN_VCPUS];
+    if let Some(cells) = n.property("vcpus") {
+        for (slot, cap) in vcpus.iter_mut().zip(cells.chunks_exact(8)) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(cap);
+            *slot = Some(CapId(u64::from_be_bytes(b)));
+        }
+    }
     Some(Capabilities {
         partition: n.prop_u64("partition").map(CapId),
         cspace: n.prop_u64("cspace").map(CapId),
         vic: n.prop_u64("vic").map(CapId),
+        vcpus,
     })
 }
 

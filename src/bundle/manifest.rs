@@ -43,7 +43,7 @@ const ROOT_PROPS: &[&str] = &["compatible", "description", "#address-cells", "#s
 /// Nodes under the root: the VMs, the links, and the labels `dtc -@` records.
 const ROOT_NODES: &[&str] = &["vms", "links", "__symbols__"];
 /// `capabilities` values.
-const CAPABILITIES: &[&str] = &["partition", "cspace", "vic"];
+const CAPABILITIES: &[&str] = &["partition", "cspace", "vic", "vcpus"];
 
 const PAGE: u64 = 4096;
 
@@ -613,6 +613,7 @@ impl<'t, 'a> Vm<'t, 'a> {
                 "partition" => &mut caps.partition,
                 "cspace" => &mut caps.cspace,
                 "vic" => &mut caps.vic,
+                "vcpus" => &mut caps.vcpus,
                 _ => {
                     let known = CAPABILITIES.join("\", \"");
                     self.bad(

@@ -41,7 +41,7 @@
 //! | `timeslice-us` | u32 | 100..=100000, default 5000 (for the scheduler) |
 //! | `console` | empty | this VM has the console input first; at most one VM |
 //! | `critical` | empty | when this VM ends, the machine powers off (or resets, if the VM reset) |
-//! | `capabilities` | strings | caps to its own objects: `"partition"`, `"cspace"`, `"vic"` (each at most once); default none |
+//! | `capabilities` | strings | caps to its own objects: `"partition"`, `"cspace"`, `"vic"`, `"vcpus"` (each at most once); default none |
 //! | `object-memory` | u32 | bytes of objects it may create through its partition cap, [`OBJECT_MEMORY`]; default 256 KiB |
 //! | `status` | string | `"okay"` (default) or `"disabled"`: skip the VM without reading it |
 //! | `description` | string | free text, ignored |
@@ -210,6 +210,8 @@ pub struct Capabilities {
     pub cspace: bool,
     /// `"vic"`: its virtual interrupt controller, to bind interrupt sources to.
     pub vic: bool,
+    /// `"vcpus"`: its own vCPUs, to move them between physical CPUs (`vcpu_set_affinity`).
+    pub vcpus: bool,
 }
 
 /// A link between two started VMs (a child of `/links`).

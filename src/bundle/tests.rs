@@ -472,6 +472,7 @@ fn links_in_full() {
         partition: true,
         cspace: true,
         vic: true,
+        vcpus: true,
     };
     assert_eq!(ping.capabilities, all);
     assert_eq!(ping.object_memory, 1 << 20);
@@ -627,7 +628,7 @@ fn capabilities_and_object_memory() {
             (false, false, false, 8192),
         ]
     );
-    let known = "is not one of \"partition\", \"cspace\", \"vic\"";
+    let known = "is not one of \"partition\", \"cspace\", \"vic\", \"vcpus\"";
     assert_eq!(
         messages(&b),
         [

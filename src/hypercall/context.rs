@@ -35,9 +35,9 @@ pub struct Caller<'a> {
     pub mem: &'a mut dyn GuestAccess,
     /// Set by `scheduler_yield`: the calling vCPU gives up its CPU after the call returns.
     pub yield_cpu: bool,
-    /// Set by `vcpu_run` / `vcpu_run_check` once their arguments and cap passed: what the
-    /// caller's vCPU must do with the proxy-scheduled vCPU (`vm::proxy` does it and writes the
-    /// reply).
+    /// Set by `vcpu_run` / `vcpu_run_check` / `vcpu_set_affinity` once their arguments and cap
+    /// passed: what must be done with the vCPU the cap names (`vm::proxy` does it and writes
+    /// the reply).
     pub proxy: Option<ProxyRequest>,
 }
 
@@ -55,6 +55,13 @@ pub enum ProxyRequest {
     Check {
         /// The vCPU.
         vcpu: Arc<VcpuObject>,
+    },
+    /// `vcpu_set_affinity`.
+    SetAffinity {
+        /// The vCPU.
+        vcpu: Arc<VcpuObject>,
+        /// The physical CPU index.
+        cpu: usize,
     },
 }
 

@@ -40,6 +40,7 @@ pub const fn reserved(call: HypCall) -> (&'static [usize], &'static [usize]) {
         H::VcpuBindVirq | H::VcpuRun | H::AddrspaceConfigureVmmio => (&[4], &[]),
         H::VcpuUnbindVirq => (&[2], &[]),
         H::VcpuRunCheck => (&[1], &[]),
+        H::VcpuSetAffinity => (&[], &[2]),
         _ => (&[], &[]),
     }
 }

@@ -1,8 +1,9 @@
-//! Proxy-scheduling calls (Gunyah §2.8, §2.10): `vcpu_bind_virq`, `vcpu_unbind_virq`,
-//! `vcpu_run`, `vcpu_run_check` and `addrspace_configure_vmmio`.
+//! vCPU calls (Gunyah §2.8, §2.10): the proxy-scheduling ones (`vcpu_bind_virq`,
+//! `vcpu_unbind_virq`, `vcpu_run`, `vcpu_run_check`, `addrspace_configure_vmmio`) and
+//! `vcpu_set_affinity`.
 //!
-//! The binding calls and the VMMIO ranges are answered here. `vcpu_run` and `vcpu_run_check`
-//! are only checked here (cap, rights); the run itself needs the machine, so the checked
+//! The binding calls and the VMMIO ranges are answered here. `vcpu_run`, `vcpu_run_check` and
+//! `vcpu_set_affinity` are only checked here (cap, rights); the run itself needs the machine, so the checked
 //! request goes back to `vm::exit` in [`Caller::proxy`] and `vm::proxy` writes the reply.
 
 use wurley_abi::Error;
@@ -68,6 +69,27 @@ pub fn run_check(c: &mut Caller, a: &[u64]) -> Reply {
             c.proxy = Some(ProxyRequest::Check { vcpu });
             Reply::new(&[0])
         }
+        Err(e) => Reply::error(e),
+    }
+}
+
+/// `vcpu_set_affinity`: X0 vCPU (AFFINITY), X1 physical CPU index, X2 res1. Errors here: cap
+/// lookup errors; `ArgumentInvalid` for an index that does not fit Gunyah's 16-bit
+/// `cpu_index_t` (CPU_INDEX_INVALID, 0xFFFF, would need the DISABLE right and means "no
+/// affinity", which Wurley does not have: also `ArgumentInvalid`); then in `vm::sched`:
+/// `ArgumentInvalid` for a CPU it does not run, `Denied` for a proxy-scheduled vCPU.
+pub fn set_affinity(c: &mut Caller, a: &[u64]) -> Reply {
+    match c.vcpu(a[0], ThreadRights::AFFINITY.bits()) {
+        Ok(vcpu) => match u16::try_from(a[1]) {
+            Ok(cpu) if cpu != u16::MAX => {
+                c.proxy = Some(ProxyRequest::SetAffinity {
+                    vcpu,
+                    cpu: usize::from(cpu),
+                });
+                Reply::new(&[0])
+            }
+            _ => Reply::error(Error::ArgumentInvalid),
+        },
         Err(e) => Reply::error(e),
     }
 }

@@ -122,7 +122,7 @@ pub fn launch(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]
     }
     for vm in started {
         if let Some(boot) = vm.vcpus.first() {
-            log::info!("VM {}: starting vCPU 0 on CPU {}", vm.name, boot.pcpu);
+            log::info!("VM {}: starting vCPU 0 on CPU {}", vm.name, boot.pcpu());
             boot.set_power(Power::OnPending);
             super::sched::make_runnable(boot);
         }
@@ -275,13 +275,12 @@ fn build(
                 i,
                 mpidrs.get(i).copied().unwrap_or(0),
                 pcpu.index,
-                pcpu.mpidr,
                 priority,
                 timeslice_ns,
             ))
         })
         .collect();
-    let placement: Vec<String> = slots.iter().map(|s| format!("{}", s.pcpu)).collect();
+    let placement: Vec<String> = slots.iter().map(|s| format!("{}", s.pcpu())).collect();
     if let Some(v0) = slots.first() {
         *v0.boot.lock() = BootState {
             pc: kernel_ipa,

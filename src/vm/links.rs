@@ -8,7 +8,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use wurley_abi::Error;
 use wurley_abi::rights::{
-    CspaceRights, DoorbellRights, MsgqueueRights, PartitionRights, VicRights,
+    CspaceRights, DoorbellRights, MsgqueueRights, PartitionRights, ThreadRights, VicRights,
 };
 
 use crate::bundle::{LinkKind, LinkSpec, VmSpec};
@@ -21,6 +21,11 @@ use super::objects::{VmObjects, root_partition};
 
 /// First INTID handed out for link vIRQs; guests binding their own sources use lower SPIs.
 pub const LINK_VIRQ_BASE: u32 = 64;
+
+/// Rights of a VM's caps to its own vCPUs (`capabilities = "vcpus"`): move them
+/// (`vcpu_set_affinity`) and read their state. Not YIELD_TO or BIND_VIRQ: a VM does not run or
+/// watch its own vCPUs through `vcpu_run`.
+pub const OWN_VCPU_RIGHTS: ThreadRights = ThreadRights::AFFINITY.union(ThreadRights::STATE);
 
 /// Per-VM state while wiring: its objects (if it has them), the next free link vIRQ, and the
 /// nodes for its `/hypervisor`.
@@ -69,7 +74,7 @@ impl<'a> Endpoint<'a> {
 
     fn grant(&mut self, spec: &VmSpec<'_>) -> Result<(), Error> {
         let caps = &spec.capabilities;
-        if !(caps.partition || caps.cspace || caps.vic) {
+        if !(caps.partition || caps.cspace || caps.vic || caps.vcpus) {
             return Ok(());
         }
         let o = self.objects.as_ref().ok_or(Error::Nomem)?;
@@ -95,10 +100,17 @@ impl<'a> Endpoint<'a> {
             .vic
             .then(|| o.grant(Object::Vic(o.vic.clone()), VicRights::BIND_SOURCE.bits()))
             .transpose()?;
+        let mut vcpus = Vec::new();
+        if caps.vcpus {
+            for object in o.vcpu_objects(spec.vcpus as usize) {
+                vcpus.push(o.grant(Object::Vcpu(object.clone()), OWN_VCPU_RIGHTS.bits())?);
+            }
+        }
         self.nodes.push(HypNode::Capabilities {
             partition,
             cspace,
             vic,
+            vcpus,
         });
         Ok(())
     }

@@ -48,10 +48,9 @@ pub struct VcpuSlot {
     pub index: usize,
     /// The guest-visible MPIDR affinity.
     pub mpidr: u64,
-    /// The physical CPU it is pinned to (index into the boot CPU list).
-    pub pcpu: usize,
-    /// The physical CPU's MPIDR, for kicks.
-    pub pcpu_mpidr: u64,
+    /// Its affinity: the physical CPU whose run queue it joins (index into the boot CPU
+    /// list). Changed only by `vm::sched::set_affinity`.
+    pcpu: AtomicUsize,
     power: AtomicU8,
     /// Entry state for the next power-on.
     pub boot: Mutex<BootState>,
@@ -76,19 +75,11 @@ pub struct VcpuSlot {
 impl VcpuSlot {
     /// A powered-off vCPU `index` with guest affinity `mpidr`, with affinity to physical CPU
     /// `pcpu`, scheduled at `priority` with `timeslice_ns`.
-    pub fn new(
-        index: usize,
-        mpidr: u64,
-        pcpu: usize,
-        pcpu_mpidr: u64,
-        priority: u8,
-        timeslice_ns: u64,
-    ) -> Self {
+    pub fn new(index: usize, mpidr: u64, pcpu: usize, priority: u8, timeslice_ns: u64) -> Self {
         Self {
             index,
             mpidr,
-            pcpu,
-            pcpu_mpidr,
+            pcpu: AtomicUsize::new(pcpu),
             power: AtomicU8::new(Power::Off as u8),
             boot: Mutex::new(BootState::default()),
             priority,
@@ -100,6 +91,16 @@ impl VcpuSlot {
             proxy: Once::new(),
             vm_index: AtomicUsize::new(usize::MAX),
         }
+    }
+
+    /// The physical CPU it has affinity to.
+    pub fn pcpu(&self) -> usize {
+        self.pcpu.load(Ordering::Acquire)
+    }
+
+    /// Record a new affinity; the previous one. Only `vm::sched::set_affinity` calls this.
+    pub(super) fn swap_pcpu(&self, pcpu: usize) -> usize {
+        self.pcpu.swap(pcpu, Ordering::AcqRel)
     }
 
     /// Index of its VM in [`all`].

@@ -96,7 +96,8 @@ pub struct VmObjects {
     pub virqs: Arc<VmVirqs>,
     /// If the VM is proxy-scheduled: its address space (its owner holds a cap to it).
     pub addrspace: Once<Arc<AddrSpaceObject>>,
-    /// If the VM is proxy-scheduled: one object per vCPU (its owner holds caps to them).
+    /// One object per vCPU, made when a cap to them is first given (to its proxy scheduler,
+    /// or to the VM itself with `capabilities = "vcpus"`): [`VmObjects::vcpu_objects`].
     pub vcpus: Once<Vec<Arc<VcpuObject>>>,
 }
 
@@ -118,6 +119,12 @@ impl VmObjects {
             addrspace: Once::new(),
             vcpus: Once::new(),
         })
+    }
+
+    /// The VM's `count` vCPU objects, made at the first call.
+    pub fn vcpu_objects(&self, count: usize) -> &[Arc<VcpuObject>] {
+        self.vcpus
+            .call_once(|| (0..count).map(|_| VcpuObject::new()).collect())
     }
 
     /// Put a master-derived cap to `object` with `rights` in the VM's cspace.

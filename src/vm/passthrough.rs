@@ -143,7 +143,8 @@ pub fn connect(vm: &'static Vm, devices: &[DeviceSpec]) {
     for d in devices {
         for (&(spi, flags), intid) in d.interrupts.iter().zip(d.intids()) {
             let level = flags == 4;
-            if let Err(e) = gic::enable_spi(intid, v0.pcpu_mpidr, 0xa0, level) {
+            if let Err(e) = gic::enable_spi(intid, super::sched::cpu_mpidr(v0.pcpu()), 0xa0, level)
+            {
                 log::error!("VM {}: device {}: SPI {spi}: {e:?}", vm.name, d.name);
                 continue;
             }

@@ -137,6 +137,12 @@ pub fn call(vm: &Vm, caller: usize, regs: &mut GuestRegs, request: ProxyRequest)
     let r = match request {
         ProxyRequest::Run { vcpu, resume } => run(vm, caller, &vcpu, resume),
         ProxyRequest::Check { vcpu } => check(&vcpu),
+        ProxyRequest::SetAffinity { vcpu, cpu } => {
+            // One output: X0.
+            let r = set_affinity(&vcpu, cpu);
+            regs.x[0] = r.err().map_or(0, Error::to_register);
+            return;
+        }
     };
     let values = match r {
         Ok((state, [d0, d1, d2])) => [0, state.raw(), d0, d1, d2],
@@ -145,6 +151,19 @@ pub fn call(vm: &Vm, caller: usize, regs: &mut GuestRegs, request: ProxyRequest)
     for (dst, src) in regs.x.iter_mut().zip(values) {
         *dst = src;
     }
+}
+
+/// `vcpu_set_affinity`: move the vCPU `object` names to physical CPU `cpu`.
+fn set_affinity(object: &VcpuObject, cpu: usize) -> Result<(), Error> {
+    let t = object.target().ok_or(Error::ObjectState)?;
+    let vm = *machine::all().get(t.vm).ok_or(Error::ObjectState)?;
+    let slot = vm.vcpus.get(t.index).ok_or(Error::ObjectState)?;
+    if vm.has_ended() {
+        return Err(Error::ObjectState);
+    }
+    super::sched::set_affinity(slot, cpu)?;
+    log::info!("VM {}: vCPU {} now on CPU {cpu}", vm.name, t.index);
+    Ok(())
 }
 
 /// The proxied vCPU `object` names, if `vm` is its owner.

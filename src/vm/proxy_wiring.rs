@@ -31,6 +31,9 @@ pub const VCPU_RIGHTS: ThreadRights = ThreadRights::AFFINITY
     .union(ThreadRights::BIND_VIRQ)
     .union(ThreadRights::STATE);
 
+/// [`VcpuTarget::owner`] of a vCPU no VM runs by proxy.
+pub const NO_OWNER: usize = usize::MAX;
+
 /// Give every proxy-scheduled VM of `specs` (whose endpoints are `eps`, same order) to its
 /// owner. A VM that cannot be wired is reported and keeps no objects (it never runs). Returns
 /// what the resource manager reports to the owners ([`HypNode::ProxyGrant`] nodes).
@@ -79,7 +82,7 @@ fn give(
     }
     let ipa_limit = 1u64 << crate::arch::aarch64::stage2::ipa_bits();
     let space = AddrSpaceObject::new(ipa_limit);
-    let objects: Vec<Arc<VcpuObject>> = (0..vcpus).map(|_| VcpuObject::new()).collect();
+    let objects: Vec<Arc<VcpuObject>> = eps[vm].objects()?.vcpu_objects(vcpus).to_vec();
     let peer = String::from(eps[vm].name);
     let mut nodes = Vec::new();
     for (index, object) in objects.iter().enumerate() {
@@ -101,7 +104,6 @@ fn give(
     nodes.push(HypNode::AddrSpace { cap, peer });
     let mine = eps[vm].objects()?;
     mine.addrspace.call_once(|| space);
-    mine.vcpus.call_once(|| objects);
     Ok(nodes)
 }
 
@@ -111,7 +113,18 @@ fn give(
 pub fn attach(vms: &[&'static Vm], owners: &[Option<String>]) -> Vec<&'static Vm> {
     let mut orphans = Vec::new();
     for (vi, (vm, owner)) in vms.iter().zip(owners).enumerate() {
-        let Some(owner) = owner else { continue };
+        let Some(owner) = owner else {
+            // Its own vCPU caps, if it has any: no VM runs these vCPUs by proxy.
+            let objects = vm.objects.get().and_then(|o| o.vcpus.get());
+            for (slot, object) in vm.vcpus.iter().zip(objects.into_iter().flatten()) {
+                object.attach(VcpuTarget {
+                    vm: vi,
+                    index: slot.index,
+                    owner: NO_OWNER,
+                });
+            }
+            continue;
+        };
         let objects = vm.objects.get().and_then(|o| o.vcpus.get());
         let o = vms.iter().position(|v| v.name == *owner);
         let (Some(objects), Some(o)) = (objects, o) else {

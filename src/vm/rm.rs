@@ -201,7 +201,6 @@ pub fn create(
         0,
         mpidrs[0],
         boot_cpu.index,
-        boot_cpu.mpidr,
         RM_PRIORITY,
         crate::sched::TIMESLICE_DEFAULT_NS,
     );

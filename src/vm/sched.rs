@@ -15,7 +15,7 @@
 //! order: a run queue is innermost (nothing is locked while holding it).
 
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use spin::{Mutex, Once};
 
 use crate::arch::aarch64::{cpu, gic, percpu};
@@ -43,8 +43,11 @@ pub struct CpuSched {
     running_priority: AtomicU8,
     slice_end: AtomicU64,
     mpidr: u64,
-    /// vCPUs with affinity to this CPU (fixed after launch).
-    residents: Once<Vec<Entry>>,
+    /// vCPUs with affinity to this CPU ([`set_affinity`] moves them). Lock order: before the
+    /// run queue.
+    residents: Mutex<Vec<Entry>>,
+    /// How many there are, read without the lock on every vCPU load ([`shared`]).
+    resident_count: AtomicUsize,
 }
 
 static CPUS: Once<Vec<CpuSched>> = Once::new();
@@ -64,7 +67,8 @@ pub fn init(mpidrs: &[u64]) {
                 running_priority: AtomicU8::new(NO_PRIORITY),
                 slice_end: AtomicU64::new(u64::MAX),
                 mpidr,
-                residents: Once::new(),
+                residents: Mutex::new(Vec::new()),
+                resident_count: AtomicUsize::new(0),
             })
             .collect()
     });
@@ -96,19 +100,18 @@ pub fn set_residents(vms: &[&'static Vm]) {
             .flat_map(|(vi, vm)| {
                 vm.vcpus
                     .iter()
-                    .filter(move |s| s.pcpu == i && s.proxy.get().is_none())
+                    .filter(move |s| s.pcpu() == i && s.proxy.get().is_none())
                     .map(move |s| (vi as u16, s.index as u16))
             })
-            .collect();
-        cs.residents.call_once(|| list);
+            .collect::<Vec<_>>();
+        cs.resident_count.store(list.len(), Ordering::Release);
+        *cs.residents.lock() = list;
     }
 }
 
 /// Whether physical CPU `pcpu` has more than one vCPU to run (then guests' WFI is trapped).
 pub fn shared(pcpu: usize) -> bool {
-    cpu_sched(pcpu)
-        .and_then(|c| c.residents.get())
-        .is_some_and(|r| r.len() > 1)
+    cpu_sched(pcpu).is_some_and(|c| c.resident_count.load(Ordering::Acquire) > 1)
 }
 
 fn slot_of(e: Entry) -> Option<(&'static Vm, &'static VcpuSlot)> {
@@ -134,17 +137,17 @@ pub fn make_runnable(slot: &VcpuSlot) {
     {
         return;
     }
-    let Some(cs) = cpu_sched(slot.pcpu) else {
+    let Some(cs) = cpu_sched(slot.pcpu()) else {
         return;
     };
     let entry = (slot.vm_index() as u16, slot.index as u16);
     if cs.queue.lock().enqueue(entry, slot.priority).is_err() {
         // Out of memory for the queue: leave the vCPU idle rather than lose track of it.
         slot.place.store(IDLE, Ordering::Release);
-        log::error!("run queue of CPU {} full: vCPU not scheduled", slot.pcpu);
+        log::error!("run queue of CPU {} full: vCPU not scheduled", slot.pcpu());
         return;
     }
-    if this_cpu() == Some(slot.pcpu) {
+    if this_cpu() == Some(slot.pcpu()) {
         if crate::sched::wake_preempts(current_priority(cs), slot.priority) {
             cs.need_resched.store(true, Ordering::Release);
         }
@@ -165,7 +168,7 @@ pub fn wake(slot: &VcpuSlot) {
         make_runnable(slot);
         return;
     }
-    let cpu = slot.proxy.get().map_or(Some(slot.pcpu), |p| p.cpu());
+    let cpu = slot.proxy.get().map_or(Some(slot.pcpu()), |p| p.cpu());
     if slot.place.load(Ordering::Acquire) == RUNNING
         && let Some(cpu) = cpu
         && this_cpu() != Some(cpu)
@@ -275,7 +278,7 @@ fn must_switch(cs: &CpuSched) -> bool {
 
 /// Whether another vCPU of at least `slot`'s priority waits on its CPU (a WFE yields to it).
 pub fn others_waiting(slot: &VcpuSlot) -> bool {
-    cpu_sched(slot.pcpu)
+    cpu_sched(slot.pcpu())
         .and_then(|cs| cs.queue.lock().highest())
         .is_some_and(|w| w >= slot.priority)
 }
@@ -305,7 +308,7 @@ pub fn tick(me: usize) -> Option<u64> {
     let cs = cpu_sched(me)?;
     let now = cpu::counter();
     let mut next: Option<u64> = None;
-    let residents = cs.residents.get().map(|v| v.as_slice()).unwrap_or(&[]);
+    let residents = cs.residents.lock();
     let proxied = PROXIED.get().map(|v| v.as_slice()).unwrap_or(&[]);
     for &e in residents.iter().chain(proxied) {
         let Some((_, slot)) = slot_of(e) else {
@@ -322,8 +325,87 @@ pub fn tick(me: usize) -> Option<u64> {
             next = Some(next.map_or(deadline, |n| n.min(deadline)));
         }
     }
+    drop(residents);
     check_preempt(me);
     next
+}
+
+/// The MPIDR of physical CPU `pcpu` (0 if there is none).
+pub fn cpu_mpidr(pcpu: usize) -> u64 {
+    cpu_sched(pcpu).map_or(0, |c| c.mpidr)
+}
+
+/// Physical CPUs the scheduler runs.
+pub fn cpu_count() -> usize {
+    CPUS.get().map_or(0, Vec::len)
+}
+
+/// Move `slot` (vCPU of the VM at `vm_index`) to physical CPU `cpu` (`vcpu_set_affinity`).
+/// A queued vCPU moves to `cpu`'s queue at once; a running one is made to leave its CPU
+/// (kick) and joins `cpu`'s queue as it does; an idle one is woken there later. Errors:
+/// `ArgumentInvalid` for a CPU the scheduler does not run, `Denied` for a proxy-scheduled
+/// vCPU (it runs on its caller's CPU).
+pub fn set_affinity(slot: &VcpuSlot, cpu: usize) -> Result<(), wurley_abi::Error> {
+    let new = cpu_sched(cpu).ok_or(wurley_abi::Error::ArgumentInvalid)?;
+    if slot.proxy.get().is_some() {
+        return Err(wurley_abi::Error::Denied);
+    }
+    let old_cpu = slot.swap_pcpu(cpu);
+    if old_cpu == cpu {
+        return Ok(());
+    }
+    let entry = (slot.vm_index() as u16, slot.index as u16);
+    if let Some(old) = cpu_sched(old_cpu) {
+        let mut list = old.residents.lock();
+        list.retain(|&e| e != entry);
+        old.resident_count.store(list.len(), Ordering::Release);
+    }
+    {
+        let mut list = new.residents.lock();
+        if list.try_reserve(1).is_err() {
+            return Err(wurley_abi::Error::Nomem);
+        }
+        list.push(entry);
+        new.resident_count.store(list.len(), Ordering::Release);
+    }
+    match slot.place.load(Ordering::Acquire) {
+        QUEUED => {
+            let removed = cpu_sched(old_cpu)
+                .and_then(|old| old.queue.lock().remove_where(|&e| e == entry))
+                .is_some();
+            // Not found: the old CPU has just picked it, and it leaves there at its next exit
+            // (it is not on its affinity CPU any more), which queues it here.
+            if removed {
+                slot.place.store(IDLE, Ordering::Release);
+                make_runnable(slot);
+            } else {
+                kick_cpu(old_cpu);
+            }
+        }
+        RUNNING => kick_cpu(old_cpu),
+        _ => {
+            // Idle: blocked or off. A blocked vCPU's timer is now watched by the new CPU's
+            // tick; look at it now rather than at the next tick.
+            kick_cpu(cpu);
+        }
+    }
+    log::debug!(
+        "vCPU {} of VM #{}: affinity CPU {old_cpu} -> CPU {cpu}",
+        slot.index,
+        slot.vm_index()
+    );
+    Ok(())
+}
+
+/// Make physical CPU `cpu` look at its run queue and vCPUs: the kick SGI, or on this CPU a
+/// reschedule request.
+fn kick_cpu(cpu: usize) {
+    let Some(cs) = cpu_sched(cpu) else { return };
+    if this_cpu() == Some(cpu) {
+        cs.need_resched.store(true, Ordering::Release);
+    } else {
+        gic::send_sgi(KICK_SGI, cs.mpidr);
+    }
 }
 
 /// Nanoseconds to counter ticks.

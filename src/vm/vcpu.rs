@@ -164,7 +164,10 @@ fn run(vm: &'static Vm, index: usize, me: usize) {
     }
     let mut v = take_context(vm, slot);
     v.hw.load(vm, slot, sched::shared(me));
-    let next = trap_loop(vm, index, &mut v, &mut || sched::should_switch(me));
+    // Leave when the scheduler says so, or when the vCPU was moved to another CPU.
+    let next = trap_loop(vm, index, &mut v, &mut || {
+        sched::should_switch(me) || slot.pcpu() != me
+    });
     v.hw.unload(vm, index);
     vcpu_hw::load_host_controls();
     let leave = match next {

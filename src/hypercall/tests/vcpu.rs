@@ -1,6 +1,6 @@
 //! The proxy-scheduling calls on the host: `vcpu_run` and `vcpu_run_check` (cap, rights, the
 //! wake-up binding, the request they leave for `vm::proxy`), `vcpu_bind_virq` /
-//! `vcpu_unbind_virq` and `addrspace_configure_vmmio`.
+//! `vcpu_unbind_virq`, `addrspace_configure_vmmio` and `vcpu_set_affinity` (checks only).
 
 use alloc::sync::Arc;
 use alloc::vec;
@@ -220,4 +220,36 @@ fn addrspace_configure_vmmio_ranges() {
         ),
         Some(Error::CspaceInsufficientRights)
     );
+}
+
+#[test]
+fn vcpu_set_affinity_checks_cap_rights_and_index() {
+    let (mut vm, vcpu, v, space) = proxy_vm(ThreadRights::AFFINITY.bits());
+    let (r, req) = proxy_call(&mut vm, HypCall::VcpuSetAffinity, &[space, 1, u64::MAX]);
+    assert_eq!(r, [code(Error::CspaceWrongObjectType)]);
+    assert!(req.is_none());
+    // Beyond a 16-bit cpu_index_t, and CPU_INDEX_INVALID ("no affinity"): refused here.
+    for bad in [u64::from(u16::MAX), 1 << 16, u64::MAX] {
+        let (r, req) = proxy_call(&mut vm, HypCall::VcpuSetAffinity, &[v, bad, u64::MAX]);
+        assert_eq!(r, [code(Error::ArgumentInvalid)], "cpu {bad:#x}");
+        assert!(req.is_none());
+    }
+    let (r, req) = proxy_call(&mut vm, HypCall::VcpuSetAffinity, &[v, 3, u64::MAX]);
+    assert_eq!(r, [0]);
+    match req {
+        Some(ProxyRequest::SetAffinity { vcpu: got, cpu }) => {
+            assert!(Arc::ptr_eq(&got, &vcpu));
+            assert_eq!(cpu, 3);
+        }
+        _ => panic!("no affinity request"),
+    }
+    // X2 is res1 on the native path: all ones.
+    assert_eq!(
+        vm.native(HypCall::VcpuSetAffinity, &[v, 3, 0])[0],
+        code(Error::ArgumentInvalid)
+    );
+    // Without AFFINITY.
+    let (mut vm, _, v, _) = proxy_vm(ThreadRights::STATE.bits());
+    let (r, _) = proxy_call(&mut vm, HypCall::VcpuSetAffinity, &[v, 0, u64::MAX]);
+    assert_eq!(r, [code(Error::CspaceInsufficientRights)]);
 }

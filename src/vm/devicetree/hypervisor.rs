@@ -115,6 +115,8 @@ pub enum HypNode {
         cspace: Option<u64>,
         /// The VM's VIC (BIND_SOURCE).
         vic: Option<u64>,
+        /// Its own vCPUs, in vCPU order (AFFINITY, STATE); empty if not asked for.
+        vcpus: alloc::vec::Vec<u64>,
     },
 }
 
@@ -294,6 +296,7 @@ pub fn write(w: &mut FdtWriter, nodes: &[HypNode]) -> Result<(), vm_fdt::Error> 
                 partition,
                 cspace,
                 vic,
+                vcpus,
             } => {
                 let n = w.begin_node("capabilities")?;
                 w.property_string("compatible", "wurley,capabilities")?;
@@ -301,6 +304,9 @@ pub fn write(w: &mut FdtWriter, nodes: &[HypNode]) -> Result<(), vm_fdt::Error> 
                     if let Some(c) = cap {
                         w.property_u64(name, *c)?;
                     }
+                }
+                if !vcpus.is_empty() {
+                    w.property_array_u32("vcpus", &cap_cells(vcpus))?;
                 }
                 w.end_node(n)?;
             }

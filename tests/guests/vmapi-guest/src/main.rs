@@ -17,6 +17,8 @@
 //!   print their counts, a measure of their CPU share ([`spin`]).
 //! * `role=latency period-us=P samples=K`: wait K times for the virtual timer armed P µs ahead
 //!   and report how late its interrupt arrived ([`latency`]).
+//! * `role=affinity`: the VM moves its own vCPUs between physical CPUs with
+//!   `vcpu_set_affinity` ([`affinity`]).
 //!
 //! Output, one line per check: `VMAPI <role> <check> PASS|FAIL <details>`, some
 //! `VMAPI <role> <name> INFO <details>` lines, and finally
@@ -27,6 +29,8 @@
 // Receiving into deliberately bad buffer addresses (hostile) needs `unsafe`.
 #![cfg_attr(target_os = "none", allow(unsafe_code))]
 
+#[cfg(target_os = "none")]
+mod affinity;
 #[cfg(target_os = "none")]
 mod hostile;
 #[cfg(target_os = "none")]
@@ -70,12 +74,13 @@ fn guest_main(_dtb: usize) -> ! {
         "rmclient" => rmclient::run(&mut r, &fdt, bootargs),
         "proxy-owner" => proxy::run_owner(&mut r, &fdt, bootargs),
         "proxied" => proxy::run_proxied(&mut r, bootargs),
+        "affinity" => affinity::run(&mut r, &fdt, bootargs),
         _ => {
             r.check(
                 "setup",
                 false,
                 format_args!(
-                    "unknown role (want role=ping|pong|hostile|rmclient|proxy-owner|proxied)"
+                    "unknown role (want role=ping|pong|hostile|rmclient|proxy-owner|proxied|affinity)"
                 ),
             );
         }
