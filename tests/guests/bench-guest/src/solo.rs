@@ -92,6 +92,7 @@ pub fn run(r: &mut Report, fdt: &Fdt<'_>, reps: usize) {
             partition: Some(partition),
             cspace: Some(cspace),
             vic: Some(vic),
+            ..
         }) => {
             if let Err(e) = local_msgq(r, &mut s, reps, partition, cspace, vic) {
                 r.error(format_args!("message queue setup: error {}", e.code()));
