@@ -31,8 +31,9 @@ pub const API_INFO: ApiInfo = ApiInfo::DEFAULT;
 /// What `hypervisor_identify` returns.
 ///
 /// api_flags0 advertises a feature bit for each API family Wurley implements: partitions and
-/// cspaces (bit 0), doorbells (bit 1) and message queues (bit 2); the scheduler variant (bits
-/// 31:28) is 1, fixed-priority round robin. api_flags1 (bit 0: SVE)
+/// cspaces (bit 0), doorbells (bit 1), message queues (bit 2) and proxy scheduling (bit 11,
+/// `vcpu_run`); the scheduler variant (bits 31:28) is 1, fixed-priority round robin. Not bit 5
+/// (the vCPU lifecycle calls) nor bit 6 (memory extents): those families are not there yet. api_flags1 (bit 0: SVE)
 /// and api_flags2 are reserved 0.
 pub const IDENTITY: HypervisorIdentity = HypervisorIdentity {
     api_info: API_INFO,
@@ -40,6 +41,7 @@ pub const IDENTITY: HypervisorIdentity = HypervisorIdentity {
         .with(Feature::PartitionCspace)
         .with(Feature::Doorbell)
         .with(Feature::Msgqueue)
+        .with(Feature::VcpuRun)
         .with_scheduler(SchedulerVariant::FPRR),
     flags1: ApiFlags1(0),
     flags2: 0,
@@ -265,7 +267,12 @@ mod tests {
     const UNIMPLEMENTED: u64 = u64::MAX;
 
     fn identify_regs() -> [u64; 4] {
-        [(1 << 15) | 1 | (0x51 << 56), 0b111 | 1 << 28, 0, 0]
+        [
+            (1 << 15) | 1 | (0x51 << 56),
+            0b111 | 1 << 11 | 1 << 28,
+            0,
+            0,
+        ]
     }
 
     #[test]
@@ -336,10 +343,11 @@ mod tests {
         let flags = IDENTITY.flags0;
         assert!(flags.has(Feature::PartitionCspace));
         assert!(flags.has(Feature::Doorbell) && flags.has(Feature::Msgqueue));
+        assert!(flags.has(Feature::VcpuRun));
         assert!(!flags.has(Feature::Vcpu) && !flags.has(Feature::Memextent));
         assert_eq!(
             smccc(&[0xC600_8000]).expect("ours").values()[1],
-            0b111 | 1 << 28
+            0b111 | 1 << 11 | 1 << 28
         );
     }
 

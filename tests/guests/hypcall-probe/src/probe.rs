@@ -115,7 +115,7 @@ fn hvc_native<const IMM: u16>(x: [u64; 8]) -> [u64; 4] {
 
 /// api_flags0 as implemented: partitions and cspaces, doorbells, message queues; the
 /// fixed-priority round-robin scheduler (variant 1 in bits 31:28).
-const EXPECTED_FEATURES: u64 = 0b111 | 1 << 28;
+const EXPECTED_FEATURES: u64 = 0b111 | 1 << 11 | 1 << 28;
 
 fn identify_ok(r: [u64; 4]) -> bool {
     let Some(info) = ApiInfo::decode_strict(r[0]) else {
