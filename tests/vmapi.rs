@@ -442,7 +442,7 @@ fn vcpus_move_between_cpus_with_set_affinity() {
         initrd: Some(compile(&dir, &text)),
         ..Qemu::smp(2)
     };
-    let run = q.run_until(TIMEOUT, |log| log.contains("VMAPI affinity DONE"));
+    let run = q.run_until(TIMEOUT, |_| false);
     if run.timed_out {
         run.fail("the affinity guest did not finish");
     }

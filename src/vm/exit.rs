@@ -43,7 +43,7 @@ fn gunyah_call(
     }
     let yielded = caller.yield_cpu;
     Some(match vm.vcpus.get(vcpu) {
-        Some(slot) if yielded && super::sched::others_waiting(slot) => Next::Preempted,
+        Some(slot) if yielded && super::sched::others_waiting(slot) => Next::Yielded,
         _ => Next::Resume,
     })
 }
@@ -59,8 +59,11 @@ pub enum Next {
     Ended,
     /// The vCPU blocked in WFI.
     Blocked,
-    /// The vCPU gives its CPU to another (WFE, or preemption).
+    /// The scheduler takes the CPU from the vCPU (a higher priority waits, its slice ran out,
+    /// it moved to another CPU).
     Preempted,
+    /// The vCPU gives its CPU to another of its priority (WFE, `scheduler_yield`).
+    Yielded,
     /// A proxy-scheduled vCPU accessed a VMMIO range: its proxy scheduler emulates the access
     /// (the PC stays on the instruction until it does).
     Vmmio(VmmioAccess),
@@ -134,7 +137,7 @@ fn wait(vm: &Vm, vcpu: usize, wfe: bool) -> Next {
     };
     if wfe {
         return if super::sched::others_waiting(slot) {
-            Next::Preempted
+            Next::Yielded
         } else {
             Next::Resume
         };

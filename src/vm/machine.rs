@@ -62,6 +62,9 @@ pub struct VcpuSlot {
     pub place: AtomicU8,
     /// Blocked in WFI, waiting for an interrupt or its virtual timer.
     pub blocked: AtomicBool,
+    /// What was left of its timeslice when a higher priority preempted it (counter ticks; 0:
+    /// a full slice at its next run).
+    pub slice_left: AtomicU64,
     /// While blocked: when its virtual timer fires (counter ticks), `u64::MAX` if not armed.
     pub deadline: AtomicU64,
     /// Its registers while it is not running (`None`: start from `boot` at the next run).
@@ -86,6 +89,7 @@ impl VcpuSlot {
             timeslice_ns,
             place: AtomicU8::new(super::sched::IDLE),
             blocked: AtomicBool::new(false),
+            slice_left: AtomicU64::new(0),
             deadline: AtomicU64::new(u64::MAX),
             context: Mutex::new(None),
             proxy: Once::new(),

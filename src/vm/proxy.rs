@@ -265,7 +265,7 @@ fn run(vm: &Vm, caller: usize, object: &VcpuObject, resume: [u64; 3]) -> Result<
     saved.load(vm, owner, sched::shared(me));
 
     let outcome = match next {
-        Next::Resume | Next::Preempted => (RunState::Ready, [0; 3]),
+        Next::Resume | Next::Preempted | Next::Yielded => (RunState::Ready, [0; 3]),
         Next::Blocked => expects_wakeup(),
         Next::Vmmio(access) => {
             *proxy.pending.lock() = Some(access);

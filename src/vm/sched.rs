@@ -141,7 +141,17 @@ pub fn make_runnable(slot: &VcpuSlot) {
         return;
     };
     let entry = (slot.vm_index() as u16, slot.index as u16);
-    if cs.queue.lock().enqueue(entry, slot.priority).is_err() {
+    // Preempted with part of its slice left: it resumes first within its level.
+    let front = slot.slice_left.load(Ordering::Acquire) != 0;
+    let queued = {
+        let mut q = cs.queue.lock();
+        if front {
+            q.enqueue_front(entry, slot.priority)
+        } else {
+            q.enqueue(entry, slot.priority)
+        }
+    };
+    if queued.is_err() {
         // Out of memory for the queue: leave the vCPU idle rather than lose track of it.
         slot.place.store(IDLE, Ordering::Release);
         log::error!("run queue of CPU {} full: vCPU not scheduled", slot.pcpu());
@@ -194,10 +204,14 @@ pub fn pick(me: usize) -> Option<(&'static Vm, usize)> {
             cs.need_resched.store(false, Ordering::Release);
             cs.running_priority.store(slot.priority, Ordering::Release);
             let now = cpu::counter();
-            cs.slice_end.store(
-                now.saturating_add(ns_to_ticks(slot.timeslice_ns)),
-                Ordering::Release,
-            );
+            let left = slot.slice_left.swap(0, Ordering::AcqRel);
+            let slice = if left != 0 {
+                left
+            } else {
+                ns_to_ticks(slot.timeslice_ns)
+            };
+            cs.slice_end
+                .store(now.saturating_add(slice), Ordering::Release);
             return Some((vm, slot.index));
         }
     }
@@ -206,8 +220,12 @@ pub fn pick(me: usize) -> Option<(&'static Vm, usize)> {
 /// Why a vCPU left its CPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Leave {
-    /// Preempted or yielded: back to the tail of its run queue.
+    /// Preempted: by a higher priority before its slice ran out, back to the *head* of its
+    /// level keeping what was left of the slice; else (slice used up, or moved to another CPU)
+    /// to the tail with a fresh one.
     Preempted,
+    /// Yielded (WFE, `scheduler_yield`): to the tail of its level with a fresh slice.
+    Yielded,
     /// Blocked in WFI until woken.
     Blocked,
     /// Powered off, or its VM ended.
@@ -216,13 +234,18 @@ pub enum Leave {
 
 /// The vCPU that ran on `me` has left it.
 pub fn put(me: usize, slot: &VcpuSlot, leave: Leave) {
+    let mut left = 0;
     if let Some(cs) = cpu_sched(me) {
         cs.running_priority.store(NO_PRIORITY, Ordering::Release);
-        cs.slice_end.store(u64::MAX, Ordering::Release);
+        let end = cs.slice_end.swap(u64::MAX, Ordering::AcqRel);
+        if leave == Leave::Preempted && slot.pcpu() == me && end != u64::MAX {
+            left = end.saturating_sub(cpu::counter());
+        }
     }
+    slot.slice_left.store(left, Ordering::Release);
     slot.place.store(IDLE, Ordering::Release);
     match leave {
-        Leave::Preempted => make_runnable(slot),
+        Leave::Preempted | Leave::Yielded => make_runnable(slot),
         // A wake between blocking and now found the vCPU still running and only cleared
         // `blocked`: queueing it is then up to us.
         Leave::Blocked if !slot.blocked.load(Ordering::Acquire) => make_runnable(slot),

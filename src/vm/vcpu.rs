@@ -180,6 +180,7 @@ fn run(vm: &'static Vm, index: usize, me: usize) {
         Next::Blocked => Leave::Blocked,
         // A VMMIO access only stops a proxy-scheduled vCPU, which never runs here.
         Next::Resume | Next::Preempted | Next::Vmmio(_) => Leave::Preempted,
+        Next::Yielded => Leave::Yielded,
     };
     if leave != Leave::Stopped {
         *slot.context.lock() = Some(v);
