@@ -482,3 +482,47 @@ fn vcpus_move_between_cpus_with_set_affinity() {
     }
     run.expect("VMAPI affinity DONE pass=12 fail=0");
 }
+
+/// Directed yields (`scheduler_yield` hint 1) between a VM's own vCPUs, three of them on one
+/// physical CPU (role `yield-to`): the target runs next every time; an unknown cap gets
+/// `CSPACE_CAP_NULL`.
+#[test]
+fn directed_yield_runs_its_target_next() {
+    let dir = scratch("vmapi-yield-to");
+    let kernel = build_guest("vmapi-guest", &dir);
+    let text = format!(
+        r#"/dts-v1/;
+/ {{
+    compatible = "wurley,bundle-v1";
+    vms {{
+        yielder {{
+            kernel = /incbin/("{}");
+            memory-size = <0x0 0x1000000>;
+            vcpus = <3>;
+            bootargs = "role=yield-to rounds=20";
+            capabilities = "vcpus";
+        }};
+    }};
+}};
+"#,
+        kernel.display()
+    );
+    let q = Qemu {
+        initrd: Some(compile(&dir, &text)),
+        ..Qemu::smp(1)
+    };
+    let run = q.run_until(TIMEOUT, |_| false);
+    if run.timed_out {
+        run.fail("the yield-to guest did not finish");
+    }
+    run.reject("*** EL2 EXCEPTION").reject("*** PANIC");
+    for line in run.log.lines().filter(|l| l.contains("VMAPI ")) {
+        if line.contains(" FAIL") {
+            run.fail(&format!("failed check: {line}"));
+        }
+    }
+    for check in ["unknown-cap", "to-self", "target-runs-next"] {
+        run.expect(&format!("VMAPI yield-to {check} PASS"));
+    }
+    run.expect("VMAPI yield-to DONE pass=3 fail=0");
+}

@@ -56,6 +56,12 @@ pub enum ProxyRequest {
         /// The vCPU.
         vcpu: Arc<VcpuObject>,
     },
+    /// `scheduler_yield` to a vCPU (hint 1): it runs next on the caller's CPU, if it waits
+    /// there.
+    YieldTo {
+        /// The vCPU.
+        vcpu: Arc<VcpuObject>,
+    },
     /// `vcpu_set_affinity`.
     SetAffinity {
         /// The vCPU.

@@ -171,9 +171,12 @@ fn scheduler_yield(c: &mut Caller, a: &[u64; 8]) -> Reply {
             c.yield_cpu = true;
             Ok(())
         }
-        YieldHint::YieldTo(cap) => c
-            .lookup_any(cap, wurley_abi::rights::ThreadRights::YIELD_TO.bits())
-            .and(Err(Error::CspaceWrongObjectType)),
+        YieldHint::YieldTo(cap) => {
+            let vcpu = c.vcpu(cap, wurley_abi::rights::ThreadRights::YIELD_TO.bits())?;
+            c.yield_cpu = true;
+            c.proxy = Some(super::ProxyRequest::YieldTo { vcpu });
+            Ok(())
+        }
     });
     Reply::result(r)
 }

@@ -23,9 +23,12 @@ use super::objects::{VmObjects, root_partition};
 pub const LINK_VIRQ_BASE: u32 = 64;
 
 /// Rights of a VM's caps to its own vCPUs (`capabilities = "vcpus"`): move them
-/// (`vcpu_set_affinity`) and read their state. Not YIELD_TO or BIND_VIRQ: a VM does not run or
-/// watch its own vCPUs through `vcpu_run`.
-pub const OWN_VCPU_RIGHTS: ThreadRights = ThreadRights::AFFINITY.union(ThreadRights::STATE);
+/// (`vcpu_set_affinity`), yield to them (`scheduler_yield` hint 1) and read their state. Not
+/// BIND_VIRQ: a VM does not run its own vCPUs through `vcpu_run` (which also finds no wake-up
+/// vIRQ bound and answers `BUSY`).
+pub const OWN_VCPU_RIGHTS: ThreadRights = ThreadRights::AFFINITY
+    .union(ThreadRights::YIELD_TO)
+    .union(ThreadRights::STATE);
 
 /// Per-VM state while wiring: its objects (if it has them), the next free link vIRQ, and the
 /// nodes for its `/hypervisor`.

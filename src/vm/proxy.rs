@@ -137,6 +137,17 @@ pub fn call(vm: &Vm, caller: usize, regs: &mut GuestRegs, request: ProxyRequest)
     let r = match request {
         ProxyRequest::Run { vcpu, resume } => run(vm, caller, &vcpu, resume),
         ProxyRequest::Check { vcpu } => check(&vcpu),
+        ProxyRequest::YieldTo { vcpu } => {
+            // X0 is already OK; the yield itself follows the call (`vm::exit`).
+            if let Some(slot) = vcpu.target().and_then(|t| {
+                machine::all()
+                    .get(t.vm)
+                    .and_then(|vm| vm.vcpus.get(t.index))
+            }) {
+                super::sched::yield_to(slot);
+            }
+            return;
+        }
         ProxyRequest::SetAffinity { vcpu, cpu } => {
             // One output: X0.
             let r = set_affinity(&vcpu, cpu);

@@ -15,7 +15,7 @@
 //! order: a run queue is innermost (nothing is locked while holding it).
 
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use spin::{Mutex, Once};
 
 use crate::arch::aarch64::{cpu, gic, percpu};
@@ -48,6 +48,9 @@ pub struct CpuSched {
     residents: Mutex<Vec<Entry>>,
     /// How many there are, read without the lock on every vCPU load ([`shared`]).
     resident_count: AtomicUsize,
+    /// The target of a directed yield ([`yield_to`]), picked before the queue's head once:
+    /// an [`Entry`] packed by [`pack`], or [`NO_DONEE`].
+    donee: AtomicU32,
 }
 
 static CPUS: Once<Vec<CpuSched>> = Once::new();
@@ -69,6 +72,7 @@ pub fn init(mpidrs: &[u64]) {
                 mpidr,
                 residents: Mutex::new(Vec::new()),
                 resident_count: AtomicUsize::new(0),
+                donee: AtomicU32::new(NO_DONEE),
             })
             .collect()
     });
@@ -188,11 +192,56 @@ pub fn wake(slot: &VcpuSlot) {
     }
 }
 
+/// No directed-yield target.
+const NO_DONEE: u32 = u32::MAX;
+
+fn pack(e: Entry) -> u32 {
+    (u32::from(e.0) << 16) | u32::from(e.1)
+}
+
+fn unpack(v: u32) -> Entry {
+    ((v >> 16) as u16, v as u16)
+}
+
+/// `scheduler_yield` to `target` by the vCPU running on this CPU: if `target` waits in this
+/// CPU's queue, it runs next, ahead of the queue's order (the yielder goes to the tail of its
+/// level). Otherwise (running elsewhere, blocked, off, proxy-scheduled, on another CPU) the
+/// call is a plain yield.
+pub fn yield_to(target: &VcpuSlot) {
+    let Some(me) = this_cpu() else { return };
+    let waits_here = target.pcpu() == me && target.place.load(Ordering::Acquire) == QUEUED;
+    if !waits_here || target.proxy.get().is_some() {
+        log::debug!(
+            "yield to vCPU {} of VM #{}: not waiting on CPU {me} (place {}): plain yield",
+            target.index,
+            target.vm_index(),
+            target.place.load(Ordering::Acquire)
+        );
+        return;
+    }
+    if let Some(cs) = cpu_sched(me) {
+        let entry = (target.vm_index() as u16, target.index as u16);
+        cs.donee.store(pack(entry), Ordering::Release);
+    }
+}
+
 /// The next vCPU for CPU `me`, now marked running.
 pub fn pick(me: usize) -> Option<(&'static Vm, usize)> {
     let cs = cpu_sched(me)?;
     loop {
-        let (entry, _) = cs.queue.lock().pick()?;
+        let donee = cs.donee.swap(NO_DONEE, Ordering::AcqRel);
+        let picked = {
+            let mut q = cs.queue.lock();
+            let wanted = unpack(donee);
+            match (donee != NO_DONEE)
+                .then(|| q.remove_where(|&e| e == wanted))
+                .flatten()
+            {
+                Some(found) => Some(found),
+                None => q.pick(),
+            }
+        };
+        let (entry, _) = picked?;
         let Some((vm, slot)) = slot_of(entry) else {
             continue;
         };
@@ -299,11 +348,15 @@ fn must_switch(cs: &CpuSched) -> bool {
     }
 }
 
-/// Whether another vCPU of at least `slot`'s priority waits on its CPU (a WFE yields to it).
+/// Whether another vCPU of at least `slot`'s priority waits on its CPU (a WFE yields to it),
+/// or a directed yield named one that waits there.
 pub fn others_waiting(slot: &VcpuSlot) -> bool {
-    cpu_sched(slot.pcpu())
-        .and_then(|cs| cs.queue.lock().highest())
-        .is_some_and(|w| w >= slot.priority)
+    cpu_sched(slot.pcpu()).is_some_and(|cs| {
+        let q = cs.queue.lock();
+        let donee = cs.donee.load(Ordering::Acquire);
+        (donee != NO_DONEE && q.contains(unpack(donee)))
+            || q.highest().is_some_and(|w| w >= slot.priority)
+    })
 }
 
 /// The kick SGI or the tick arrived on `me` while a vCPU runs: note whether it must give way.

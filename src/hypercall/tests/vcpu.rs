@@ -253,3 +253,45 @@ fn vcpu_set_affinity_checks_cap_rights_and_index() {
     let (r, _) = proxy_call(&mut vm, HypCall::VcpuSetAffinity, &[v, 0, u64::MAX]);
     assert_eq!(r, [code(Error::CspaceInsufficientRights)]);
 }
+
+#[test]
+fn directed_yield_needs_a_vcpu_cap_with_yield_to() {
+    let fid = |vm: &mut Vm, cap: u64| proxy_call_yield(vm, cap);
+    let (mut vm, vcpu, v, space) = proxy_vm(ThreadRights::YIELD_TO.bits());
+    let (r, yielded, req) = fid(&mut vm, space);
+    assert_eq!(r, [code(Error::CspaceWrongObjectType)]);
+    assert!(!yielded && req.is_none());
+    let (r, yielded, req) = fid(&mut vm, v);
+    assert_eq!(r, [0]);
+    assert!(yielded);
+    match req {
+        Some(ProxyRequest::YieldTo { vcpu: got }) => assert!(Arc::ptr_eq(&got, &vcpu)),
+        _ => panic!("no yield request"),
+    }
+    let (mut vm, _, v, _) = proxy_vm(ThreadRights::AFFINITY.bits());
+    let (r, yielded, _) = fid(&mut vm, v);
+    assert_eq!(r, [code(Error::CspaceInsufficientRights)]);
+    assert!(!yielded);
+}
+
+/// `scheduler_yield` hint 1 to `cap`: the reply, whether the caller yields, the request left.
+fn proxy_call_yield(vm: &mut Vm, cap: u64) -> (Vec<u64>, bool, Option<ProxyRequest>) {
+    let x = [
+        u64::from(smccc_function_id(HypCall::SchedulerYield.number())),
+        1,
+        cap,
+        0,
+        0,
+        0,
+        0,
+        0,
+    ];
+    let mut c = Caller {
+        cspace: Some(&vm.cspace),
+        mem: &mut vm.mem,
+        yield_cpu: false,
+        proxy: None,
+    };
+    let r = smccc(&x, &mut c).unwrap().values().to_vec();
+    (r, c.yield_cpu, c.proxy)
+}

@@ -19,6 +19,7 @@
 //!   and report how late its interrupt arrived ([`latency`]).
 //! * `role=affinity`: the VM moves its own vCPUs between physical CPUs with
 //!   `vcpu_set_affinity` ([`affinity`]).
+//! * `role=yield-to`: directed yields between the VM's own vCPUs ([`yieldto`]).
 //!
 //! Output, one line per check: `VMAPI <role> <check> PASS|FAIL <details>`, some
 //! `VMAPI <role> <name> INFO <details>` lines, and finally
@@ -45,6 +46,8 @@ mod report;
 mod rmclient;
 #[cfg(target_os = "none")]
 mod spin;
+#[cfg(target_os = "none")]
+mod yieldto;
 
 #[cfg(target_os = "none")]
 wurley_rt::entry!(guest_main);
@@ -75,12 +78,13 @@ fn guest_main(_dtb: usize) -> ! {
         "proxy-owner" => proxy::run_owner(&mut r, &fdt, bootargs),
         "proxied" => proxy::run_proxied(&mut r, bootargs),
         "affinity" => affinity::run(&mut r, &fdt, bootargs),
+        "yield-to" => yieldto::run(&mut r, &fdt, bootargs),
         _ => {
             r.check(
                 "setup",
                 false,
                 format_args!(
-                    "unknown role (want role=ping|pong|hostile|rmclient|proxy-owner|proxied|affinity)"
+                    "unknown role (want role=ping|pong|hostile|rmclient|proxy-owner|proxied|affinity|yield-to)"
                 ),
             );
         }
