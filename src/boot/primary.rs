@@ -208,7 +208,12 @@ extern "C" fn primary_main(untrusted_dtb: u64, _load_base: u64) -> ! {
             let bundle = unsafe {
                 core::slice::from_raw_parts(range.start() as *const u8, range.size() as usize)
             };
-            crate::vm::launch::launch(&platform, bundle, &cpus)
+            // With IRQs masked: the tick handler takes scheduler locks that launching also
+            // takes, and on this CPU it would wait for itself.
+            let daif = cpu::save_and_disable_irqs();
+            let n = crate::vm::launch::launch(&platform, bundle, &cpus);
+            cpu::restore_irqs(daif);
+            n
         }
         None => {
             log::info!("no boot bundle (-initrd)");
