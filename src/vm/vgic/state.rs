@@ -40,6 +40,11 @@ pub struct VGic {
     dist: Dist,
     cpus: Vec<Redist>,
     mpidrs: Vec<u64>,
+    /// Bumped by every entry point that may change interrupt state (see [`VGic::touch`]).
+    epoch: u64,
+    /// Per vCPU: the [`VGic::epoch`] at which a flush found nothing wanting a list register
+    /// (`u64::MAX`: not known). Until the epoch moves, the next flush needs no scan.
+    quiet_at: Vec<u64>,
 }
 
 impl VGic {
@@ -55,7 +60,14 @@ impl VGic {
             dist: Dist::new(spis),
             cpus,
             mpidrs: vcpu_mpidrs.to_vec(),
+            epoch: 0,
+            quiet_at: alloc::vec![u64::MAX; n],
         }
+    }
+
+    /// Note that interrupt state may have changed: every vCPU's next flush scans again.
+    fn touch(&mut self) {
+        self.epoch = self.epoch.wrapping_add(1);
     }
 
     /// Number of vCPUs.
@@ -70,12 +82,14 @@ impl VGic {
 
     /// A guest access to the distributor window.
     pub fn dist_access(&mut self, access: MmioAccess) -> MmioResult {
+        self.touch();
         self.dist.access(access)
     }
 
     /// A guest access at `access.offset` within vCPU `vcpu`'s redistributor window (a vCPU
     /// that does not exist reads as zero and ignores writes).
     pub fn redist_access(&mut self, vcpu: usize, access: MmioAccess) -> MmioResult {
+        self.touch();
         match self.cpus.get_mut(vcpu) {
             Some(cpu) => cpu.access(access),
             None => super::dist::raz_wi(&access),
@@ -141,6 +155,7 @@ impl VGic {
         if intid < SGIS {
             return None;
         }
+        self.touch();
         self.irq_mut(intid, vcpu)?.set_level(level);
         if level {
             self.notify(intid, vcpu)
@@ -152,6 +167,7 @@ impl VGic {
     /// Latch interrupt `intid` pending (an edge, or a one-shot event such as a hardware
     /// interrupt's firing); `vcpu` selects the SGI's or PPI's vCPU. Returns the vCPU to kick.
     pub fn pend_edge(&mut self, intid: u32, vcpu: usize) -> Option<usize> {
+        self.touch();
         self.irq_mut(intid, vcpu)?.pending = true;
         self.notify(intid, vcpu)
     }
@@ -163,6 +179,7 @@ impl VGic {
         if intid < PRIVATE {
             return None;
         }
+        self.touch();
         let irq = self.dist.spi_mut(intid)?;
         irq.pending = true;
         irq.level = level;
@@ -175,6 +192,7 @@ impl VGic {
         if intid < PRIVATE {
             return;
         }
+        self.touch();
         if let Some(irq) = self.dist.spi_mut(intid) {
             irq.level = false;
             if irq.trigger == Trigger::Level && !irq.in_lr {
@@ -190,6 +208,7 @@ impl VGic {
         if intid < SGIS || !(SGIS..SPECIAL_INTID).contains(&pintid) {
             return false;
         }
+        self.touch();
         self.irq_mut(intid, vcpu)
             .map(|irq| irq.hw = Some(pintid))
             .is_some()
@@ -197,6 +216,7 @@ impl VGic {
 
     /// Undo [`VGic::map_hw`]. Returns whether `intid` exists.
     pub fn unmap_hw(&mut self, intid: u32, vcpu: usize) -> bool {
+        self.touch();
         self.irq_mut(intid, vcpu).map(|irq| irq.hw = None).is_some()
     }
 
@@ -246,6 +266,10 @@ impl VGic {
             return FlushInfo::default();
         }
         self.sync(vcpu, &[]);
+        // Nothing changed since a flush of this vCPU found nothing to load: skip the scan.
+        if self.quiet_at.get(vcpu) == Some(&self.epoch) {
+            return FlushInfo::default();
+        }
         let mut wanted: Vec<(bool, u8, u32)> = Vec::new();
         if let Some(cpu) = self.cpus.get(vcpu) {
             for (intid, irq) in (0u32..).zip(cpu.private.iter()) {
@@ -288,6 +312,16 @@ impl VGic {
         if let Some(cpu) = self.cpus.get_mut(vcpu) {
             cpu.loaded = loaded;
         }
+        let quiet = if wanted.is_empty() {
+            self.epoch
+        } else {
+            // Loading changed state (`in_lr`, edge latches): other vCPUs scan again too.
+            self.touch();
+            u64::MAX
+        };
+        if let Some(q) = self.quiet_at.get_mut(vcpu) {
+            *q = quiet;
+        }
         FlushInfo {
             used,
             more_pending: wanted.len() > used,
@@ -304,6 +338,11 @@ impl VGic {
             return;
         };
         let loaded = core::mem::take(&mut cpu.loaded);
+        if loaded.is_empty() {
+            // Nothing was loaded since the last sync, so nothing is `in_lr`.
+            return;
+        }
+        self.touch();
         for (i, (intid, written)) in loaded.into_iter().enumerate() {
             let value = lrs
                 .get(i)
