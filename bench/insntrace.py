@@ -45,11 +45,14 @@ def run_trace(qemu_cmd, sock, log, marker=b"BENCH-PROFILE-START", window=0.3, ti
                 break
             except OSError:
                 time.sleep(0.05)
-        mon.sendall(b"log exec,nochain\n")
-        time.sleep(window)
-        mon.sendall(b"log none\n")
-        time.sleep(0.1)
-        mon.sendall(b"quit\n")
+        try:
+            mon.sendall(b"log exec,nochain\n")
+            time.sleep(window)
+            mon.sendall(b"log none\n")
+            time.sleep(0.1)
+            mon.sendall(b"quit\n")
+        except OSError:
+            pass  # the guest finished and QEMU exited first: the trace is complete
         mon.close()
         proc.wait(timeout=30)
     finally:
