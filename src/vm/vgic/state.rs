@@ -34,6 +34,10 @@ pub struct FlushInfo {
     pub more_pending: bool,
 }
 
+/// An interrupt wanting a list register, as [`VGic::flush`] orders them: not active (active
+/// ones first), priority, INTID.
+type Wanted = (bool, u8, u32);
+
 /// A VM's virtual GICv3.
 #[derive(Clone, Debug)]
 pub struct VGic {
@@ -42,9 +46,10 @@ pub struct VGic {
     mpidrs: Vec<u64>,
     /// Bumped by every entry point that may change interrupt state (see [`VGic::touch`]).
     epoch: u64,
-    /// Per vCPU: the [`VGic::epoch`] at which a flush found nothing wanting a list register
-    /// (`u64::MAX`: not known). Until the epoch moves, the next flush needs no scan.
-    quiet_at: Vec<u64>,
+    /// Per vCPU: what its last flush's scan found wanting a list register, in load order, and
+    /// the [`VGic::epoch`] it was taken at (`u64::MAX`: never). Until the epoch moves the scan
+    /// would find the same, so the next flush reuses it.
+    wanted: Vec<(u64, Vec<Wanted>)>,
 }
 
 impl VGic {
@@ -61,12 +66,16 @@ impl VGic {
             cpus,
             mpidrs: vcpu_mpidrs.to_vec(),
             epoch: 0,
-            quiet_at: alloc::vec![u64::MAX; n],
+            wanted: alloc::vec![(u64::MAX, Vec::new()); n],
         }
     }
 
     /// Note that interrupt state may have changed: every vCPU's next flush scans again.
-    fn touch(&mut self) {
+    /// A flush's own loading does not count: the sync that always follows it (at the latest
+    /// at the start of the next flush) undoes it, and touches only if the guest changed a list
+    /// register. Loading never changes what another vCPU's scan finds: private interrupts
+    /// are per vCPU and an SPI is only ever scanned for the one vCPU it targets.
+    pub(super) fn touch(&mut self) {
         self.epoch = self.epoch.wrapping_add(1);
     }
 
@@ -266,25 +275,42 @@ impl VGic {
             return FlushInfo::default();
         }
         self.sync(vcpu, &[]);
-        // Nothing changed since a flush of this vCPU found nothing to load: skip the scan.
-        if self.quiet_at.get(vcpu) == Some(&self.epoch) {
+        let epoch = self.epoch;
+        // The most common case, kept cheap: nothing changed since a scan that found nothing.
+        if self
+            .wanted
+            .get(vcpu)
+            .is_some_and(|(at, w)| *at == epoch && w.is_empty())
+        {
             return FlushInfo::default();
         }
-        let mut wanted: Vec<(bool, u8, u32)> = Vec::new();
-        if let Some(cpu) = self.cpus.get(vcpu) {
-            for (intid, irq) in (0u32..).zip(cpu.private.iter()) {
-                if self.wants_lr(irq) {
+        let (scanned_at, mut wanted) = self
+            .wanted
+            .get_mut(vcpu)
+            .map(core::mem::take)
+            .unwrap_or_default();
+        if scanned_at != epoch {
+            wanted.clear();
+            if let Some(cpu) = self.cpus.get(vcpu) {
+                for (intid, irq) in (0u32..).zip(cpu.private.iter()) {
+                    if self.wants_lr(irq) {
+                        wanted.push((!irq.active, irq.priority, intid));
+                    }
+                }
+            }
+            for (intid, irq) in (PRIVATE..).zip(self.dist.spis()) {
+                if self.wants_lr(irq) && self.spi_target(irq) == Some(vcpu) {
                     wanted.push((!irq.active, irq.priority, intid));
                 }
             }
+            wanted.sort_unstable();
         }
-        for (intid, irq) in (PRIVATE..).zip(self.dist.spis()) {
-            if self.wants_lr(irq) && self.spi_target(irq) == Some(vcpu) {
-                wanted.push((!irq.active, irq.priority, intid));
-            }
-        }
-        wanted.sort_unstable();
-        let mut loaded = Vec::with_capacity(wanted.len().min(lrs.len()));
+        // The sync above left the (empty) vector here: its allocation is reused.
+        let mut loaded = self
+            .cpus
+            .get_mut(vcpu)
+            .map(|cpu| core::mem::take(&mut cpu.loaded))
+            .unwrap_or_default();
         for (slot, &(_, _, intid)) in lrs.iter_mut().zip(&wanted) {
             let forwardable = self
                 .irq(intid, vcpu)
@@ -309,23 +335,14 @@ impl VGic {
             loaded.push((intid, *slot));
         }
         let used = loaded.len();
+        let more_pending = wanted.len() > used;
         if let Some(cpu) = self.cpus.get_mut(vcpu) {
             cpu.loaded = loaded;
         }
-        let quiet = if wanted.is_empty() {
-            self.epoch
-        } else {
-            // Loading changed state (`in_lr`, edge latches): other vCPUs scan again too.
-            self.touch();
-            u64::MAX
-        };
-        if let Some(q) = self.quiet_at.get_mut(vcpu) {
-            *q = quiet;
+        if let Some(w) = self.wanted.get_mut(vcpu) {
+            *w = (epoch, wanted);
         }
-        FlushInfo {
-            used,
-            more_pending: wanted.len() > used,
-        }
+        FlushInfo { used, more_pending }
     }
 
     /// Fold back `vcpu`'s list registers (as read after the guest ran, in the slots
@@ -337,18 +354,20 @@ impl VGic {
         let Some(cpu) = self.cpus.get_mut(vcpu) else {
             return;
         };
-        let loaded = core::mem::take(&mut cpu.loaded);
-        if loaded.is_empty() {
+        if cpu.loaded.is_empty() {
             // Nothing was loaded since the last sync, so nothing is `in_lr`.
             return;
         }
-        self.touch();
-        for (i, (intid, written)) in loaded.into_iter().enumerate() {
+        let mut loaded = core::mem::take(&mut cpu.loaded);
+        let mut changed = false;
+        for (i, &(intid, written)) in loaded.iter().enumerate() {
             let value = lrs
                 .get(i)
                 .copied()
                 .filter(|&v| lr_vintid(v) == intid)
                 .unwrap_or(written);
+            // An untouched list register gives back exactly the state the flush took.
+            changed |= value != written;
             let (was, now) = (lr_state(written), lr_state(value));
             let Some(irq) = self.irq_mut(intid, vcpu) else {
                 continue;
@@ -365,8 +384,18 @@ impl VGic {
             }
             irq.in_lr = false;
         }
+        // An SPI rerouted while it sat here was left out of its new target's scan (it was
+        // `in_lr`): that vCPU must scan again now that it is free.
+        changed |= loaded
+            .iter()
+            .any(|&(intid, _)| intid >= PRIVATE && self.target_of(intid, vcpu) != Some(vcpu));
+        if changed {
+            self.touch();
+        }
+        loaded.clear();
         if let Some(cpu) = self.cpus.get_mut(vcpu) {
             cpu.private.iter_mut().for_each(|irq| irq.in_lr = false);
+            cpu.loaded = loaded;
         }
     }
 }
