@@ -120,6 +120,19 @@ impl VGic {
         }
     }
 
+    /// Apply `f` to interrupt `intid` (of `vcpu` if private); [`VGic::touch`] if that changed
+    /// it. `None` if there is no such interrupt. (Sources re-assert unchanged lines often: the
+    /// UART's level is refreshed at every exit.)
+    fn change(&mut self, intid: u32, vcpu: usize, f: impl FnOnce(&mut Irq)) -> Option<()> {
+        let irq = self.irq_mut(intid, vcpu)?;
+        let before = *irq;
+        f(irq);
+        if *irq != before {
+            self.touch();
+        }
+        Some(())
+    }
+
     fn irq_mut(&mut self, intid: u32, vcpu: usize) -> Option<&mut Irq> {
         if intid < PRIVATE {
             self.cpus.get_mut(vcpu)?.irq_mut(intid)
@@ -164,8 +177,7 @@ impl VGic {
         if intid < SGIS {
             return None;
         }
-        self.touch();
-        self.irq_mut(intid, vcpu)?.set_level(level);
+        self.change(intid, vcpu, |irq| irq.set_level(level))?;
         if level {
             self.notify(intid, vcpu)
         } else {
@@ -176,8 +188,7 @@ impl VGic {
     /// Latch interrupt `intid` pending (an edge, or a one-shot event such as a hardware
     /// interrupt's firing); `vcpu` selects the SGI's or PPI's vCPU. Returns the vCPU to kick.
     pub fn pend_edge(&mut self, intid: u32, vcpu: usize) -> Option<usize> {
-        self.touch();
-        self.irq_mut(intid, vcpu)?.pending = true;
+        self.change(intid, vcpu, |irq| irq.pending = true)?;
         self.notify(intid, vcpu)
     }
 
@@ -188,10 +199,10 @@ impl VGic {
         if intid < PRIVATE {
             return None;
         }
-        self.touch();
-        let irq = self.dist.spi_mut(intid)?;
-        irq.pending = true;
-        irq.level = level;
+        self.change(intid, 0, |irq| {
+            irq.pending = true;
+            irq.level = level;
+        })?;
         self.notify(intid, 0)
     }
 
@@ -201,13 +212,12 @@ impl VGic {
         if intid < PRIVATE {
             return;
         }
-        self.touch();
-        if let Some(irq) = self.dist.spi_mut(intid) {
+        self.change(intid, 0, |irq| {
             irq.level = false;
             if irq.trigger == Trigger::Level && !irq.in_lr {
                 irq.pending = false;
             }
-        }
+        });
     }
 
     /// Link PPI or SPI `intid` (of `vcpu`, for a PPI) to physical INTID `pintid` (a PPI or SPI):
