@@ -102,6 +102,8 @@ fn run(vm: &'static Vm, index: usize, me: usize) {
     ich::write_aprs(&v.aprs.0, &v.aprs.1);
     let nlr = ich::list_registers().min(16);
 
+    // Every flush rewrites lrs[..nlr] whole: zeroed once here, not at every entry.
+    let mut lrs = [0u64; 16];
     let next = loop {
         if vm.has_ended() {
             break Next::Ended;
@@ -109,7 +111,6 @@ fn run(vm: &'static Vm, index: usize, me: usize) {
         if slot.power() == Power::Off {
             break Next::CpuOff;
         }
-        let mut lrs = [0u64; 16];
         let more = vm.vgic.lock().flush(index, &mut lrs[..nlr]).more_pending;
         for (n, value) in lrs.iter().take(nlr).enumerate() {
             ich::write_lr(n, *value);
