@@ -45,7 +45,9 @@ def machine():
                           text=True).stdout.splitlines()[0]
     commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT,
                             capture_output=True, text=True).stdout.strip()
-    return {"cpu": cpu, "cores": os.cpu_count(), "qemu": qemu, "commit": commit or "unknown"}
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return {"cpu": cpu, "cores": os.cpu_count(), "load": load, "qemu": qemu,
+            "commit": commit or "unknown"}
 
 
 def main():
