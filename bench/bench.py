@@ -75,8 +75,11 @@ def main():
 
     if not args.no_profile:
         print("instruction trace of the null hypercall:")
-        res["profile"] = microbench.profile(HYP_IMAGE, HYP_ELF, args.out)
-        print(f"  {res['profile']['el2_instructions_per_call']} EL2 instructions per call")
+        try:
+            res["profile"] = microbench.profile(HYP_IMAGE, HYP_ELF, args.out)
+            print(f"  {res['profile']['el2_instructions_per_call']} EL2 instructions per call")
+        except (RuntimeError, subprocess.SubprocessError, OSError) as e:
+            res["problems"].append(f"instruction trace: {e}")
 
     with open(os.path.join(args.out, "solo.log")) as f:
         fp = footprint.measure(HYP_ELF, HYP_IMAGE, f.read())

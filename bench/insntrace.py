@@ -1,7 +1,7 @@
 """Where the instructions of the null-hypercall path go: an instruction trace split per call.
 
 Used by bench.py. QEMU runs the `profile` role of bench-guest with one instruction per
-translation block (`-singlestep`), TB chaining off (`-d nochain`) and a monitor socket; once the
+translation block (`-singlestep`, or `-accel tcg,one-insn-per-tb=on` from QEMU 8.1), TB chaining off (`-d nochain`) and a monitor socket; once the
 guest prints its start marker, `log exec,nochain` is switched on for a moment, so the log holds
 one `Trace` line per executed instruction. The trace is cut at every entry to EL2 (a PC in the
 hypervisor image after a guest PC) and every return to the guest; each piece is one hypercall.

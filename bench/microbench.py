@@ -166,6 +166,17 @@ def loaded_span(elf):
     return end
 
 
+def one_insn_per_tb():
+    """QEMU's option for one instruction per translation block: `-singlestep` until 8.0, then
+    `-accel tcg,one-insn-per-tb=on` (8.1 renamed it; 9.0 dropped the old name)."""
+    out = subprocess.run(["qemu-system-aarch64", "--version"], capture_output=True,
+                         text=True).stdout
+    m = re.search(r"version (\d+)\.(\d+)", out)
+    if m and (int(m.group(1)), int(m.group(2))) >= (8, 1):
+        return ["-accel", "tcg,one-insn-per-tb=on"]
+    return ["-singlestep"]
+
+
 def profile(hyp_image, hyp_elf, out, count=20000, load_base=0x4020_0000):
     """Instruction trace of the null-hypercall path (role profile): insntrace's analysis, with
     the hypervisor loaded at `load_base` (QEMU virt's address for an arm64 Image)."""
@@ -174,8 +185,9 @@ def profile(hyp_image, hyp_elf, out, count=20000, load_base=0x4020_0000):
     dtb = bundle(out, "profile",
                  [vm("profile", image, f"role=profile count={count}", console=True)], "")
     sock, log = os.path.join(out, "monitor.sock"), os.path.join(out, "trace.log")
-    cmd = (["qemu-system-aarch64"] + MACHINE + ["-smp", "1", "-monitor", f"unix:{sock},server,nowait",
-           "-singlestep", "-d", "nochain", "-D", log, "-kernel", hyp_image, "-initrd", dtb])
+    cmd = (["qemu-system-aarch64"] + MACHINE + one_insn_per_tb()
+           + ["-smp", "1", "-monitor", f"unix:{sock},server,nowait", "-d", "nochain", "-D", log,
+              "-kernel", hyp_image, "-initrd", dtb])
     insntrace.run_trace(cmd, sock, log)
     res = insntrace.analyse(log, hyp_elf, load_base, loaded_span(hyp_elf))
     os.unlink(log)
