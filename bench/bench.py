@@ -3,6 +3,7 @@
 in docs/benchmarks.md with the chart docs/benchmarks.svg.
 
     bench/bench.py [--reps N] [--boot-runs N] [--no-boot] [--no-profile] [--no-docs]
+    bench/bench.py --report-only    # rewrite the docs from target/bench/results.json
 
 1. The EL1 benchmark guest's operations under `-icount shift=0` (microbench.py);
 2. an instruction trace of the null hypercall (insntrace.py);
@@ -50,6 +51,14 @@ def machine():
             "commit": commit or "unknown"}
 
 
+def write_docs(res):
+    with open(os.path.join(ROOT, "bench", "hotspots.md")) as f:
+        hotspots = f.read()
+    with open(os.path.join(ROOT, "docs", "benchmarks.md"), "w") as f:
+        f.write(report.markdown(res, hotspots))
+    report.svg(res["operations"], os.path.join(ROOT, "docs", "benchmarks.svg"))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reps", type=int, default=1000, help="samples per operation")
@@ -58,7 +67,15 @@ def main():
     ap.add_argument("--no-profile", action="store_true", help="skip the instruction trace")
     ap.add_argument("--no-docs", action="store_true", help="leave docs/benchmarks.* alone")
     ap.add_argument("--out", default=os.path.join(ROOT, "target", "bench"))
+    ap.add_argument("--report-only", action="store_true",
+                    help="rewrite docs/benchmarks.* from the last results.json, run nothing")
     args = ap.parse_args()
+    if args.report_only:
+        with open(os.path.join(args.out, "results.json")) as f:
+            res = json.load(f)
+        write_docs(res)
+        print(report.console(res))
+        return 0
     for f in (HYP_IMAGE, HYP_ELF):
         if not os.path.exists(f):
             sys.exit(f"missing {f}: run `make build guest` (or `make bench`)")
@@ -103,11 +120,7 @@ def main():
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(res, f, indent=1)
     if not args.no_docs:
-        with open(os.path.join(ROOT, "bench", "hotspots.md")) as f:
-            hotspots = f.read()
-        with open(os.path.join(ROOT, "docs", "benchmarks.md"), "w") as f:
-            f.write(report.markdown(res, hotspots))
-        report.svg(res["operations"], os.path.join(ROOT, "docs", "benchmarks.svg"))
+        write_docs(res)
     print()
     print(report.console(res))
     print(f"\nresults: {os.path.relpath(os.path.join(args.out, 'results.json'), ROOT)}"

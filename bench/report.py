@@ -218,20 +218,23 @@ def markdown(res, hotspots):
               "and bare (`qemu/guest/run-bare.sh`), same CPU model, vCPUs and 512 MiB, runs "
               f"alternating, median of {res['boot'][0]['runs'] if res.get('boot') else 0}. "
               "*Guest-visible* is the kernel's own timestamp on `Run /init as init process` "
-              "under icount (deterministic; it starts when the kernel registers its clock, so "
-              "the hypervisor's own boot is not in it). *Wall* is host time from starting QEMU "
+              "(it starts when the kernel registers its clock, so the hypervisor's own boot is "
+              "not in it); under icount it repeats to within the spread given in brackets, in ms "
+              "(largest minus smallest of the runs; I/O timing still moves the interleaving of "
+              "two vCPUs a little). *Wall* is host time from starting QEMU "
               "to the initramfs' `WURLEY-GUEST-UP` line (it includes the hypervisor's boot and, "
               "under icount, QEMU's single-threaded execution; it varies with host load). In the "
               "`wall` mode the kernel timestamps are real time too, so they vary as much. The "
               "target applies to the guest-visible ratio under icount and to the wall ratio "
               "without it.", "",
-              "| Mode | vCPUs | Wurley wall (s) | Bare wall (s) | Wall ratio | Wurley guest-visible (s) "
-              "| Bare guest-visible (s) | Guest-visible ratio | Target |",
+              "| Mode | vCPUs | Wurley wall (s) | Bare wall (s) | Wall ratio | Wurley guest-visible (s, "
+              "spread ms) | Bare guest-visible (s, spread ms) | Guest-visible ratio | Target |",
               "|---|--:|--:|--:|--:|--:|--:|--:|--:|"]
     for b in res.get("boot", []):
-        kv = ("| {:.3f} | {:.3f} | {} ".format(b["wurley"]["kernel_median_s"],
-                                                b["bare"]["kernel_median_s"], b["kernel_ratio"])
-              if "kernel_ratio" in b else "| | | ")
+        spread = lambda k: 1000 * (max(b[k]["kernel_s"]) - min(b[k]["kernel_s"]))  # noqa: E731
+        kv = ("| {:.3f} ({:.1f}) | {:.3f} ({:.1f}) | {} ".format(
+            b["wurley"]["kernel_median_s"], spread("wurley"), b["bare"]["kernel_median_s"],
+            spread("bare"), b["kernel_ratio"]) if "kernel_ratio" in b else "| | | ")
         ratio = b.get("kernel_ratio") if b["mode"] == "icount" else b["wall_ratio"]
         lines.append(f"| {b['mode']} | {b['vcpus']} | {b['wurley']['wall_median_s']} | "
                      f"{b['bare']['wall_median_s']} | {b['wall_ratio']} {kv}| <= {BOOT_TARGET} "
