@@ -17,6 +17,7 @@
 
 use alloc::vec::Vec;
 
+use super::candidates::{Candidates, bits, busy};
 use super::dist::Dist;
 use super::irq::{Irq, PRIVATE, SGIS, SPECIAL_INTID, Trigger};
 use super::lr::{ListReg, LrState, lr_state, lr_vintid};
@@ -50,6 +51,8 @@ pub struct VGic {
     /// the [`VGic::epoch`] it was taken at (`u64::MAX`: never). Until the epoch moves the scan
     /// would find the same, so the next flush reuses it.
     wanted: Vec<(u64, Vec<Wanted>)>,
+    /// The interrupts a scan has to look at.
+    cand: Candidates,
 }
 
 impl VGic {
@@ -61,8 +64,11 @@ impl VGic {
             .zip(vcpu_mpidrs)
             .map(|(i, &mpidr)| Redist::new(i, mpidr, i + 1 == n))
             .collect();
+        let dist = Dist::new(spis);
+        let cand = Candidates::new(n, dist.spi_count());
         Self {
-            dist: Dist::new(spis),
+            dist,
+            cand,
             cpus,
             mpidrs: vcpu_mpidrs.to_vec(),
             epoch: 0,
@@ -92,6 +98,7 @@ impl VGic {
     /// A guest access to the distributor window.
     pub fn dist_access(&mut self, access: MmioAccess) -> MmioResult {
         self.touch();
+        self.cand.mark_all();
         self.dist.access(access)
     }
 
@@ -99,6 +106,7 @@ impl VGic {
     /// that does not exist reads as zero and ignores writes).
     pub fn redist_access(&mut self, vcpu: usize, access: MmioAccess) -> MmioResult {
         self.touch();
+        self.cand.mark_all();
         match self.cpus.get_mut(vcpu) {
             Some(cpu) => cpu.access(access),
             None => super::dist::raz_wi(&access),
@@ -127,7 +135,11 @@ impl VGic {
         let irq = self.irq_mut(intid, vcpu)?;
         let before = *irq;
         f(irq);
-        if *irq != before {
+        let (changed, now_busy) = (*irq != before, busy(irq));
+        if now_busy {
+            self.cand.mark(intid, vcpu);
+        }
+        if changed {
             self.touch();
         }
         Some(())
@@ -272,6 +284,45 @@ impl VGic {
         !irq.in_lr && (irq.active || self.forwardable(irq))
     }
 
+    /// Collect what wants a list register on `vcpu` into `wanted`, looking only at candidate
+    /// interrupts, and drop the candidates found idle.
+    fn scan(&mut self, vcpu: usize, wanted: &mut Vec<Wanted>) {
+        let mut keep = self.cand.private(vcpu);
+        for intid in bits(u64::from(keep)) {
+            match self.cpus.get(vcpu).and_then(|cpu| cpu.irq(intid)) {
+                Some(irq) if busy(irq) => {
+                    if self.wants_lr(irq) {
+                        wanted.push((!irq.active, irq.priority, intid));
+                    }
+                }
+                _ => keep &= !(1 << intid),
+            }
+        }
+        self.cand.retain_private(vcpu, keep);
+        for word in 0..self.cand.spi_words() {
+            let mut keep = self.cand.spi_word(word);
+            for bit in bits(keep) {
+                let intid = PRIVATE + 64 * word as u32 + bit;
+                match self.dist.spi(intid) {
+                    Some(irq) if busy(irq) => {
+                        if self.wants_lr(irq) && self.spi_target(irq) == Some(vcpu) {
+                            wanted.push((!irq.active, irq.priority, intid));
+                        }
+                    }
+                    _ => keep &= !(1 << bit),
+                }
+            }
+            self.cand.retain_spis(word, keep);
+        }
+    }
+
+    /// Forget every vCPU's last scan: the next flushes scan every interrupt.
+    #[cfg(test)]
+    pub(super) fn forget_scans(&mut self) {
+        self.touch();
+        self.cand.mark_all();
+    }
+
     /// Load `vcpu`'s list registers: active interrupts first, then the forwardable ones by
     /// priority (lowest value first, then lowest INTID). Unused slots are zeroed. An edge
     /// interrupt's pending latch moves into the list register; a level interrupt without a
@@ -301,18 +352,7 @@ impl VGic {
             .unwrap_or_default();
         if scanned_at != epoch {
             wanted.clear();
-            if let Some(cpu) = self.cpus.get(vcpu) {
-                for (intid, irq) in (0u32..).zip(cpu.private.iter()) {
-                    if self.wants_lr(irq) {
-                        wanted.push((!irq.active, irq.priority, intid));
-                    }
-                }
-            }
-            for (intid, irq) in (PRIVATE..).zip(self.dist.spis()) {
-                if self.wants_lr(irq) && self.spi_target(irq) == Some(vcpu) {
-                    wanted.push((!irq.active, irq.priority, intid));
-                }
-            }
+            self.scan(vcpu, &mut wanted);
             wanted.sort_unstable();
         }
         // The sync above left the (empty) vector here: its allocation is reused.

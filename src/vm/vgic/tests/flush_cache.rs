@@ -1,6 +1,7 @@
-//! The flush's reuse of its last scan (`VGic::wanted`, valid while the epoch stands still)
-//! loads exactly what a fresh scan would: random injections, register writes, reroutes and
-//! guest runs, each flush compared with the flush of a clone forced to scan again.
+//! The flush's reuse of its last scan (`VGic::wanted`, valid while the epoch stands still) and
+//! its scan of candidate interrupts only (`Candidates`) load exactly what a fresh scan of every
+//! interrupt would: random injections, register writes, reroutes and guest runs, each flush
+//! compared with the flush of a clone forced to scan everything again.
 
 use super::*;
 use crate::vm::vgic::lr::{lr_state, lr_vintid};
@@ -19,7 +20,7 @@ impl Rng {
 /// Flush `vcpu` into `n` list registers, checking the result against a fresh scan.
 fn checked_flush(g: &mut VGic, vcpu: usize, n: usize) -> Vec<u64> {
     let mut fresh = g.clone();
-    fresh.touch();
+    fresh.forget_scans();
     let (mut a, mut b) = (vec![0u64; n], vec![0u64; n]);
     let info = g.flush(vcpu, &mut a);
     assert_eq!(info, fresh.flush(vcpu, &mut b), "flush info of vCPU {vcpu}");
