@@ -22,7 +22,7 @@ CPU       ?= max,pauth-impdef=on
 WURLEY_ARGS ?=
 export SMP MEM CPU KERNEL INITRD VCPUS GUEST_MEM
 
-.PHONY: help deps build guest bundle run run-bare run-hyp debug test test-host test-qemu \
+.PHONY: help deps build guest bundle run run-bare run-hyp debug bench test test-host test-qemu \
         fmt-check clippy clean
 
 help:
@@ -31,6 +31,7 @@ help:
 	@echo "make run-bare  the same kernel and initramfs directly under QEMU, for comparison"
 	@echo "make run-hyp   Wurley alone (no guests)"
 	@echo "make test      everything CI runs: format, clippy, host tests, QEMU and Linux tests"
+	@echo "make bench     hypercall, IPC, interrupt and boot costs under QEMU -icount; docs/benchmarks.md"
 	@echo "make debug     start QEMU halted with a gdb stub and print the gdb command"
 	@echo "make build     build $(IMAGE) (arm64 Image format) and $(ELF) (ELF with symbols)"
 	@echo "make guest     fetch the Debian kernel and build the initramfs into $(GUEST)"
@@ -74,6 +75,10 @@ debug: build
 	@echo "    gdb-multiarch -ex 'add-symbol-file $(ELF) -o 0x40200000' -ex 'target remote localhost:1234'"
 	@echo "(the image is position independent and QEMU virt loads it at 0x40200000)"
 	BOOTARGS="$(WURLEY_ARGS)" INITRD= qemu/run.sh $(IMAGE) -S -gdb tcp::1234
+
+# Timings are reported, never asserted. BENCH_ARGS: bench/bench.py's options (e.g. --no-boot).
+bench: build guest
+	python3 bench/bench.py $(BENCH_ARGS)
 
 fmt-check:
 	cargo fmt --all -- --check

@@ -1,7 +1,7 @@
 """Where the instructions of the null-hypercall path go: an instruction trace split per call.
 
 Used by bench.py. QEMU runs the `profile` role of bench-guest with one instruction per
-translation block (`-singlestep`), TB chaining off (`-d nochain`) and a monitor socket; once the
+translation block (`-singlestep`, or `-accel tcg,one-insn-per-tb=on` from QEMU 8.1), TB chaining off (`-d nochain`) and a monitor socket; once the
 guest prints its start marker, `log exec,nochain` is switched on for a moment, so the log holds
 one `Trace` line per executed instruction. The trace is cut at every entry to EL2 (a PC in the
 hypervisor image after a guest PC) and every return to the guest; each piece is one hypercall.
@@ -45,11 +45,14 @@ def run_trace(qemu_cmd, sock, log, marker=b"BENCH-PROFILE-START", window=0.3, ti
                 break
             except OSError:
                 time.sleep(0.05)
-        mon.sendall(b"log exec,nochain\n")
-        time.sleep(window)
-        mon.sendall(b"log none\n")
-        time.sleep(0.1)
-        mon.sendall(b"quit\n")
+        try:
+            mon.sendall(b"log exec,nochain\n")
+            time.sleep(window)
+            mon.sendall(b"log none\n")
+            time.sleep(0.1)
+            mon.sendall(b"quit\n")
+        except OSError:
+            pass  # the guest finished and QEMU exited first: the trace is complete
         mon.close()
         proc.wait(timeout=30)
     finally:

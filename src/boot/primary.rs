@@ -178,6 +178,16 @@ extern "C" fn primary_main(untrusted_dtb: u64, _load_base: u64) -> ! {
         heap_used >> 10,
         crate::mm::FRAMES.lock().free_bytes() >> 20
     );
+    let frames_held = {
+        let f = crate::mm::FRAMES.lock();
+        f.total_bytes() - f.free_bytes()
+    };
+    log::info!(
+        "RAM held by the hypervisor: {} KiB (image {} KiB, frames {} KiB)",
+        (layout.whole().size() + frames_held) >> 10,
+        layout.whole().size() >> 10,
+        frames_held >> 10
+    );
 
     {
         let db = crate::mm::MEMDB.lock();

@@ -66,6 +66,7 @@ pub fn launch(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]
     let mut next_pcpu = 0usize;
     let mut focus = None;
     for (spec, ep) in bundle.vms.iter().zip(endpoints) {
+        let before = held();
         match create(platform, spec, cpus, next_pcpu, &ep.nodes) {
             Ok(vm) => {
                 let vm = machine::leak(vm);
@@ -74,6 +75,7 @@ pub fn launch(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]
                     vm.objects.call_once(|| objects);
                 }
                 super::passthrough::connect(vm, &spec.devices);
+                log_held(&vm.name, before, spec.memory_size);
                 // Proxy-scheduled vCPUs run on their owner's CPU: they take none.
                 if spec.scheduled_by.is_none() {
                     next_pcpu += vm.vcpus.len();
@@ -100,6 +102,7 @@ pub fn launch(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]
             HypNode::MsgQueuePair { peer, .. } => vms.iter().any(|vm| vm.name == *peer),
             _ => true,
         });
+        let before = held();
         match super::rm::create(platform, &ep, cpus, primary, bundle_bytes) {
             Ok(vm) => {
                 let vm = machine::leak(vm);
@@ -107,6 +110,7 @@ pub fn launch(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]
                     objects.virqs.attach(vm);
                     vm.objects.call_once(|| objects);
                 }
+                log_held(&vm.name, before, super::rm::RM_MEMORY);
                 vms.push(vm);
                 owners.push(None);
             }
@@ -128,6 +132,26 @@ pub fn launch(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]
         }
     }
     count
+}
+
+/// Frames allocated and heap bytes in use, for what one VM costs the hypervisor.
+fn held() -> (u64, u64) {
+    let frames = {
+        let f = FRAMES.lock();
+        f.total_bytes() - f.free_bytes()
+    };
+    (frames, crate::mm::heap::stats().1 as u64)
+}
+
+/// Log the memory VM `name` took besides its `ram` bytes of RAM since `before` ([`held`]).
+fn log_held(name: &str, before: (u64, u64), ram: u64) {
+    let (frames, heap) = held();
+    log::info!(
+        "VM {name}: {} MiB of RAM; hypervisor memory for it: {} KiB of frames, {} KiB of heap",
+        ram >> 20,
+        frames.saturating_sub(before.0).saturating_sub(ram) >> 10,
+        heap.saturating_sub(before.1) >> 10
+    );
 }
 
 fn create(

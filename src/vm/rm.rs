@@ -45,7 +45,7 @@ static RM_ELF: &[u8] = include_bytes!(env!("WURLEY_RM_ELF"));
 /// Name of the root VM on the console and in logs.
 pub const RM_NAME: &str = "rm";
 /// The RM's RAM.
-const RM_MEMORY: u64 = 16 << 20;
+pub const RM_MEMORY: u64 = 16 << 20;
 /// The RM's vCPU priority: above guests' default (32), so its replies are not held up by them.
 pub const RM_PRIORITY: u8 = 48;
 /// Where the boot bundle appears in the RM (read-only).

@@ -201,6 +201,11 @@ pub fn trap_loop(
         return Next::Ended;
     };
     let nlr = list_registers();
+    // Every flush rewrites lrs[..nlr] whole: zeroed once here, not at every entry.
+    let mut lrs = [0u64; 16];
+    // List registers that may hold something: all on the first entry (another vCPU ran
+    // here), then those the last flush filled. Only they are written and read back.
+    let mut live = nlr;
     loop {
         if vm.has_ended() {
             break Next::Ended;
@@ -208,16 +213,19 @@ pub fn trap_loop(
         if slot.power() == Power::Off {
             break Next::CpuOff;
         }
-        let mut lrs = [0u64; 16];
-        let more = vm.vgic.lock().flush(index, &mut lrs[..nlr]).more_pending;
-        for (n, value) in lrs.iter().take(nlr).enumerate() {
+        let info = vm.vgic.lock().flush(index, &mut lrs[..nlr]);
+        // The slots in use, and zeros over those the previous entry used beyond them.
+        for (n, value) in lrs.iter().take(info.used.max(live)).enumerate() {
             ich::write_lr(n, *value);
         }
+        live = info.used;
+        let more = info.more_pending;
         ich::write_hcr(lr::ICH_HCR_EN | if more { lr::ICH_HCR_UIE } else { 0 });
 
         let exit = guest::enter(&mut v.regs);
 
-        for (n, value) in lrs.iter_mut().take(nlr).enumerate() {
+        // The guest cannot make an empty list register valid: the others stay zero.
+        for (n, value) in lrs.iter_mut().take(live).enumerate() {
             *value = ich::read_lr(n);
         }
         // With the virtual interface off, a list register the guest completed no longer holds

@@ -6,7 +6,8 @@
 //! - [`redist`]: GICR register emulation (RD_base and SGI_base frames of one vCPU);
 //! - [`sgi`]: decoding ICC_SGI1R_EL1 writes into target vCPUs;
 //! - [`lr`]: ICH_LR<n>_EL2 / ICH_HCR_EL2 / ICH_VTR_EL2 formats;
-//! - `state`: [`VGic`], which ties them together: injection, routing, flush and sync.
+//! - `state`: [`VGic`], which ties them together: injection, routing, flush and sync;
+//! - `candidates`: which interrupts the flush's scan looks at.
 //!
 //! Every guest-derived number (offset, INTID, vCPU index, register value) is range-checked;
 //! no guest input can panic the model.
@@ -14,6 +15,7 @@
 #![warn(clippy::indexing_slicing)]
 
 mod bank;
+mod candidates;
 pub mod dist;
 pub mod irq;
 pub mod lr;

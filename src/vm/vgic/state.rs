@@ -17,6 +17,7 @@
 
 use alloc::vec::Vec;
 
+use super::candidates::{Candidates, bits, busy};
 use super::dist::Dist;
 use super::irq::{Irq, PRIVATE, SGIS, SPECIAL_INTID, Trigger};
 use super::lr::{ListReg, LrState, lr_state, lr_vintid};
@@ -34,12 +35,24 @@ pub struct FlushInfo {
     pub more_pending: bool,
 }
 
+/// An interrupt wanting a list register, as [`VGic::flush`] orders them: not active (active
+/// ones first), priority, INTID.
+type Wanted = (bool, u8, u32);
+
 /// A VM's virtual GICv3.
 #[derive(Clone, Debug)]
 pub struct VGic {
     dist: Dist,
     cpus: Vec<Redist>,
     mpidrs: Vec<u64>,
+    /// Bumped by every entry point that may change interrupt state (see [`VGic::touch`]).
+    epoch: u64,
+    /// Per vCPU: what its last flush's scan found wanting a list register, in load order, and
+    /// the [`VGic::epoch`] it was taken at (`u64::MAX`: never). Until the epoch moves the scan
+    /// would find the same, so the next flush reuses it.
+    wanted: Vec<(u64, Vec<Wanted>)>,
+    /// The interrupts a scan has to look at.
+    cand: Candidates,
 }
 
 impl VGic {
@@ -51,11 +64,25 @@ impl VGic {
             .zip(vcpu_mpidrs)
             .map(|(i, &mpidr)| Redist::new(i, mpidr, i + 1 == n))
             .collect();
+        let dist = Dist::new(spis);
+        let cand = Candidates::new(n, dist.spi_count());
         Self {
-            dist: Dist::new(spis),
+            dist,
+            cand,
             cpus,
             mpidrs: vcpu_mpidrs.to_vec(),
+            epoch: 0,
+            wanted: alloc::vec![(u64::MAX, Vec::new()); n],
         }
+    }
+
+    /// Note that interrupt state may have changed: every vCPU's next flush scans again.
+    /// A flush's own loading does not count: the sync that always follows it (at the latest
+    /// at the start of the next flush) undoes it, and touches only if the guest changed a list
+    /// register. Loading never changes what another vCPU's scan finds: private interrupts
+    /// are per vCPU and an SPI is only ever scanned for the one vCPU it targets.
+    pub(super) fn touch(&mut self) {
+        self.epoch = self.epoch.wrapping_add(1);
     }
 
     /// Number of vCPUs.
@@ -70,12 +97,16 @@ impl VGic {
 
     /// A guest access to the distributor window.
     pub fn dist_access(&mut self, access: MmioAccess) -> MmioResult {
+        self.touch();
+        self.cand.mark_all();
         self.dist.access(access)
     }
 
     /// A guest access at `access.offset` within vCPU `vcpu`'s redistributor window (a vCPU
     /// that does not exist reads as zero and ignores writes).
     pub fn redist_access(&mut self, vcpu: usize, access: MmioAccess) -> MmioResult {
+        self.touch();
+        self.cand.mark_all();
         match self.cpus.get_mut(vcpu) {
             Some(cpu) => cpu.access(access),
             None => super::dist::raz_wi(&access),
@@ -95,6 +126,23 @@ impl VGic {
         } else {
             self.dist.spi(intid)
         }
+    }
+
+    /// Apply `f` to interrupt `intid` (of `vcpu` if private); [`VGic::touch`] if that changed
+    /// it. `None` if there is no such interrupt. (Sources re-assert unchanged lines often: the
+    /// UART's level is refreshed at every exit.)
+    fn change(&mut self, intid: u32, vcpu: usize, f: impl FnOnce(&mut Irq)) -> Option<()> {
+        let irq = self.irq_mut(intid, vcpu)?;
+        let before = *irq;
+        f(irq);
+        let (changed, now_busy) = (*irq != before, busy(irq));
+        if now_busy {
+            self.cand.mark(intid, vcpu);
+        }
+        if changed {
+            self.touch();
+        }
+        Some(())
     }
 
     fn irq_mut(&mut self, intid: u32, vcpu: usize) -> Option<&mut Irq> {
@@ -141,7 +189,7 @@ impl VGic {
         if intid < SGIS {
             return None;
         }
-        self.irq_mut(intid, vcpu)?.set_level(level);
+        self.change(intid, vcpu, |irq| irq.set_level(level))?;
         if level {
             self.notify(intid, vcpu)
         } else {
@@ -152,7 +200,7 @@ impl VGic {
     /// Latch interrupt `intid` pending (an edge, or a one-shot event such as a hardware
     /// interrupt's firing); `vcpu` selects the SGI's or PPI's vCPU. Returns the vCPU to kick.
     pub fn pend_edge(&mut self, intid: u32, vcpu: usize) -> Option<usize> {
-        self.irq_mut(intid, vcpu)?.pending = true;
+        self.change(intid, vcpu, |irq| irq.pending = true)?;
         self.notify(intid, vcpu)
     }
 
@@ -163,9 +211,10 @@ impl VGic {
         if intid < PRIVATE {
             return None;
         }
-        let irq = self.dist.spi_mut(intid)?;
-        irq.pending = true;
-        irq.level = level;
+        self.change(intid, 0, |irq| {
+            irq.pending = true;
+            irq.level = level;
+        })?;
         self.notify(intid, 0)
     }
 
@@ -175,12 +224,12 @@ impl VGic {
         if intid < PRIVATE {
             return;
         }
-        if let Some(irq) = self.dist.spi_mut(intid) {
+        self.change(intid, 0, |irq| {
             irq.level = false;
             if irq.trigger == Trigger::Level && !irq.in_lr {
                 irq.pending = false;
             }
-        }
+        });
     }
 
     /// Link PPI or SPI `intid` (of `vcpu`, for a PPI) to physical INTID `pintid` (a PPI or SPI):
@@ -190,6 +239,7 @@ impl VGic {
         if intid < SGIS || !(SGIS..SPECIAL_INTID).contains(&pintid) {
             return false;
         }
+        self.touch();
         self.irq_mut(intid, vcpu)
             .map(|irq| irq.hw = Some(pintid))
             .is_some()
@@ -197,6 +247,7 @@ impl VGic {
 
     /// Undo [`VGic::map_hw`]. Returns whether `intid` exists.
     pub fn unmap_hw(&mut self, intid: u32, vcpu: usize) -> bool {
+        self.touch();
         self.irq_mut(intid, vcpu).map(|irq| irq.hw = None).is_some()
     }
 
@@ -233,6 +284,45 @@ impl VGic {
         !irq.in_lr && (irq.active || self.forwardable(irq))
     }
 
+    /// Collect what wants a list register on `vcpu` into `wanted`, looking only at candidate
+    /// interrupts, and drop the candidates found idle.
+    fn scan(&mut self, vcpu: usize, wanted: &mut Vec<Wanted>) {
+        let mut keep = self.cand.private(vcpu);
+        for intid in bits(u64::from(keep)) {
+            match self.cpus.get(vcpu).and_then(|cpu| cpu.irq(intid)) {
+                Some(irq) if busy(irq) => {
+                    if self.wants_lr(irq) {
+                        wanted.push((!irq.active, irq.priority, intid));
+                    }
+                }
+                _ => keep &= !(1 << intid),
+            }
+        }
+        self.cand.retain_private(vcpu, keep);
+        for word in 0..self.cand.spi_words() {
+            let mut keep = self.cand.spi_word(word);
+            for bit in bits(keep) {
+                let intid = PRIVATE + 64 * word as u32 + bit;
+                match self.dist.spi(intid) {
+                    Some(irq) if busy(irq) => {
+                        if self.wants_lr(irq) && self.spi_target(irq) == Some(vcpu) {
+                            wanted.push((!irq.active, irq.priority, intid));
+                        }
+                    }
+                    _ => keep &= !(1 << bit),
+                }
+            }
+            self.cand.retain_spis(word, keep);
+        }
+    }
+
+    /// Forget every vCPU's last scan: the next flushes scan every interrupt.
+    #[cfg(test)]
+    pub(super) fn forget_scans(&mut self) {
+        self.touch();
+        self.cand.mark_all();
+    }
+
     /// Load `vcpu`'s list registers: active interrupts first, then the forwardable ones by
     /// priority (lowest value first, then lowest INTID). Unused slots are zeroed. An edge
     /// interrupt's pending latch moves into the list register; a level interrupt without a
@@ -246,21 +336,31 @@ impl VGic {
             return FlushInfo::default();
         }
         self.sync(vcpu, &[]);
-        let mut wanted: Vec<(bool, u8, u32)> = Vec::new();
-        if let Some(cpu) = self.cpus.get(vcpu) {
-            for (intid, irq) in (0u32..).zip(cpu.private.iter()) {
-                if self.wants_lr(irq) {
-                    wanted.push((!irq.active, irq.priority, intid));
-                }
-            }
+        let epoch = self.epoch;
+        // The most common case, kept cheap: nothing changed since a scan that found nothing.
+        if self
+            .wanted
+            .get(vcpu)
+            .is_some_and(|(at, w)| *at == epoch && w.is_empty())
+        {
+            return FlushInfo::default();
         }
-        for (intid, irq) in (PRIVATE..).zip(self.dist.spis()) {
-            if self.wants_lr(irq) && self.spi_target(irq) == Some(vcpu) {
-                wanted.push((!irq.active, irq.priority, intid));
-            }
+        let (scanned_at, mut wanted) = self
+            .wanted
+            .get_mut(vcpu)
+            .map(core::mem::take)
+            .unwrap_or_default();
+        if scanned_at != epoch {
+            wanted.clear();
+            self.scan(vcpu, &mut wanted);
+            wanted.sort_unstable();
         }
-        wanted.sort_unstable();
-        let mut loaded = Vec::with_capacity(wanted.len().min(lrs.len()));
+        // The sync above left the (empty) vector here: its allocation is reused.
+        let mut loaded = self
+            .cpus
+            .get_mut(vcpu)
+            .map(|cpu| core::mem::take(&mut cpu.loaded))
+            .unwrap_or_default();
         for (slot, &(_, _, intid)) in lrs.iter_mut().zip(&wanted) {
             let forwardable = self
                 .irq(intid, vcpu)
@@ -285,13 +385,14 @@ impl VGic {
             loaded.push((intid, *slot));
         }
         let used = loaded.len();
+        let more_pending = wanted.len() > used;
         if let Some(cpu) = self.cpus.get_mut(vcpu) {
             cpu.loaded = loaded;
         }
-        FlushInfo {
-            used,
-            more_pending: wanted.len() > used,
+        if let Some(w) = self.wanted.get_mut(vcpu) {
+            *w = (epoch, wanted);
         }
+        FlushInfo { used, more_pending }
     }
 
     /// Fold back `vcpu`'s list registers (as read after the guest ran, in the slots
@@ -303,13 +404,20 @@ impl VGic {
         let Some(cpu) = self.cpus.get_mut(vcpu) else {
             return;
         };
-        let loaded = core::mem::take(&mut cpu.loaded);
-        for (i, (intid, written)) in loaded.into_iter().enumerate() {
+        if cpu.loaded.is_empty() {
+            // Nothing was loaded since the last sync, so nothing is `in_lr`.
+            return;
+        }
+        let mut loaded = core::mem::take(&mut cpu.loaded);
+        let mut changed = false;
+        for (i, &(intid, written)) in loaded.iter().enumerate() {
             let value = lrs
                 .get(i)
                 .copied()
                 .filter(|&v| lr_vintid(v) == intid)
                 .unwrap_or(written);
+            // An untouched list register gives back exactly the state the flush took.
+            changed |= value != written;
             let (was, now) = (lr_state(written), lr_state(value));
             let Some(irq) = self.irq_mut(intid, vcpu) else {
                 continue;
@@ -326,8 +434,18 @@ impl VGic {
             }
             irq.in_lr = false;
         }
+        // An SPI rerouted while it sat here was left out of its new target's scan (it was
+        // `in_lr`): that vCPU must scan again now that it is free.
+        changed |= loaded
+            .iter()
+            .any(|&(intid, _)| intid >= PRIVATE && self.target_of(intid, vcpu) != Some(vcpu));
+        if changed {
+            self.touch();
+        }
+        loaded.clear();
         if let Some(cpu) = self.cpus.get_mut(vcpu) {
             cpu.private.iter_mut().for_each(|irq| irq.in_lr = false);
+            cpu.loaded = loaded;
         }
     }
 }

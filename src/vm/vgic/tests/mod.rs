@@ -4,6 +4,7 @@
 #![allow(clippy::indexing_slicing)]
 
 mod delivery;
+mod flush_cache;
 mod fuzz;
 mod linux;
 mod mmio;
