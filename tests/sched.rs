@@ -330,11 +330,13 @@ fn latency(run: &Run, vms: &[Vm<'_>], name: &str) -> (u64, u64) {
 
 /// Four VMs of two vCPUs each on two physical CPUs: each CPU runs four vCPUs of equal priority
 /// (vCPU 0 of every VM on CPU 0, vCPU 1 on CPU 1), which spin for 3 s. Round robin must give
-/// each of the eight the same share: every count within 20 % of the mean of all eight.
+/// the four vCPUs of a CPU the same share: every count within 20 % of the mean of its CPU's
+/// four. And every vCPU makes steady progress: none below half the mean of all eight.
 ///
-/// The counts also depend on how much host CPU QEMU's two vCPU threads get: on a host with
-/// other work, one emulated CPU can run noticeably slower than the other. The output shows the
-/// spread within each CPU (the scheduler's doing) next to the CPU totals (mostly the host's).
+/// The two CPUs are not compared with each other at 20 %: how much each emulated CPU gets done
+/// is how much host CPU QEMU's thread for it got. Measured on a 2-core host with a compiler
+/// running beside QEMU: CPU totals 1.1 to 1.8 times apart from run to run, while the spread
+/// within each CPU stayed at 1-3 %. The output shows both.
 #[test]
 fn four_vms_of_two_vcpus_on_two_cpus_share_fairly() {
     let _turn = one_at_a_time();
@@ -400,12 +402,18 @@ fn four_vms_of_two_vcpus_on_two_cpus_share_fairly() {
         spread(&on_cpu(1)),
     );
     eprintln!("{summary}");
-    if worst > 0.20 {
+    for k in 0..2 {
+        let s = spread(&on_cpu(k));
+        if s > 20.0 {
+            run.fail(&format!(
+                "the vCPUs on CPU {k} are {s:.1} % apart from their mean (limit 20 %): \
+                 {all:?}\n{summary}\n{host}"
+            ));
+        }
+    }
+    if let Some((vcpu, c)) = all.iter().find(|(_, c)| (*c as f64) < mean / 2.0) {
         run.fail(&format!(
-            "a vCPU's count is {:.1} % from the mean of all eight (limit 20 %): {all:?}\n{summary}\n{host}\n\
-             (small spreads within each CPU but different CPU totals mean the host did not run \
-             QEMU's two vCPU threads equally: a busy host, not the scheduler)",
-            worst * 100.0
+            "vCPU {vcpu} made little progress: {c}, under half the mean {mean:.0}\n{summary}\n{host}"
         ));
     }
 }

@@ -464,6 +464,8 @@ fn vcpus_move_between_cpus_with_set_affinity() {
         "unknown-cap",
         "no-such-cpu",
         "cpu-index-invalid",
+        "priority-init-only",
+        "timeslice-init-only",
         "v1-to-cpu0",
         "v0-to-cpu1",
         "v1-to-cpu1",
@@ -480,7 +482,7 @@ fn vcpus_move_between_cpus_with_set_affinity() {
             None => run.fail(&format!("expected {needle:?} after the earlier moves")),
         }
     }
-    run.expect("VMAPI affinity DONE pass=12 fail=0");
+    run.expect("VMAPI affinity DONE pass=14 fail=0");
 }
 
 /// Directed yields (`scheduler_yield` hint 1) between a VM's own vCPUs, three of them on one

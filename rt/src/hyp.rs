@@ -396,6 +396,16 @@ pub fn vcpu_set_affinity(vcpu: CapId, cpu: u64) -> Result<(), Error> {
     plain(HypCall::VcpuSetAffinity, &[vcpu.0, cpu, u64::MAX])
 }
 
+/// `vcpu_set_priority` (INIT-only in Gunyah).
+pub fn vcpu_set_priority(vcpu: CapId, priority: u64) -> Result<(), Error> {
+    plain(HypCall::VcpuSetPriority, &[vcpu.0, priority])
+}
+
+/// `vcpu_set_timeslice` in nanoseconds (INIT-only in Gunyah).
+pub fn vcpu_set_timeslice(vcpu: CapId, ns: u64) -> Result<(), Error> {
+    plain(HypCall::VcpuSetTimeslice, &[vcpu.0, ns])
+}
+
 /// `vcpu_bind_virq`: bind the vCPU's source `virq_type` (0 HALT, 1 VCPU_RUN_WAKEUP).
 pub fn vcpu_bind_virq(vcpu: CapId, vic: CapId, virq: u64, virq_type: u64) -> Result<(), Error> {
     plain(HypCall::VcpuBindVirq, &[vcpu.0, vic.0, virq, virq_type, 0])

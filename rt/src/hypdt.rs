@@ -132,7 +132,8 @@ pub struct Capabilities {
     pub cspace: Option<CapId>,
     /// The VM's virtual GIC (BIND_SOURCE).
     pub vic: Option<CapId>,
-    /// Its own vCPUs (AFFINITY, YIELD_TO, STATE), in vCPU order (property `vcpus`, one `u64` each);
+    /// Its own vCPUs (AFFINITY, PRIORITY, TIMESLICE, YIELD_TO, STATE), in vCPU order
+    /// (property `vcpus`, one `u64` each);
     /// [`Capabilities::vcpu_count`] of them.
     pub vcpus: [Option<CapId>; MAX_OWN_VCPUS],
 }

@@ -219,6 +219,12 @@ fn answer(call: HypCall, a: &[u64; 8], c: &mut Caller) -> Reply {
         H::VcpuRun => vcpu::run(c, a),
         H::VcpuRunCheck => vcpu::run_check(c, a),
         H::VcpuSetAffinity => vcpu::set_affinity(c, a),
+        H::VcpuSetPriority => {
+            vcpu::set_sched_param(c, a, wurley_abi::rights::ThreadRights::PRIORITY)
+        }
+        H::VcpuSetTimeslice => {
+            vcpu::set_sched_param(c, a, wurley_abi::rights::ThreadRights::TIMESLICE)
+        }
         H::AddrspaceConfigureVmmio => vcpu::configure_vmmio(c, a),
         // object_reset is unimplemented in Gunyah too; cspace_revoke_cap_from is documented
         // there as unimplemented (cspace_revoke_caps_from is the revocation call).

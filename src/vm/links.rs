@@ -23,10 +23,14 @@ use super::objects::{VmObjects, root_partition};
 pub const LINK_VIRQ_BASE: u32 = 64;
 
 /// Rights of a VM's caps to its own vCPUs (`capabilities = "vcpus"`): move them
-/// (`vcpu_set_affinity`), yield to them (`scheduler_yield` hint 1) and read their state. Not
+/// (`vcpu_set_affinity`), yield to them (`scheduler_yield` hint 1), read their state, and
+/// PRIORITY / TIMESLICE (whose calls, INIT-only in Gunyah, answer `OBJECT_STATE` for these
+/// running vCPUs). Not
 /// BIND_VIRQ: a VM does not run its own vCPUs through `vcpu_run` (which also finds no wake-up
 /// vIRQ bound and answers `BUSY`).
 pub const OWN_VCPU_RIGHTS: ThreadRights = ThreadRights::AFFINITY
+    .union(ThreadRights::PRIORITY)
+    .union(ThreadRights::TIMESLICE)
     .union(ThreadRights::YIELD_TO)
     .union(ThreadRights::STATE);
 

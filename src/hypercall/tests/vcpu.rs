@@ -295,3 +295,31 @@ fn proxy_call_yield(vm: &mut Vm, cap: u64) -> (Vec<u64>, bool, Option<ProxyReque
     let r = smccc(&x, &mut c).unwrap().values().to_vec();
     (r, c.yield_cpu, c.proxy)
 }
+
+#[test]
+fn priority_and_timeslice_are_init_only() {
+    for (call, right) in [
+        (HypCall::VcpuSetPriority, ThreadRights::PRIORITY),
+        (HypCall::VcpuSetTimeslice, ThreadRights::TIMESLICE),
+    ] {
+        // With the right: the vCPU is active, whatever the value.
+        let (mut vm, _, v, space) = proxy_vm(right.bits());
+        for value in [0, 32, 63, 64, 1_000_000, u64::MAX] {
+            assert_eq!(
+                vm.err(call, &[v, value]),
+                Some(Error::ObjectState),
+                "{call:?}"
+            );
+        }
+        assert_eq!(
+            vm.err(call, &[space, 32]),
+            Some(Error::CspaceWrongObjectType)
+        );
+        // Without it.
+        let (mut vm, _, v, _) = proxy_vm(ThreadRights::AFFINITY.bits());
+        assert_eq!(
+            vm.err(call, &[v, 32]),
+            Some(Error::CspaceInsufficientRights)
+        );
+    }
+}

@@ -115,7 +115,8 @@ pub enum HypNode {
         cspace: Option<u64>,
         /// The VM's VIC (BIND_SOURCE).
         vic: Option<u64>,
-        /// Its own vCPUs, in vCPU order (AFFINITY, YIELD_TO, STATE); empty if not asked for.
+        /// Its own vCPUs, in vCPU order (AFFINITY, PRIORITY, TIMESLICE, YIELD_TO, STATE);
+        /// empty if not asked for.
         vcpus: alloc::vec::Vec<u64>,
     },
 }

@@ -4,7 +4,8 @@
 //! Needs two vCPUs. The boot vCPU starts vCPU 1, which counts without ever waiting; then:
 //! * hostile calls: an unknown cap (`CSPACE_CAP_NULL`), a CPU index the hypervisor does not
 //!   run (`cpu=` of a CPU that does not exist, `ARGUMENT_INVALID`), CPU_INDEX_INVALID 0xFFFF
-//!   (`ARGUMENT_INVALID`);
+//!   (`ARGUMENT_INVALID`); `vcpu_set_priority` / `vcpu_set_timeslice` on a running vCPU
+//!   (`OBJECT_STATE`: INIT-only);
 //! * each step moves a vCPU and checks that vCPU 1 still makes progress within
 //!   `window-ms=` (default 200) of virtual time: vCPU 1 to CPU 0 (both vCPUs share it), vCPU 0
 //!   itself to CPU 1 (the call returns on the new CPU), vCPU 1 back to CPU 1 and vCPU 0 to
@@ -83,6 +84,18 @@ pub fn run(r: &mut Report, fdt: &Fdt<'_>, bootargs: &str) {
         "cpu-index-invalid",
         &hyp::vcpu_set_affinity(v1, 0xffff),
         Error::ArgumentInvalid,
+    );
+
+    // Priority and timeslice are set before a vCPU is activated, never on a running one.
+    r.expect_err(
+        "priority-init-only",
+        &hyp::vcpu_set_priority(v1, 40),
+        Error::ObjectState,
+    );
+    r.expect_err(
+        "timeslice-init-only",
+        &hyp::vcpu_set_timeslice(v1, 1_000_000),
+        Error::ObjectState,
     );
 
     let moves: [(&str, CapId, u64); 4] = [
