@@ -23,6 +23,13 @@
 //! drains every client with packets, answers and sends until a queue is full. Nothing polls.
 //! The RM never exits.
 //!
+//! VM exits: each `vm-watch@..` node (compatible `"wurley,vm-watch"`) gives the RM a cap to
+//! vCPU 0 of a VM that is not proxy-scheduled, whose HALT source the hypervisor bound to a vIRQ
+//! of the RM's and raises when the VM ends. The main loop then asks `vcpu_run_check` how the
+//! VM stopped (SYSTEM_OFF, reset, fault) and the server marks it EXITED, tells its status
+//! listeners (VM_STATUS) and its owner (VM_EXITED), and prints
+//! `RM: VM <name> (vmid <id>) exited: <how>`.
+//!
 //! Bootargs: `rm.debug=1` prints one line per request (default: only errors);
 //! `rm.primary=<name>` as above. Heap: a fixed region in BSS (reassembly buffers are 14 616
 //! bytes per client).
@@ -38,7 +45,9 @@ mod el1 {
     extern crate alloc;
 
     use alloc::boxed::Box;
+    use alloc::string::String;
     use alloc::vec;
+    use alloc::vec::Vec;
     use core::fmt;
     use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
@@ -74,6 +83,31 @@ mod el1 {
     static RX_EVENTS: AtomicU64 = AtomicU64::new(0);
     /// Clients whose TX vIRQ fired since the main loop last looked.
     static TX_EVENTS: AtomicU64 = AtomicU64::new(0);
+    /// Watched VMs whose HALT vIRQ fired since the main loop last looked (bit = watch index).
+    static HALT_EVENTS: AtomicU64 = AtomicU64::new(0);
+    /// Per INTID: 0, or the watch index + 1.
+    static WATCH_MAP: [AtomicU8; gic::MAX_INTID] = [const { AtomicU8::new(0) }; gic::MAX_INTID];
+    /// Most watched VMs.
+    const MAX_WATCHES: usize = 64;
+
+    /// A watched VM's HALT vIRQ: note it for the main loop.
+    fn halt_irq(intid: u32) {
+        let index = WATCH_MAP
+            .get(intid as usize)
+            .map(|m| m.load(Ordering::Acquire))
+            .and_then(|v| v.checked_sub(1));
+        if let Some(i) = index {
+            HALT_EVENTS.fetch_or(1u64 << i, Ordering::AcqRel);
+        }
+    }
+
+    /// A VM the hypervisor lets the RM watch: its VMID and the cap to its vCPU 0.
+    struct Watch {
+        vmid: VmId,
+        name: String,
+        cap: CapId,
+    }
+
     /// Per INTID: 0, or the client index + 1, with [`IRQ_TX`] for its TX vIRQ.
     static IRQ_MAP: [AtomicU8; gic::MAX_INTID] = [const { AtomicU8::new(0) }; gic::MAX_INTID];
     const IRQ_TX: u8 = 0x80;
@@ -262,13 +296,73 @@ mod el1 {
                 add_proxy_grant(&mut server, &grant);
             }
         }
+        let mut watches = Vec::new();
+        if let Some(fdt) = fdt.as_ref() {
+            for w in hypdt::vm_watches(fdt) {
+                add_watch(&server, &mut watches, &w);
+            }
+        }
         if let Some(p) = primary
             && server.vms().iter().all(|v| v.name != p)
         {
             println!("RM: error: rm.primary={p}: no RM link to such a VM");
         }
         println!("RM: serving {} client(s)", server.clients());
-        serve(&mut server, &mut out)
+        serve(&mut server, &watches, &mut out)
+    }
+
+    /// Watch a VM the hypervisor named (`vm-watch` node): its HALT vIRQ ends up in
+    /// [`check_watch`].
+    fn add_watch(
+        server: &Server<'static, NoHyp, MsgQueues>,
+        watches: &mut Vec<Watch>,
+        w: &hypdt::VmWatch<'_>,
+    ) {
+        let Some(vmid) = server.vms().iter().find(|v| v.name == w.vm).map(|v| v.vmid) else {
+            println!("RM: error: watch of VM {}: no RM link to it", w.vm);
+            return;
+        };
+        let slot = WATCH_MAP.get(w.irq.intid as usize);
+        let (Some(slot), true) = (slot, watches.len() < MAX_WATCHES) else {
+            println!(
+                "RM: error: watch of VM {}: vIRQ {} or too many watches",
+                w.vm, w.irq.intid
+            );
+            return;
+        };
+        slot.store(watches.len() as u8 + 1, Ordering::Release);
+        watches.push(Watch {
+            vmid,
+            name: String::from(w.vm),
+            cap: w.cap,
+        });
+        gic::enable(w.irq.intid, w.irq.edge, halt_irq);
+    }
+
+    /// A watched VM's vCPU 0 halted: ask the hypervisor how (`vcpu_run_check`). A VM that
+    /// stopped for good becomes EXITED, and its owner hears of it; a vCPU that only powered
+    /// off (its VM goes on) or is running again is no news.
+    fn check_watch(server: &mut Server<'static, NoHyp, MsgQueues>, w: &Watch, out: &mut Console) {
+        use wurley_abi::rm::status::ExitType;
+        use wurley_abi::vcpu_run::{POWERED_OFF_EXITED, RunState};
+        let Ok(r) = hyp::vcpu_run_check(w.cap) else {
+            return;
+        };
+        let (exit, how) = match RunState::from_raw(r.state) {
+            Some(RunState::PoweredOff) if r.data[0] & POWERED_OFF_EXITED != 0 => {
+                (ExitType::PlatformOff, "powered off")
+            }
+            Some(RunState::PsciSystemReset) => (ExitType::PlatformReset, "reset"),
+            Some(RunState::Fault) => (ExitType::SoftwareError, "stopped by a fault"),
+            _ => return,
+        };
+        if server.vm_exited(w.vmid, exit, out) {
+            println!(
+                "RM: VM {} (vmid {:#x}) exited: {how}",
+                w.name,
+                VmId::raw(w.vmid)
+            );
+        }
     }
 
     fn add_client(
@@ -369,8 +463,12 @@ mod el1 {
         }
     }
 
-    /// Serve forever: sleep until a link vIRQ, then let the server do what it can.
-    fn serve(server: &mut Server<'static, NoHyp, MsgQueues>, out: &mut Console) -> ! {
+    /// Serve forever: sleep until a link or watch vIRQ, then let the server do what it can.
+    fn serve(
+        server: &mut Server<'static, NoHyp, MsgQueues>,
+        watches: &[Watch],
+        out: &mut Console,
+    ) -> ! {
         // Requests may have been queued before the vIRQs were enabled: one round first.
         server.run(out);
         loop {
@@ -379,12 +477,18 @@ mod el1 {
             wurley_rt::mask_irqs();
             let rx = RX_EVENTS.swap(0, Ordering::AcqRel);
             let tx = TX_EVENTS.swap(0, Ordering::AcqRel);
-            if rx == 0 && tx == 0 {
+            let halts = HALT_EVENTS.swap(0, Ordering::AcqRel);
+            if rx == 0 && tx == 0 && halts == 0 {
                 wurley_rt::wait_for_interrupt();
                 wurley_rt::enable_irqs();
                 continue;
             }
             wurley_rt::enable_irqs();
+            for (i, w) in watches.iter().enumerate() {
+                if halts & (1u64 << i) != 0 {
+                    check_watch(server, w, out);
+                }
+            }
             for id in 0..server.clients() {
                 let bit = 1u64 << id;
                 if rx & bit != 0 {

@@ -349,6 +349,38 @@ impl<'a, H: Hyp, T: Transport> Server<'a, H, T> {
         self.deliver(id, effects, out);
     }
 
+    /// The hypervisor reports that VM `vmid` stopped for good (its vCPU's HALT vIRQ, then
+    /// `vcpu_run_check`): it becomes EXITED, its status listeners get VM_STATUS and its owner
+    /// VM_EXITED with `exit_type`. False (nothing changes) if the VM is unknown or cannot
+    /// become EXITED (already exited, say).
+    pub fn vm_exited(&mut self, vmid: VmId, exit_type: ExitType, out: &mut dyn Output) -> bool {
+        let mut ctx = Ctx {
+            caller: VMID_RM,
+            notes: Vec::new(),
+        };
+        let can = self
+            .core
+            .vms
+            .get(vmid)
+            .is_some_and(|v| v.status.can_become(VmStatus::Exited));
+        if !can || self.core.vms.set_status(vmid, VmStatus::Exited).is_err() {
+            return false;
+        }
+        self.core.notify_status(&mut ctx, vmid);
+        let code = match exit_type {
+            ExitType::SoftwareError | ExitType::AsyncHwError => ExitCode::SoftwareError,
+            _ => ExitCode::Normal,
+        };
+        let reason = exit_reason_word(0, code);
+        self.core.notify_exited(&mut ctx, vmid, exit_type, reason);
+        let effects = Effects {
+            reply: None,
+            notes: ctx.notes,
+        };
+        self.deliver(usize::MAX, effects, out);
+        true
+    }
+
     /// Queue a handler's reply on client `id` and its notifications on their targets.
     fn deliver(&mut self, id: ClientId, effects: Effects, out: &mut dyn Output) {
         if let Some(reply) = effects.reply

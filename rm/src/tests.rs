@@ -2430,3 +2430,37 @@ fn random_packets_never_panic() {
         assert!(s.dropped_packets > 0 && s.messages_in > 0, "{s:?}");
     }
 }
+
+#[test]
+fn hypervisor_reported_exits_reach_the_owner() {
+    let (mut server, mut peers) = setup(NoHyp, 3, 8);
+    let (owner, guest) = (VmId(0x80), VmId(0x81));
+    assert_eq!(
+        server
+            .vms_mut()
+            .grant_proxy_vcpu(guest, owner, 0, 0xc0de, 70),
+        Ok(())
+    );
+    let mut out = Capture::default();
+    assert!(server.vm_exited(guest, ExitType::PlatformOff, &mut out));
+    pump(&mut server, &mut out);
+    assert_eq!(state_of(&server, 0x81), Some(VmStatus::Exited));
+    let notes = peers[0].take();
+    let ids_seen: Vec<u32> = notes.iter().map(|n| n.id).collect();
+    assert_eq!(ids_seen, [ids::NOTIFY_VM_STATUS, ids::NOTIFY_VM_EXITED]);
+    let exited = VmExitedNotification::decode(&notes[1].body).unwrap();
+    assert_eq!(
+        (exited.vmid, exited.exit_type),
+        (guest, ExitType::PlatformOff)
+    );
+    assert_eq!(exited.reason_word(), Some((0, 0)));
+    // Once: a second report changes nothing; unknown VMs are refused.
+    assert!(!server.vm_exited(guest, ExitType::PlatformOff, &mut out));
+    assert!(!server.vm_exited(VmId(0x99), ExitType::PlatformOff, &mut out));
+    pump(&mut server, &mut out);
+    assert!(peers[0].take().is_empty());
+    // A crash is a software error in the reason word; a VM owned by the RM notifies nobody.
+    assert!(server.vm_exited(VmId(0x82), ExitType::SoftwareError, &mut out));
+    pump(&mut server, &mut out);
+    assert!(peers.iter_mut().all(|p| p.take().is_empty()));
+}

@@ -56,6 +56,7 @@ pub fn launch(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]
     if let Some(ep) = rm_endpoint {
         endpoints.push(ep);
         super::rm::link_clients(&mut endpoints);
+        super::rm::watch_vms(&bundle.vms, &mut endpoints);
     }
     let mut rm_endpoint = if has_rm { endpoints.pop() } else { None };
     if let Some(ep) = rm_endpoint.as_mut() {

@@ -224,6 +224,7 @@ impl Vm {
         for v in &self.vcpus {
             kick(v);
         }
+        self.raise_halts();
         super::proxy::owner_ended(self);
         if self.root {
             return;
@@ -243,6 +244,15 @@ impl Vm {
                     log::error!("PSCI SYSTEM_OFF failed: {e:?}");
                 }
             }
+        }
+    }
+
+    /// Raise the HALT vIRQ of every vCPU object of this VM (whoever bound it: a proxy owner,
+    /// the resource manager watching the VM): the VM ended.
+    fn raise_halts(&self) {
+        let objects = self.objects.get().and_then(|o| o.vcpus.get());
+        for object in objects.into_iter().flatten() {
+            object.raise(wurley_abi::vcpu_run::VcpuVirqType::Halt);
         }
     }
 

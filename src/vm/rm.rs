@@ -18,7 +18,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use wurley_abi::CapId;
 use wurley_abi::bootinfo::{self, BootInfo};
-use wurley_abi::rights::{CspaceRights, PartitionRights, VicRights};
+use wurley_abi::rights::{CspaceRights, PartitionRights, ThreadRights, VicRights};
+use wurley_abi::vcpu_run::VcpuVirqType;
 
 use crate::arch::aarch64::cpu;
 use crate::arch::aarch64::percpu::PerCpu;
@@ -61,6 +62,55 @@ pub fn endpoint() -> Option<Endpoint<'static>> {
         .inspect_err(|e| log::error!("resource manager: objects: {e:?}"))
         .ok()?;
     Some(Endpoint::root(RM_NAME, objects))
+}
+
+/// Rights of the RM's caps to the vCPUs it watches.
+const WATCH_RIGHTS: ThreadRights = ThreadRights::BIND_VIRQ.union(ThreadRights::STATE);
+
+/// Let the RM watch each VM of `specs` (endpoints `eps`, the RM's last) that is not
+/// proxy-scheduled (a proxy owner learns of its guest's end from `vcpu_run`, and may bind the
+/// HALT source itself): a cap to the VM's vCPU 0 in the RM's cspace, its HALT source bound to
+/// a vIRQ of the RM's VIC, and a [`HypNode::VmWatch`] in the RM's tree.
+pub fn watch_vms(specs: &[crate::bundle::VmSpec<'_>], eps: &mut [Endpoint<'_>]) {
+    let Some(rm) = eps.len().checked_sub(1) else {
+        return;
+    };
+    for (i, spec) in specs.iter().enumerate().take(rm) {
+        if spec.scheduled_by.is_some() {
+            continue;
+        }
+        match watch(eps, i, rm, spec) {
+            Ok(node) => eps[rm].nodes.push(node),
+            Err(e) => log::error!(
+                "VM {}: the resource manager cannot watch it: {e:?}",
+                spec.name
+            ),
+        }
+    }
+}
+
+/// The RM's watch of VM `vm` (endpoint `eps[vm]`; the RM's is `eps[rm]`).
+fn watch(
+    eps: &mut [Endpoint<'_>],
+    vm: usize,
+    rm: usize,
+    spec: &crate::bundle::VmSpec<'_>,
+) -> Result<HypNode, wurley_abi::Error> {
+    let object = eps[vm]
+        .objects()?
+        .vcpu_objects(spec.vcpus as usize)
+        .first()
+        .cloned()
+        .ok_or(wurley_abi::Error::ArgumentInvalid)?;
+    let virq = eps[rm].virq()?;
+    let o = eps[rm].objects()?;
+    object.bind(VcpuVirqType::Halt, &o.vic, virq)?;
+    let cap = o.grant(Object::Vcpu(object), WATCH_RIGHTS.bits())?;
+    Ok(HypNode::VmWatch {
+        vm: spec.name.clone(),
+        cap,
+        virq,
+    })
 }
 
 /// Link every VM endpoint in `eps` (all but the last, which is the RM's) to the RM.
