@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::guest::compile;
 use common::{Qemu, scratch};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -236,14 +237,10 @@ fn two_vms_run_side_by_side_with_named_output() {
 fn manifest_errors_are_reported_and_good_vms_still_start() {
     let dir = scratch("bad-manifest");
     let guest = guest_dir();
-    let dts = dir.join("bundle.dts");
-    let out = dir.join("bundle.dtb");
     let kernel = guest.join("Image");
     let initrd = guest.join("initramfs.cpio.gz");
-    std::fs::write(
-        &dts,
-        format!(
-            r#"/dts-v1/;
+    let text = format!(
+        r#"/dts-v1/;
 / {{
     compatible = "wurley,bundle-v1";
     vms {{
@@ -265,18 +262,10 @@ fn manifest_errors_are_reported_and_good_vms_still_start() {
     }};
 }};
 "#,
-            k = kernel.display(),
-            i = initrd.display()
-        ),
-    )
-    .unwrap();
-    let status = Command::new("dtc")
-        .args(["-q", "-I", "dts", "-O", "dtb", "-o"])
-        .arg(&out)
-        .arg(&dts)
-        .status()
-        .unwrap();
-    assert!(status.success());
+        k = kernel.display(),
+        i = initrd.display()
+    );
+    let out = compile(&dir, &text);
     let run = Qemu {
         initrd: Some(out),
         ..Qemu::smp(1)
@@ -358,12 +347,8 @@ fn linux_uses_a_passthrough_virtio_disk() {
     let mut image = vec![0u8; 1 << 20];
     image[..18].copy_from_slice(b"WURLEY-DISK-MARKER");
     std::fs::write(&disk, &image).unwrap();
-    let dts = dir.join("bundle.dts");
-    let out = dir.join("bundle.dtb");
-    std::fs::write(
-        &dts,
-        format!(
-            r#"/dts-v1/;
+    let text = format!(
+        r#"/dts-v1/;
 / {{
     compatible = "wurley,bundle-v1";
     vms {{
@@ -387,20 +372,12 @@ fn linux_uses_a_passthrough_virtio_disk() {
     }};
 }};
 "#,
-            k = kernel.display(),
-            i = initrd.display(),
-            base = VIRTIO_DISK_BASE,
-            spi = VIRTIO_DISK_SPI,
-        ),
-    )
-    .unwrap();
-    let status = Command::new("dtc")
-        .args(["-q", "-I", "dts", "-O", "dtb", "-o"])
-        .arg(&out)
-        .arg(&dts)
-        .status()
-        .expect("run dtc");
-    assert!(status.success(), "dtc failed on {}", dts.display());
+        k = kernel.display(),
+        i = initrd.display(),
+        base = VIRTIO_DISK_BASE,
+        spi = VIRTIO_DISK_SPI,
+    );
+    let out = compile(&dir, &text);
     // QEMU's -drive takes a comma as a separator: a comma in the path is written twice.
     let drive = format!(
         "if=none,id=d0,format=raw,file={}",

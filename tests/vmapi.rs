@@ -413,24 +413,22 @@ fn proxy_guests(cpus: u32) {
     }
 }
 
-/// A VM with caps to its own vCPUs (`capabilities = "vcpus"`) moves them between the two
-/// physical CPUs with `vcpu_set_affinity` (role `affinity`): hostile calls get their error
-/// codes, each move succeeds, the hypervisor logs it, and the counting vCPU keeps running
-/// through every move, including the calling vCPU moving itself.
-#[test]
-fn vcpus_move_between_cpus_with_set_affinity() {
-    let dir = scratch("vmapi-affinity");
+/// Boot one VM `name` of `vcpus` vCPUs running vmapi-guest with `bootargs` and caps to its own
+/// vCPUs (`capabilities = "vcpus"`) on `smp` CPUs until it powers off; fail on a timeout, a
+/// hypervisor fault or a FAIL line.
+fn own_vcpus_guest(name: &str, vcpus: u32, bootargs: &str, smp: u32) -> common::Run {
+    let dir = scratch(&format!("vmapi-{name}"));
     let kernel = build_guest("vmapi-guest", &dir);
     let text = format!(
         r#"/dts-v1/;
 / {{
     compatible = "wurley,bundle-v1";
     vms {{
-        mover {{
+        {name} {{
             kernel = /incbin/("{}");
             memory-size = <0x0 0x1000000>;
-            vcpus = <2>;
-            bootargs = "role=affinity";
+            vcpus = <{vcpus}>;
+            bootargs = "{bootargs}";
             capabilities = "vcpus";
         }};
     }};
@@ -440,11 +438,11 @@ fn vcpus_move_between_cpus_with_set_affinity() {
     );
     let q = Qemu {
         initrd: Some(compile(&dir, &text)),
-        ..Qemu::smp(2)
+        ..Qemu::smp(smp)
     };
     let run = q.run_until(TIMEOUT, |_| false);
     if run.timed_out {
-        run.fail("the affinity guest did not finish");
+        run.fail(&format!("VM {name} did not finish"));
     }
     run.reject("*** EL2 EXCEPTION").reject("*** PANIC");
     for line in run.log.lines().filter(|l| l.contains("VMAPI ")) {
@@ -452,6 +450,16 @@ fn vcpus_move_between_cpus_with_set_affinity() {
             run.fail(&format!("failed check: {line}"));
         }
     }
+    run
+}
+
+/// A VM with caps to its own vCPUs (`capabilities = "vcpus"`) moves them between the two
+/// physical CPUs with `vcpu_set_affinity` (role `affinity`): hostile calls get their error
+/// codes, each move succeeds, the hypervisor logs it, and the counting vCPU keeps running
+/// through every move, including the calling vCPU moving itself.
+#[test]
+fn vcpus_move_between_cpus_with_set_affinity() {
+    let run = own_vcpus_guest("mover", 2, "role=affinity", 2);
     let placed = run
         .log
         .lines()
@@ -490,39 +498,7 @@ fn vcpus_move_between_cpus_with_set_affinity() {
 /// `CSPACE_CAP_NULL`.
 #[test]
 fn directed_yield_runs_its_target_next() {
-    let dir = scratch("vmapi-yield-to");
-    let kernel = build_guest("vmapi-guest", &dir);
-    let text = format!(
-        r#"/dts-v1/;
-/ {{
-    compatible = "wurley,bundle-v1";
-    vms {{
-        yielder {{
-            kernel = /incbin/("{}");
-            memory-size = <0x0 0x1000000>;
-            vcpus = <3>;
-            bootargs = "role=yield-to rounds=20";
-            capabilities = "vcpus";
-        }};
-    }};
-}};
-"#,
-        kernel.display()
-    );
-    let q = Qemu {
-        initrd: Some(compile(&dir, &text)),
-        ..Qemu::smp(1)
-    };
-    let run = q.run_until(TIMEOUT, |_| false);
-    if run.timed_out {
-        run.fail("the yield-to guest did not finish");
-    }
-    run.reject("*** EL2 EXCEPTION").reject("*** PANIC");
-    for line in run.log.lines().filter(|l| l.contains("VMAPI ")) {
-        if line.contains(" FAIL") {
-            run.fail(&format!("failed check: {line}"));
-        }
-    }
+    let run = own_vcpus_guest("yielder", 3, "role=yield-to rounds=20", 1);
     for check in ["unknown-cap", "to-self", "target-runs-next"] {
         run.expect(&format!("VMAPI yield-to {check} PASS"));
     }

@@ -159,9 +159,19 @@ impl FrameAllocator {
             split.get_or_insert((i, low, low_end));
         }
         let (i, start, end) = whole.or(split).ok_or(FrameError::OutOfMemory)?;
-        let f = self.free[i];
         let taken = PhysRange::new(start, end).ok_or(FrameError::BadRange)?;
-        match (nonempty(f.start(), start), nonempty(end, f.end())) {
+        self.take(i, taken)?;
+        Ok(taken)
+    }
+
+    /// Remove `taken`, which lies inside free range `i`, from the free list: what is left of
+    /// range `i` stays free, in one or two pieces.
+    fn take(&mut self, i: usize, taken: PhysRange) -> Result<(), FrameError> {
+        let f = self.free[i];
+        match (
+            nonempty(f.start(), taken.start()),
+            nonempty(taken.end(), f.end()),
+        ) {
             (None, None) => {
                 self.free.remove(i);
             }
@@ -174,7 +184,7 @@ impl FrameAllocator {
                 self.free.insert(i + 1, tail);
             }
         }
-        Ok(taken)
+        Ok(())
     }
 
     /// Allocates exactly `range` (page aligned, non-empty), which must lie wholly in free memory:
@@ -191,23 +201,7 @@ impl FrameAllocator {
             .iter()
             .position(|f| f.start() <= range.start() && range.end() <= f.end())
             .ok_or(FrameError::OutOfMemory)?;
-        let f = self.free[i];
-        match (
-            nonempty(f.start(), range.start()),
-            nonempty(range.end(), f.end()),
-        ) {
-            (None, None) => {
-                self.free.remove(i);
-            }
-            (Some(piece), None) | (None, Some(piece)) => self.free[i] = piece,
-            (Some(head), Some(tail)) => {
-                self.free
-                    .try_reserve(1)
-                    .map_err(|_| FrameError::OutOfMemory)?;
-                self.free[i] = head;
-                self.free.insert(i + 1, tail);
-            }
-        }
+        self.take(i, range)?;
         Ok(range)
     }
 

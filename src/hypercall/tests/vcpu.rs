@@ -39,6 +39,16 @@ fn proxy_vm(rights: u32) -> (Vm, Arc<VcpuObject>, u64, u64) {
 
 /// `vcpu_run` or `vcpu_run_check` through `smccc`: the reply and the request it left.
 fn proxy_call(vm: &mut Vm, call: HypCall, args: &[u64]) -> (Vec<u64>, Option<ProxyRequest>) {
+    let (r, req, _) = call_with_flags(vm, call, args);
+    (r, req)
+}
+
+/// `call` through `smccc`: the reply, the request it left, whether the caller yields.
+fn call_with_flags(
+    vm: &mut Vm,
+    call: HypCall,
+    args: &[u64],
+) -> (Vec<u64>, Option<ProxyRequest>, bool) {
     let mut x = vec![u64::from(smccc_function_id(call.number()))];
     x.extend_from_slice(args);
     x.resize(8, 0);
@@ -49,7 +59,7 @@ fn proxy_call(vm: &mut Vm, call: HypCall, args: &[u64]) -> (Vec<u64>, Option<Pro
         proxy: None,
     };
     let r = smccc(&x, &mut c).unwrap().values().to_vec();
-    (r, c.proxy)
+    (r, c.proxy, c.yield_cpu)
 }
 
 #[test]
@@ -256,7 +266,10 @@ fn vcpu_set_affinity_checks_cap_rights_and_index() {
 
 #[test]
 fn directed_yield_needs_a_vcpu_cap_with_yield_to() {
-    let fid = |vm: &mut Vm, cap: u64| proxy_call_yield(vm, cap);
+    let fid = |vm: &mut Vm, cap: u64| {
+        let (r, req, yielded) = call_with_flags(vm, HypCall::SchedulerYield, &[1, cap, 0]);
+        (r, yielded, req)
+    };
     let (mut vm, vcpu, v, space) = proxy_vm(ThreadRights::YIELD_TO.bits());
     let (r, yielded, req) = fid(&mut vm, space);
     assert_eq!(r, [code(Error::CspaceWrongObjectType)]);
@@ -272,54 +285,4 @@ fn directed_yield_needs_a_vcpu_cap_with_yield_to() {
     let (r, yielded, _) = fid(&mut vm, v);
     assert_eq!(r, [code(Error::CspaceInsufficientRights)]);
     assert!(!yielded);
-}
-
-/// `scheduler_yield` hint 1 to `cap`: the reply, whether the caller yields, the request left.
-fn proxy_call_yield(vm: &mut Vm, cap: u64) -> (Vec<u64>, bool, Option<ProxyRequest>) {
-    let x = [
-        u64::from(smccc_function_id(HypCall::SchedulerYield.number())),
-        1,
-        cap,
-        0,
-        0,
-        0,
-        0,
-        0,
-    ];
-    let mut c = Caller {
-        cspace: Some(&vm.cspace),
-        mem: &mut vm.mem,
-        yield_cpu: false,
-        proxy: None,
-    };
-    let r = smccc(&x, &mut c).unwrap().values().to_vec();
-    (r, c.yield_cpu, c.proxy)
-}
-
-#[test]
-fn priority_and_timeslice_are_init_only() {
-    for (call, right) in [
-        (HypCall::VcpuSetPriority, ThreadRights::PRIORITY),
-        (HypCall::VcpuSetTimeslice, ThreadRights::TIMESLICE),
-    ] {
-        // With the right: the vCPU is active, whatever the value.
-        let (mut vm, _, v, space) = proxy_vm(right.bits());
-        for value in [0, 32, 63, 64, 1_000_000, u64::MAX] {
-            assert_eq!(
-                vm.err(call, &[v, value]),
-                Some(Error::ObjectState),
-                "{call:?}"
-            );
-        }
-        assert_eq!(
-            vm.err(call, &[space, 32]),
-            Some(Error::CspaceWrongObjectType)
-        );
-        // Without it.
-        let (mut vm, _, v, _) = proxy_vm(ThreadRights::AFFINITY.bits());
-        assert_eq!(
-            vm.err(call, &[v, 32]),
-            Some(Error::CspaceInsufficientRights)
-        );
-    }
 }
