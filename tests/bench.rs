@@ -138,7 +138,6 @@ fn solo_role() {
     ] {
         run.expect(&format!("BENCH {name} n={REPS} "));
     }
-    run.expect("BENCH-PROBE vcpu_run ");
 }
 
 fn pair(cpus: u32, place: &str, yields: bool) {
