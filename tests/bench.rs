@@ -208,3 +208,32 @@ fn profile_role() {
         .expect("BENCH-PROFILE-START count=200")
         .expect("BENCH-PROFILE-END");
 }
+
+#[test]
+fn owner_and_proxied_roles() {
+    let dir = scratch("bench-proxy");
+    let k = build_guest(&dir);
+    let b = bundle(
+        &dir,
+        &[
+            vm(
+                "owner",
+                &k,
+                "role=owner guest=proxied dev=0xa000000",
+                1,
+                "console;",
+            ),
+            vm(
+                "proxied",
+                &k,
+                &format!("role=proxied reps={REPS} dev=0xa000000"),
+                1,
+                r#"scheduled-by = "owner";"#,
+            ),
+        ],
+        "",
+    );
+    run(&dir, 1, b, &["owner", "proxied"])
+        .expect(&format!("BENCH stage2_fault n={REPS} "))
+        .expect("BENCH-INFO owner reads=");
+}
