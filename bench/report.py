@@ -7,6 +7,8 @@ history is hand-written in bench/hotspots.md and copied into the document.
 import html
 import os
 
+import insntrace
+
 # (result name, what it measures, group, target in instructions or None). One direction of a
 # round trip is half of it (the guests report both).
 ROWS = [
@@ -208,7 +210,7 @@ def markdown(res, hotspots):
                   f"and {prof['guest_instructions_between_calls']} guest instructions between "
                   "calls. The rest of the guest-visible figure above is the guest's loop and "
                   "counter reads.", "",
-                  "| Where (inside `vm::vcpu::run`) | Instructions |", "|---|---:|"]
+                  f"| Where (inside `{insntrace.LOOP_FN}`) | Instructions |", "|---|---:|"]
         lines += [f"| `{b['where']}` | {b['instructions']} |" for b in prof["breakdown"][:12]]
     lines += ["", "![Instructions per operation](benchmarks.svg)", "", "## Linux boot", "",
               "The Debian kernel and busybox initramfs (`wurley.test=boot`) booted under Wurley "
