@@ -138,8 +138,12 @@ def short_fn(fn):
     return fn
 
 
+# The vCPU's trap loop (every exit is handled inside it): the breakdown's root.
+LOOP_FN = "vm::vcpu::trap_loop"
+
+
 def attribute(piece, base, elf):
-    """Count the instructions of one piece by the function directly called by `vm::vcpu::run`
+    """Count the instructions of one piece by the function directly called by `LOOP_FN`
     (inline or not), or by their own outermost function outside it."""
     ops = disassemble(elf)
     rel = [pc - base for pc in piece]
@@ -152,7 +156,7 @@ def attribute(piece, base, elf):
         own = list(reversed(frames[pc]))  # outermost first
         chain = [f for site in stack for f in site] + own
         names = [fn for fn, _ in chain]
-        idx = next((k for k, n in enumerate(names) if n.endswith("vm::vcpu::run")), None)
+        idx = next((k for k, n in enumerate(names) if n.endswith(LOOP_FN)), None)
         level = 1
         if idx is not None and idx + 1 < len(names):
             cat = short_fn(names[idx + 1])
@@ -166,7 +170,7 @@ def attribute(piece, base, elf):
             else:
                 sub = "(itself) " + chain[idx + level][1]
         elif idx is not None:
-            cat = "vm::vcpu::run (itself)"
+            cat = f"{LOOP_FN} (itself)"
             sub = own[-1][1] if own else "??"
         else:
             cat = short_fn(names[0]) if names else "??"

@@ -7,6 +7,8 @@ history is hand-written in bench/hotspots.md and copied into the document.
 import html
 import os
 
+import insntrace
+
 # (result name, what it measures, group, target in instructions or None). One direction of a
 # round trip is half of it (the guests report both).
 ROWS = [
@@ -38,9 +40,9 @@ ROWS = [
      "timer", None),
     ("yield_switch", "vCPU switch between two VMs on one CPU (scheduler_yield ping-pong, per "
      "switch)", "switch", None),
+    ("stage2_fault", "Stage-2 fault round trip to a proxy owner (VMMIO read through "
+     "vcpu_run), both VMs on one CPU", "stage2", None),
 ]
-STAGE2 = ("stage2_fault", "Stage-2 fault round trip to a proxy owner (VMMIO read through "
-          "vcpu_run)")
 BOOT_TARGET = 1.10
 IMAGE_TARGET_KIB = 256
 
@@ -65,14 +67,6 @@ def operations(micro):
             row["status"] = ("" if target is None else
                              "met" if row["insns"] <= target else "missed")
         rows.append(row)
-    probe = micro["probes"].get("vcpu_run")
-    row = {"name": STAGE2[0], "what": STAGE2[1], "group": "stage2", "target_insns": None}
-    if probe is None or probe["unimplemented"]:
-        row["status"] = "not yet measurable (vcpu_run unimplemented)"
-    else:
-        row["status"] = (f"not yet measured (vcpu_run answers error {probe['error']}; the "
-                         "benchmark guest has no proxy-owner role yet)")
-    rows.append(row)
     return rows, per_tick
 
 
@@ -123,7 +117,7 @@ def svg(rows, path):
     width = label_w + bar_w + 90
     scale = bar_w / top
     colours = {"hypercall": "#4e79a7", "msgq": "#f28e2b", "doorbell": "#59a14f",
-               "ipi": "#b07aa1", "timer": "#76b7b2", "switch": "#edc948"}
+               "ipi": "#b07aa1", "timer": "#76b7b2", "switch": "#edc948", "stage2": "#e15759"}
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
              f'font-family="sans-serif" font-size="11">',
              f'<rect width="{width}" height="{height}" fill="white"/>',
@@ -172,7 +166,7 @@ def markdown(res, hotspots):
         "## Method",
         "",
         "The operations are measured by the EL1 benchmark guest `tests/guests/bench-guest` "
-        "(roles `solo`, `ping`/`pong`, `ipi`) on QEMU's `virt` machine "
+        "(roles `solo`, `ping`/`pong`, `ipi`, `owner`/`proxied`) on QEMU's `virt` machine "
         "(`virtualization=on,gic-version=3`, `-cpu max,pauth-impdef=on`) with "
         "`-icount shift=0,sleep=off`: virtual time advances 1 ns per instruction executed, by "
         "the guest and the hypervisor alike, and idle time is skipped, so every run gives the "
@@ -185,7 +179,11 @@ def markdown(res, hotspots):
         "(null hypercalls: 16 per sample; send + receive: 4) is divided by the batch; an "
         f"unbatched one has a resolution of one tick ({per_tick:g} instructions). One direction "
         "of a VM-to-VM exchange is half the measured round trip (send, the peer's vIRQ taken "
-        "and its handler receiving). Across CPUs, the count is of instructions on both CPUs "
+        "and its handler receiving). A stage-2 fault round trip is one load by the proxied VM "
+        "from a register its owner emulates (VMMIO): from before the load to after it, the "
+        "fault, the exit through the owner's `vcpu_run`, the owner's loop answering and its "
+        "next `vcpu_run` resuming the guest past the load. Across CPUs, the count is of "
+        "instructions on both CPUs "
         "(QEMU runs them in turn under icount). Instructions are QEMU's count, not cycles on a "
         "real core; they compare paths and track progress, they are not latencies on hardware.",
         "",
@@ -212,7 +210,7 @@ def markdown(res, hotspots):
                   f"and {prof['guest_instructions_between_calls']} guest instructions between "
                   "calls. The rest of the guest-visible figure above is the guest's loop and "
                   "counter reads.", "",
-                  "| Where (inside `vm::vcpu::run`) | Instructions |", "|---|---:|"]
+                  f"| Where (inside `{insntrace.LOOP_FN}`) | Instructions |", "|---|---:|"]
         lines += [f"| `{b['where']}` | {b['instructions']} |" for b in prof["breakdown"][:12]]
     lines += ["", "![Instructions per operation](benchmarks.svg)", "", "## Linux boot", "",
               "The Debian kernel and busybox initramfs (`wurley.test=boot`) booted under Wurley "

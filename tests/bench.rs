@@ -138,7 +138,6 @@ fn solo_role() {
     ] {
         run.expect(&format!("BENCH {name} n={REPS} "));
     }
-    run.expect("BENCH-PROBE vcpu_run ");
 }
 
 fn pair(cpus: u32, place: &str, yields: bool) {
@@ -208,4 +207,33 @@ fn profile_role() {
     run(&dir, 1, b, &["profile"])
         .expect("BENCH-PROFILE-START count=200")
         .expect("BENCH-PROFILE-END");
+}
+
+#[test]
+fn owner_and_proxied_roles() {
+    let dir = scratch("bench-proxy");
+    let k = build_guest(&dir);
+    let b = bundle(
+        &dir,
+        &[
+            vm(
+                "owner",
+                &k,
+                "role=owner guest=proxied dev=0xa000000",
+                1,
+                "console;",
+            ),
+            vm(
+                "proxied",
+                &k,
+                &format!("role=proxied reps={REPS} dev=0xa000000"),
+                1,
+                r#"scheduled-by = "owner";"#,
+            ),
+        ],
+        "",
+    );
+    run(&dir, 1, b, &["owner", "proxied"])
+        .expect(&format!("BENCH stage2_fault n={REPS} "))
+        .expect("BENCH-INFO owner reads=");
 }

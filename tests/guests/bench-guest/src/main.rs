@@ -15,6 +15,9 @@
 //! * `role=ipi` ([`ipi`]): a VM with two vCPUs sends SGIs (`ICC_SGI1R_EL1`) back and forth.
 //! * `role=profile` ([`profile`]): prints a marker, then issues unimplemented hypercalls for
 //!   `count=` iterations, for instruction traces of the null-hypercall path.
+//! * `role=owner` / `role=proxied` ([`proxy`]): proxy scheduling. The proxied VM
+//!   (`scheduled-by = "owner"`) times loads from a VMMIO register at `dev=` that the owner
+//!   emulates while running it with `vcpu_run`: the stage-2 fault round trip (`stage2_fault`).
 //!
 //! `reps=N` (default 1000, at most [`stats::MAX_SAMPLES`]) samples per measurement. Output:
 //! `BENCH-INFO <role> ...`, one `BENCH <name> n=.. per=.. median_ticks=.. min_ticks=..
@@ -24,7 +27,8 @@
 //! program, so that `cargo test --workspace` works.
 
 #![cfg_attr(target_os = "none", no_std, no_main)]
-// Raw GIC redistributor registers (SGI setup), ICC_SGI1R_EL1 and the calibration loop.
+// Raw GIC redistributor registers (SGI setup), ICC_SGI1R_EL1, the calibration loop and loads
+// from an emulated (VMMIO) register.
 #![cfg_attr(target_os = "none", allow(unsafe_code))]
 
 #[cfg(target_os = "none")]
@@ -33,6 +37,8 @@ mod ipi;
 mod pair;
 #[cfg(target_os = "none")]
 mod profile;
+#[cfg(target_os = "none")]
+mod proxy;
 #[cfg(target_os = "none")]
 mod solo;
 #[cfg(target_os = "none")]
@@ -57,6 +63,8 @@ fn guest_main(_dtb: usize) -> ! {
         Some("pong") => "pong",
         Some("ipi") => "ipi",
         Some("profile") => "profile",
+        Some("owner") => "owner",
+        Some("proxied") => "proxied",
         _ => "unknown",
     };
     let mut r = stats::Report::new(role);
@@ -76,8 +84,10 @@ fn guest_main(_dtb: usize) -> ! {
         "ping" | "pong" => pair::run(&mut r, &fdt, bootargs, reps, role == "ping"),
         "ipi" => ipi::run(&mut r, &fdt, bootargs, reps),
         "profile" => profile::run(&mut r, bootargs),
+        "owner" => proxy::run_owner(&mut r, &fdt, bootargs),
+        "proxied" => proxy::run_proxied(&mut r, bootargs, reps),
         _ => r.error(format_args!(
-            "unknown role (want role=solo|ping|pong|ipi|profile)"
+            "unknown role (want role=solo|ping|pong|ipi|profile|owner|proxied)"
         )),
     }
     r.done()

@@ -14,7 +14,6 @@
 //! * The virtual timer: programmed expiry (`CNTV_CVAL_EL0`) to the handler reading the counter,
 //!   with the vCPU spinning (`timer_spin`) or blocked in WFI (`timer_wfi`; the CPU is shared
 //!   with the resource manager, so the WFI traps and the hypervisor's timer wakes the vCPU).
-//! * `BENCH-PROBE vcpu_run ...`: whether `vcpu_run` exists yet (see [`probe_vcpu_run`]).
 
 use core::arch::asm;
 use core::cell::UnsafeCell;
@@ -108,7 +107,6 @@ pub fn run(r: &mut Report, fdt: &Fdt<'_>, reps: usize) {
         )),
     }
     timer(r, &mut s, reps);
-    probe_vcpu_run();
     let errors = IRQ_ERRORS.load(Ordering::Acquire);
     if errors != 0 {
         r.error(format_args!("{errors} receive errors in vIRQ handlers"));
@@ -329,18 +327,6 @@ fn local_doorbell(
     s.report("doorbell_local", 1);
     gic::disable(DOORBELL_VIRQ);
     Ok(())
-}
-
-/// Whether `vcpu_run` (proxy scheduling, which a stage-2 fault round trip to a proxy owner
-/// needs) is implemented yet: called with an invalid cap, it answers ERROR_UNIMPLEMENTED only
-/// while it does not exist. Prints `BENCH-PROBE vcpu_run error=<code> unimplemented=<bool>`.
-fn probe_vcpu_run() {
-    let got = hyp::result(hyp::smccc(HypCall::VcpuRun, &[u64::MAX, 0, 0, 0])[0]);
-    println!(
-        "BENCH-PROBE vcpu_run error={} unimplemented={}",
-        hyp::code(&got),
-        got == Err(Error::Unimplemented)
-    );
 }
 
 fn timer_irq(_intid: u32) {
