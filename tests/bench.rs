@@ -7,50 +7,14 @@
 
 mod common;
 
+use common::guest::{build_guest, compile};
 use common::{Qemu, Run, scratch};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
-const GUEST_TARGET: &str = "aarch64-unknown-none-softfloat";
 const TIMEOUT: Duration = Duration::from_secs(120);
 /// Samples per measurement: enough to exercise every loop, few enough to be quick.
 const REPS: u32 = 20;
-
-/// Build bench-guest and return its raw Image (`llvm-objcopy -O binary`).
-fn build_guest(dir: &Path) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(root)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "bench-guest",
-            "--target",
-            GUEST_TARGET,
-        ])
-        .status()
-        .expect("run cargo build");
-    assert!(status.success(), "building bench-guest failed");
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let elf = target_dir
-        .join(GUEST_TARGET)
-        .join("release")
-        .join("bench-guest");
-    let bin = dir.join("bench-guest.bin");
-    let status = Command::new("llvm-objcopy")
-        .args(["-O", "binary"])
-        .arg(&elf)
-        .arg(&bin)
-        .status()
-        .expect("run llvm-objcopy (run `make deps`)");
-    assert!(status.success(), "llvm-objcopy failed on {}", elf.display());
-    bin
-}
 
 /// A VM node of 16 MiB running the guest at `kernel` with `bootargs`.
 fn vm(name: &str, kernel: &Path, bootargs: &str, vcpus: u32, extra: &str) -> String {
@@ -79,17 +43,7 @@ fn bundle(dir: &Path, vms: &[String], links: &str) -> PathBuf {
         "/dts-v1/;\n/ {{\n    compatible = \"wurley,bundle-v1\";\n    vms {{\n{}\n    }};\n    {links}\n}};\n",
         vms.join("\n")
     );
-    let dts = dir.join("bundle.dts");
-    let dtb = dir.join("bundle.dtb");
-    std::fs::write(&dts, text).unwrap();
-    let status = Command::new("dtc")
-        .args(["-q", "-I", "dts", "-O", "dtb", "-o"])
-        .arg(&dtb)
-        .arg(&dts)
-        .status()
-        .expect("run dtc (run `make deps`)");
-    assert!(status.success(), "dtc failed on {}", dts.display());
-    dtb
+    compile(dir, &text)
 }
 
 /// Boot the bundle on `cpus` CPUs until the machine powers off, and check every role.
@@ -119,7 +73,7 @@ fn run(dir: &Path, cpus: u32, bundle: PathBuf, roles: &[&str]) -> Run {
 #[test]
 fn solo_role() {
     let dir = scratch("bench-solo");
-    let k = build_guest(&dir);
+    let k = build_guest("bench-guest", &dir);
     let caps = r#"capabilities = "partition", "cspace", "vic";
             object-memory = <0x100000>;
             console;"#;
@@ -142,7 +96,7 @@ fn solo_role() {
 
 fn pair(cpus: u32, place: &str, yields: bool) {
     let dir = scratch(&format!("bench-pair-{place}"));
-    let k = build_guest(&dir);
+    let k = build_guest("bench-guest", &dir);
     let y = if yields { " yield=1" } else { "" };
     let b = bundle(
         &dir,
@@ -180,7 +134,7 @@ fn ping_pong_roles_across_cpus() {
 #[test]
 fn ipi_role_across_cpus() {
     let dir = scratch("bench-ipi");
-    let k = build_guest(&dir);
+    let k = build_guest("bench-guest", &dir);
     let b = bundle(
         &dir,
         &[vm(
@@ -198,7 +152,7 @@ fn ipi_role_across_cpus() {
 #[test]
 fn profile_role() {
     let dir = scratch("bench-profile");
-    let k = build_guest(&dir);
+    let k = build_guest("bench-guest", &dir);
     let b = bundle(
         &dir,
         &[vm("profile", &k, "role=profile count=200", 1, "console;")],
@@ -212,7 +166,7 @@ fn profile_role() {
 #[test]
 fn owner_and_proxied_roles() {
     let dir = scratch("bench-proxy");
-    let k = build_guest(&dir);
+    let k = build_guest("bench-guest", &dir);
     let b = bundle(
         &dir,
         &[

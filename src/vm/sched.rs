@@ -325,7 +325,9 @@ pub fn should_switch(me: usize) -> bool {
     let Some(cs) = cpu_sched(me) else {
         return false;
     };
-    if !cs.need_resched.swap(false, Ordering::AcqRel) {
+    // A plain load first: the flag is almost always clear, and an atomic swap on every exit
+    // costs more than a load.
+    if !cs.need_resched.load(Ordering::Acquire) || !cs.need_resched.swap(false, Ordering::AcqRel) {
         return false;
     }
     must_switch(cs)
