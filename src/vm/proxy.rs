@@ -268,7 +268,7 @@ fn run(vm: &Vm, caller: usize, object: &VcpuObject, resume: [u64; 3]) -> Result<
     }
     proxy.cpu.store(me, Ordering::Release);
     v.hw.load(tvm, slot, true);
-    let next = vcpu::trap_loop(tvm, index, &mut v, || {
+    let next = vcpu::trap_loop(tvm, index, &mut v, &mut || {
         caller_wants_cpu(vm, caller, me, deadline)
     });
     v.hw.unload(tvm, index);

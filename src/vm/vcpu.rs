@@ -165,7 +165,7 @@ fn run(vm: &'static Vm, index: usize, me: usize) {
     let mut v = take_context(vm, slot);
     v.hw.load(vm, slot, sched::shared(me));
     // Leave when the scheduler says so, or when the vCPU was moved to another CPU.
-    let next = trap_loop(vm, index, &mut v, || {
+    let next = trap_loop(vm, index, &mut v, &mut || {
         sched::should_switch(me) || slot.pcpu() != me
     });
     v.hw.unload(vm, index);
@@ -195,7 +195,7 @@ pub fn trap_loop(
     vm: &Vm,
     index: usize,
     v: &mut VcpuContext,
-    mut give_way: impl FnMut() -> bool,
+    give_way: &mut dyn FnMut() -> bool,
 ) -> Next {
     let Some(slot) = vm.vcpus.get(index) else {
         return Next::Ended;
