@@ -613,12 +613,14 @@ fn pong_doorbell(r: &mut Report, link: &Link, bell: CapId, irq: Irq, rounds: u32
             ERRORS.load(Ordering::Acquire)
         ),
     );
+    // Rings counted from here: read before telling ping to start, whose first ring may be
+    // handled as soon as the message is sent.
+    let base = RINGS.load(Ordering::Acquire);
     if !send_or_fail(r, link, UNMASKED, seen, "doorbell-rounds") {
         return;
     }
 
     let start = time::ticks();
-    let base = RINGS.load(Ordering::Acquire);
     let mut acked = 0;
     for round in 1..=rounds {
         if !time::wait_until(STALL_US, || RINGS.load(Ordering::Acquire) >= base + round) {
