@@ -14,6 +14,16 @@ use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Show the lines holding `marker` (the guests' check lines) and fail on any that says FAIL.
+fn fail_on_failed_checks(run: &common::Run, marker: &str) {
+    for line in run.log.lines().filter(|l| l.contains(marker)) {
+        eprintln!("{line}");
+        if line.contains(" FAIL") {
+            run.fail(&format!("failed check: {line}"));
+        }
+    }
+}
+
 /// A bundle with one 16 MiB, 1-vCPU VM whose kernel is `kernel`.
 fn bundle(dir: &Path, name: &str, kernel: &Path) -> PathBuf {
     let text = format!(
@@ -65,12 +75,7 @@ fn hypcall_probe() {
     for name in checks {
         run.expect(&format!("HYPCALL {name} PASS"));
     }
-    for line in run.log.lines().filter(|l| l.starts_with("HYPCALL")) {
-        eprintln!("{line}");
-        if line.contains(" FAIL") {
-            run.fail(&format!("failed check: {line}"));
-        }
-    }
+    fail_on_failed_checks(&run, "HYPCALL");
     run.expect(&format!("HYPCALL-DONE pass={} fail=0", checks.len()));
     run.expect("called SYSTEM_OFF");
     if run.exit != Some(Some(0)) {
@@ -151,12 +156,7 @@ fn ipc_guests(cpus: u32) {
     run.reject("*** EL2 EXCEPTION")
         .reject("*** PANIC")
         .reject("guest exception");
-    for line in run.log.lines().filter(|l| l.contains("VMAPI ")) {
-        eprintln!("{line}");
-        if line.contains(" FAIL") {
-            run.fail(&format!("failed check: {line}"));
-        }
-    }
+    fail_on_failed_checks(&run, "VMAPI ");
     for role in ["ping", "pong", "hostile"] {
         let done = run
             .log
@@ -236,11 +236,7 @@ fn rm_rpc_server_answers_a_client() {
         .lines()
         .find(|l| l.contains("VMAPI rmclient DONE"))
         .unwrap_or_else(|| run.fail("the client did not report DONE"));
-    for line in run.log.lines().filter(|l| l.contains("VMAPI rmclient ")) {
-        if line.contains(" FAIL") {
-            run.fail(&format!("failed check: {line}"));
-        }
-    }
+    fail_on_failed_checks(&run, "VMAPI rmclient ");
     let checks = [
         "get-vmid",
         "get-vmid-value",
@@ -357,12 +353,7 @@ fn proxy_guests(cpus: u32) {
     run.reject("*** EL2 EXCEPTION")
         .reject("*** PANIC")
         .reject("guest exception");
-    for line in run.log.lines().filter(|l| l.contains("VMAPI ")) {
-        eprintln!("{line}");
-        if line.contains(" FAIL") {
-            run.fail(&format!("failed check: {line}"));
-        }
-    }
+    fail_on_failed_checks(&run, "VMAPI ");
     run.expect("VM guest: proxy-scheduled by VM owner");
     // The resource manager numbers the bundle's VMs in manifest order: the first (`owner`) is
     // the primary VM, 3, the next gets the first dynamic VMID, 0x80.
@@ -445,11 +436,7 @@ fn own_vcpus_guest(name: &str, vcpus: u32, bootargs: &str, smp: u32) -> common::
         run.fail(&format!("VM {name} did not finish"));
     }
     run.reject("*** EL2 EXCEPTION").reject("*** PANIC");
-    for line in run.log.lines().filter(|l| l.contains("VMAPI ")) {
-        if line.contains(" FAIL") {
-            run.fail(&format!("failed check: {line}"));
-        }
-    }
+    fail_on_failed_checks(&run, "VMAPI ");
     run
 }
 
