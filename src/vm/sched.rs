@@ -229,7 +229,12 @@ pub fn yield_to(target: &VcpuSlot) {
 pub fn pick(me: usize) -> Option<(&'static Vm, usize)> {
     let cs = cpu_sched(me)?;
     loop {
-        let donee = cs.donee.swap(NO_DONEE, Ordering::AcqRel);
+        // Directed yields are rare: look before the atomic swap.
+        let donee = if cs.donee.load(Ordering::Acquire) == NO_DONEE {
+            NO_DONEE
+        } else {
+            cs.donee.swap(NO_DONEE, Ordering::AcqRel)
+        };
         let picked = {
             let mut q = cs.queue.lock();
             let wanted = unpack(donee);
