@@ -12,6 +12,7 @@ use wurley_abi::Error;
 use super::addrspace::AddrSpaceObject;
 use super::cspace::CSpace;
 use super::ipc::{DoorbellObject, MsgQueueObject};
+use super::memextent::MemExtent;
 use super::partition::{Charge, Partition};
 use super::vcpu::VcpuObject;
 use super::vic::Vic;
@@ -178,6 +179,8 @@ pub enum Object {
     Vcpu(Arc<VcpuObject>),
     /// A VM's address space.
     AddrSpace(Arc<AddrSpaceObject>),
+    /// A memory extent.
+    MemExtent(Arc<MemExtent>),
 }
 
 impl CapObject for Object {
@@ -190,20 +193,23 @@ impl CapObject for Object {
             Object::Vic(_) => ObjectType::Vic,
             Object::Vcpu(_) => ObjectType::Thread,
             Object::AddrSpace(_) => ObjectType::AddrSpace,
+            Object::MemExtent(_) => ObjectType::MemExtent,
         }
     }
 }
 
 impl Object {
-    /// The object's lifecycle header (VICs, vCPUs and address spaces are made active by the
-    /// hypervisor and have none of their own).
+    /// The object's lifecycle header (VICs and vCPUs are made active by the hypervisor and have
+    /// none of their own).
     pub fn header(&self) -> Option<&Header> {
         match self {
             Object::Partition(o) => Some(&o.header),
             Object::CSpace(o) => Some(&o.header),
             Object::MsgQueue(o) => Some(&o.header),
             Object::Doorbell(o) => Some(&o.header),
-            Object::Vic(_) | Object::Vcpu(_) | Object::AddrSpace(_) => None,
+            Object::AddrSpace(o) => Some(&o.header),
+            Object::MemExtent(o) => Some(&o.header),
+            Object::Vic(_) | Object::Vcpu(_) => None,
         }
     }
 
@@ -213,7 +219,9 @@ impl Object {
         match self {
             Object::MsgQueue(q) => q.activate(),
             Object::CSpace(c) => c.activate(),
-            Object::Vic(_) | Object::Vcpu(_) | Object::AddrSpace(_) => Err(Error::ObjectState),
+            Object::AddrSpace(a) => a.activate(),
+            Object::MemExtent(m) => m.activate(),
+            Object::Vic(_) | Object::Vcpu(_) => Err(Error::ObjectState),
             other => other
                 .header()
                 .map_or(Err(Error::ObjectState), Header::activate),
@@ -230,6 +238,7 @@ impl Object {
             (Object::Vic(a), Object::Vic(b)) => Arc::ptr_eq(a, b),
             (Object::Vcpu(a), Object::Vcpu(b)) => Arc::ptr_eq(a, b),
             (Object::AddrSpace(a), Object::AddrSpace(b)) => Arc::ptr_eq(a, b),
+            (Object::MemExtent(a), Object::MemExtent(b)) => Arc::ptr_eq(a, b),
             _ => false,
         }
     }

@@ -9,7 +9,8 @@
 //! - [`doorbell`]: the doorbell state machine (pure);
 //! - [`vic`]: virtual interrupt controllers as objects, and vIRQ bindings;
 //! - [`vcpu`]: proxy-scheduled vCPUs as objects, with their HALT and wakeup vIRQ sources;
-//! - [`addrspace`]: a VM's address space as an object: its VMMIO ranges;
+//! - [`addrspace`]: a VM's address space as an object: its stage 2, mappings, VMMIO ranges;
+//! - [`memextent`]: memory extents, their mappings and donation, over the memory database;
 //! - [`handle`]: the [`Object`] handle a capability holds, and the lifecycle [`Header`];
 //! - [`ipc`]: message-queue and doorbell objects (state machine + lock + bindings);
 //! - [`entropy`]: seeds for CapID randomisation.
@@ -23,6 +24,7 @@ pub mod doorbell;
 pub mod entropy;
 pub mod handle;
 pub mod ipc;
+pub mod memextent;
 pub mod msgqueue;
 pub mod partition;
 pub mod vcpu;
@@ -48,6 +50,8 @@ pub enum ObjectType {
     Thread,
     /// An address space (a VM's stage 2).
     AddrSpace,
+    /// A memory extent.
+    MemExtent,
 }
 
 /// Lifecycle of an object: created in `Init` (configurable), `Active` after `object_activate`.

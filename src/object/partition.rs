@@ -19,7 +19,7 @@
 //! heap and enforces the partition tree as quotas over it instead.
 
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use wurley_abi::Error;
 
 /// An accounting node for object memory: a limit and the bytes currently charged to it or to
@@ -30,7 +30,11 @@ pub struct Partition {
     limit: usize,
     used: AtomicUsize,
     depth: usize,
+    memdb_id: u32,
 }
+
+/// Memory-database ids of child partitions (roots are 0, the root partition's).
+static NEXT_MEMDB_ID: AtomicU32 = AtomicU32::new(1);
 
 impl Partition {
     /// A root partition allowing `limit_bytes` of objects in itself and all its descendants.
@@ -40,6 +44,7 @@ impl Partition {
             limit: limit_bytes,
             used: AtomicUsize::new(0),
             depth: 0,
+            memdb_id: 0,
         })
     }
 
@@ -53,6 +58,7 @@ impl Partition {
             limit: limit_bytes,
             used: AtomicUsize::new(0),
             depth: parent.depth.saturating_add(1),
+            memdb_id: NEXT_MEMDB_ID.fetch_add(1, Ordering::Relaxed),
         })
     }
 
@@ -98,6 +104,13 @@ impl Partition {
     /// callers that let guests nest partitions may want to bound this.
     pub fn depth(&self) -> usize {
         self.depth
+    }
+
+    /// The partition's id in the memory database (`Owner::Partition(id)`): 0 for a root (the
+    /// root partition, which owns the machine's free RAM), a fresh id for each child (which
+    /// owns no memory: extents it configures find nothing to take).
+    pub fn memdb_id(&self) -> u32 {
+        self.memdb_id
     }
 
     /// Adds `bytes` to this node alone if that keeps it within its limit.
