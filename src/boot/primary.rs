@@ -360,6 +360,7 @@ fn memory(p: &Platform, layout: &stage1::ImageLayout, dtb: PhysRange) -> FrameAl
     if let Err(e) = crate::mm::record_boot_memory(&free, &hypervisor) {
         log::error!("memory database: {e:?}");
     }
+    crate::object::memextent::set_ctx(&crate::arch::aarch64::stage2::MEM);
     for r in frames.free_ranges() {
         log::info!("free: {} ({} MiB)", r, r.size() >> 20);
     }

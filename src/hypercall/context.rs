@@ -11,6 +11,7 @@ use crate::object::addrspace::AddrSpaceObject;
 use crate::object::cspace::CSpace;
 use crate::object::handle::{CSpaceObject, PartitionObject};
 use crate::object::ipc::{DoorbellObject, MsgQueueObject};
+use crate::object::memextent::MemExtent;
 use crate::object::vcpu::VcpuObject;
 use crate::object::vic::Vic;
 use crate::object::{Object, ObjectType};
@@ -145,6 +146,14 @@ impl Caller<'_> {
     pub fn vcpu(&self, cap: u64, rights: u32) -> Result<Arc<VcpuObject>, Error> {
         match self.lookup(cap, ObjectType::Thread, rights)? {
             Object::Vcpu(v) => Ok(v),
+            _ => Err(Error::CspaceWrongObjectType),
+        }
+    }
+
+    /// A memory extent with `rights`.
+    pub fn memextent(&self, cap: u64, rights: u32) -> Result<Arc<MemExtent>, Error> {
+        match self.lookup(cap, ObjectType::MemExtent, rights)? {
+            Object::MemExtent(m) => Ok(m),
             _ => Err(Error::CspaceWrongObjectType),
         }
     }

@@ -6,7 +6,8 @@
 //! - `hypervisor_identify` (N = 0x00): `X0` = [`API_INFO`], `X1..X3` = api_flags0..2 =
 //!   [`IDENTITY`]'s flags, with no error word;
 //! - object creation and cspaces ([`super::objects`]), message queues and doorbells
-//!   ([`super::ipc`]); proxy scheduling ([`super::vcpu`]).
+//!   ([`super::ipc`]); proxy scheduling ([`super::vcpu`]); memory extents and address spaces
+//!   ([`super::memory`]).
 //!
 //! Every other hypercall number, assigned or reserved, answers `ERROR_UNIMPLEMENTED` (`-1`) in
 //! `X0`. On the native path, reserved inputs are checked first ([`super::reserved`]).
@@ -21,7 +22,7 @@ use wurley_abi::{
 use super::context::Caller;
 use super::decode::{self, SmcccCall};
 use super::objects::{self, Kind};
-use super::{ipc, reserved, vcpu};
+use super::{ipc, memory, reserved, vcpu};
 use crate::object::ipc::QueueEnd;
 
 /// The `hyp_api_info` word Wurley reports: API version 1, 64-bit, little-endian, the ABI
@@ -226,6 +227,17 @@ fn answer(call: HypCall, a: &[u64; 8], c: &mut Caller) -> Reply {
             vcpu::set_sched_param(c, a, wurley_abi::rights::ThreadRights::TIMESLICE)
         }
         H::AddrspaceConfigureVmmio => vcpu::configure_vmmio(c, a),
+        H::PartitionCreateMemextent => memory::create_memextent(c, a),
+        H::PartitionCreateAddrspace => memory::create_addrspace(c, a),
+        H::MemextentConfigure => memory::memextent_configure(c, a),
+        H::MemextentConfigureDerive => memory::memextent_configure_derive(c, a),
+        H::MemextentModify => memory::memextent_modify(c, a),
+        H::MemextentDonate => memory::memextent_donate(c, a),
+        H::AddrspaceConfigure => memory::addrspace_configure(c, a),
+        H::AddrspaceMap => memory::addrspace_map(c, a),
+        H::AddrspaceUnmap => memory::addrspace_unmap(c, a),
+        H::AddrspaceUpdateAccess => memory::addrspace_update_access(c, a),
+        H::AddrspaceLookup => memory::addrspace_lookup(c, a),
         // object_reset is unimplemented in Gunyah too; cspace_revoke_cap_from is documented
         // there as unimplemented (cspace_revoke_caps_from is the revocation call).
         _ => Reply::error(Error::Unimplemented),

@@ -10,6 +10,7 @@
 //!   registers;
 //! - [`objects`]: object creation, activation and the cspace calls;
 //! - [`ipc`]: message queues and doorbells;
+//! - [`memory`]: memory extents and address-space mappings;
 //! - [`vcpu`]: proxy scheduling (`vcpu_run`, vCPU vIRQs, VMMIO ranges).
 //!
 //! Everything here is pure over a [`context::Caller`], so host tests drive the whole ABI with a
@@ -21,6 +22,7 @@ pub mod context;
 pub mod decode;
 pub mod dispatch;
 pub mod ipc;
+pub mod memory;
 pub mod objects;
 pub mod reserved;
 pub mod vcpu;

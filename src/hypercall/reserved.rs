@@ -41,6 +41,9 @@ pub const fn reserved(call: HypCall) -> (&'static [usize], &'static [usize]) {
         H::VcpuUnbindVirq => (&[2], &[]),
         H::VcpuRunCheck => (&[1], &[]),
         H::VcpuSetAffinity => (&[], &[2]),
+        H::MemextentConfigure | H::AddrspaceLookup => (&[4], &[]),
+        H::MemextentConfigureDerive | H::MemextentDonate => (&[5], &[]),
+        H::AddrspaceConfigure => (&[2], &[]),
         _ => (&[], &[]),
     }
 }

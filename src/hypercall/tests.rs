@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod memory;
 mod vcpu;
 
 use alloc::sync::Arc;
@@ -547,7 +548,7 @@ fn unknown_and_unimplemented_numbers() {
     }
     for call in [
         HypCall::PartitionCreateThread,
-        HypCall::AddrspaceMap,
+        HypCall::AddrspaceAttachVdma,
         HypCall::VcpuPoweron,
         HypCall::ObjectReset,
     ] {

@@ -249,6 +249,11 @@ impl FrameAllocator {
         Ok(())
     }
 
+    /// Whether any byte of `range` is memory the allocator manages (RAM), free or allocated.
+    pub fn manages_any(&self, range: PhysRange) -> bool {
+        self.managed.iter().any(|m| m.overlaps(&range))
+    }
+
     /// Bytes currently free.
     pub fn free_bytes(&self) -> u64 {
         self.free.iter().map(PhysRange::size).sum()

@@ -96,3 +96,38 @@ impl GuestMemory {
         Ok(())
     }
 }
+
+/// Copy host physical `[pa, pa + buf.len())` into `buf` if it is RAM of an extent mapped in
+/// `space` (a hypercall reading a caller's buffer after the MMU translated its address).
+pub fn read_mapped(
+    space: &crate::object::addrspace::AddrSpaceObject,
+    pa: u64,
+    buf: &mut [u8],
+) -> Result<(), OutOfBounds> {
+    let len = buf.len();
+    space
+        .with_ram_pa(pa, len as u64, || {
+            // SAFETY: `with_ram_pa` checked that the range is RAM (identity mapped read-write at
+            // EL2) of an extent mapped in the caller's address space, so the memory database
+            // gives it to that extent, not to the hypervisor; the address space's lock, held
+            // during the copy, keeps it from going back to the frame allocator meanwhile. `buf`
+            // is hypervisor memory, disjoint from it.
+            unsafe { core::ptr::copy_nonoverlapping(pa as *const u8, buf.as_mut_ptr(), len) };
+        })
+        .ok_or(OutOfBounds)
+}
+
+/// Copy `data` to host physical `pa` if it is RAM of an extent mapped in `space`.
+pub fn write_mapped(
+    space: &crate::object::addrspace::AddrSpaceObject,
+    pa: u64,
+    data: &[u8],
+) -> Result<(), OutOfBounds> {
+    space
+        .with_ram_pa(pa, data.len() as u64, || {
+            // SAFETY: as in `read_mapped`: guest RAM of an extent, held while copying, disjoint
+            // from the hypervisor buffer `data`.
+            unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), pa as *mut u8, data.len()) };
+        })
+        .ok_or(OutOfBounds)
+}

@@ -336,14 +336,22 @@ impl AddrSpaceObject {
     /// For hypercall buffers reached through the MMU (which already checked the stage-2
     /// permissions): whether host physical `[pa, pa + len)` is RAM of an extent mapped here.
     pub fn is_ram_pa(&self, pa: u64, len: u64) -> bool {
-        let Some(end) = pa.checked_add(len) else {
-            return false;
-        };
+        self.with_ram_pa(pa, len, || ()).is_some()
+    }
+
+    /// Run `f` if host physical `[pa, pa + len)` is RAM of an extent mapped here, holding the
+    /// address space's lock meanwhile (so no extent mapped here can give the pages back to the
+    /// frame allocator before `f` is done); `None` otherwise.
+    pub fn with_ram_pa<R>(&self, pa: u64, len: u64, f: impl FnOnce() -> R) -> Option<R> {
+        let end = pa.checked_add(len)?;
         let inner = self.inner.lock();
-        inner
+        let ok = inner
             .maps
             .iter()
-            .any(|r| r.ram && pa >= r.base && end <= r.base + r.size)
+            .any(|r| r.ram && pa >= r.base && end <= r.base + r.size);
+        let out = ok.then(f);
+        drop(inner);
+        out
     }
 
     /// Whether an access to `ipa` (a write with `write`, an instruction fetch with `exec`) is

@@ -271,6 +271,20 @@ impl MemCtx {
     }
 }
 
+static CTX: spin::Once<&'static MemCtx> = spin::Once::new();
+
+/// Make `ctx` the context hypercalls create extents and address spaces in (once, at boot).
+pub fn set_ctx(ctx: &'static MemCtx) {
+    CTX.call_once(|| ctx);
+}
+
+/// The context set by [`set_ctx`] (`Unimplemented` before). Host tests get a fake machine.
+pub fn ctx() -> Result<&'static MemCtx, Error> {
+    #[cfg(test)]
+    CTX.call_once(tests::fake_ctx);
+    CTX.get().copied().ok_or(Error::Unimplemented)
+}
+
 /// A configured extent's range and attributes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ExtentConfig {

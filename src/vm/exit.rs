@@ -108,6 +108,12 @@ pub fn handle_sync(vm: &Vm, vcpu: usize, regs: &mut GuestRegs) -> Next {
         }
         Trap::SysReg(access) => sysreg(vm, vcpu, regs, access),
         Trap::DataAbort(abort) => mmio(vm, vcpu, regs, abort, trap::fault_ipa(hpfar, far), far),
+        Trap::InstructionAbort { .. }
+            if vm.space.allows(trap::fault_ipa(hpfar, far), false, true) =>
+        {
+            // A mapping was being changed (break-before-make): it is back, retry.
+            Next::Resume
+        }
         Trap::InstructionAbort { fsc } => {
             log::debug!(
                 "VM {}: instruction abort at {:#x} (FSC {fsc:#x})",
@@ -238,6 +244,10 @@ fn sysreg(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, access: SysRegAccess) -> N
 
 fn mmio(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, abort: DataAbort, ipa: u64, far: u64) -> Next {
     let from_el0 = vcpu_hw::from_el0(regs.pstate);
+    if (!abort.isv || abort.s1ptw) && vm.space.allows(ipa, abort.write, false) {
+        // A mapping was being changed (break-before-make): it is back, retry.
+        return Next::Resume;
+    }
     if !abort.isv || abort.s1ptw {
         log::debug!(
             "VM {}: data abort at IPA {ipa:#x} without a usable syndrome (pc {:#x})",
@@ -277,6 +287,9 @@ fn mmio(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, abort: DataAbort, ipa: u64, 
         result
     } else if super::proxy::is_vmmio(vm, vcpu, ipa) {
         return Next::Vmmio(VmmioAccess { ipa, abort, value });
+    } else if vm.space.allows(ipa, abort.write, false) {
+        // A mapping was being changed (break-before-make): it is back, retry.
+        return Next::Resume;
     } else {
         log::debug!(
             "VM {}: access to unmapped IPA {ipa:#x} at pc {:#x}",

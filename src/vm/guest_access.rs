@@ -1,16 +1,19 @@
 //! Hypercall buffers in the calling VM's memory: guest virtual addresses translated by the MMU
 //! (`AT S12E1R/W`, through the caller's stage-1 and stage-2 tables), then checked against the
-//! VM's own RAM before a byte moves.
+//! VM's address space before a byte moves: the page must be RAM of a memory extent mapped there
+//! (the VM's own RAM, or memory lent or shared into it).
 //!
 //! Translation is per page, so a buffer may span pages that the guest maps anywhere. Any fault,
-//! and any translation that leaves the VM's RAM, is `ERROR_ADDR_INVALID`: a pointer can never
-//! reach the hypervisor's memory or another VM's.
+//! and any translation that leaves the extents mapped in the VM (a device window, the resource
+//! manager's read-only bundle view), is `ERROR_ADDR_INVALID`: a pointer can never reach the
+//! hypervisor's memory or another VM's.
 
 use wurley_abi::Error;
 
 use crate::arch::aarch64::at;
 use crate::hypercall::GuestAccess;
 use crate::mm::addr::PAGE_SIZE;
+use crate::mm::guestmem;
 
 use super::machine::Vm;
 
@@ -49,16 +52,16 @@ impl<'a> CallerMemory<'a> {
 
 impl GuestAccess for CallerMemory<'_> {
     fn read(&mut self, va: u64, buf: &mut [u8]) -> Result<(), Error> {
-        let mem = self.vm.memory.lock();
+        let space = &self.vm.space;
         self.each_page(va, buf.len(), false, |pa, r| {
-            mem.read_pa(pa, &mut buf[r]).map_err(|_| Error::AddrInvalid)
+            guestmem::read_mapped(space, pa, &mut buf[r]).map_err(|_| Error::AddrInvalid)
         })
     }
 
     fn write(&mut self, va: u64, data: &[u8]) -> Result<(), Error> {
-        let mem = self.vm.memory.lock();
+        let space = &self.vm.space;
         self.each_page(va, data.len(), true, |pa, r| {
-            mem.write_pa(pa, &data[r]).map_err(|_| Error::AddrInvalid)
+            guestmem::write_mapped(space, pa, &data[r]).map_err(|_| Error::AddrInvalid)
         })
     }
 }

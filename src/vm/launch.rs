@@ -9,11 +9,13 @@ use alloc::vec::Vec;
 
 use crate::arch::aarch64::cpu;
 use crate::arch::aarch64::percpu::PerCpu;
-use crate::arch::aarch64::stage2::Stage2;
+use crate::arch::aarch64::stage2::MEM;
 use crate::bundle::{self, Limits, VmSpec};
 use crate::mm::FRAMES;
 use crate::mm::addr::PAGE_SIZE;
 use crate::mm::guestmem::GuestMemory;
+use crate::object::addrspace::AddrSpaceObject;
+use crate::object::memextent::{MapAttrs, MemExtent};
 use crate::platform::Platform;
 
 use super::devicetree::hypervisor::{self, HypNode};
@@ -49,6 +51,14 @@ pub fn launch(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]
     // resource manager's endpoint goes last, after the manifest's VMs (whose link indices it
     // must not shift).
     let mut endpoints: Vec<Endpoint<'_>> = bundle.vms.iter().map(Endpoint::new).collect();
+    // Each VM's address space exists before the links (a proxy scheduler gets a cap to it).
+    for (i, ep) in endpoints.iter().enumerate() {
+        if let Some(o) = ep.objects.as_ref()
+            && let Err(e) = o.space(manifest_vmid(i))
+        {
+            log::error!("VM {}: address space: {e:?}", ep.name);
+        }
+    }
     links::wire(&bundle.links, &mut endpoints);
     let grants = super::proxy_wiring::wire(&bundle.vms, &mut endpoints);
     let rm_endpoint = super::rm::endpoint();
@@ -66,13 +76,16 @@ pub fn launch(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]
     let mut owners: Vec<Option<String>> = Vec::new();
     let mut next_pcpu = 0usize;
     let mut focus = None;
-    for (spec, ep) in bundle.vms.iter().zip(endpoints) {
+    for (i, (spec, ep)) in bundle.vms.iter().zip(endpoints).enumerate() {
         let before = held();
-        match create(platform, spec, cpus, next_pcpu, &ep.nodes) {
+        let vmid = manifest_vmid(i);
+        let space = ep.objects.as_ref().and_then(|o| o.addrspace.get().cloned());
+        match create(platform, spec, cpus, next_pcpu, &ep.nodes, space, vmid) {
             Ok(vm) => {
                 let vm = machine::leak(vm);
                 if let Some(objects) = ep.objects {
                     objects.virqs.attach(vm);
+                    objects.ram_extent.call_once(|| vm.ram.clone());
                     vm.objects.call_once(|| objects);
                 }
                 super::passthrough::connect(vm, &spec.devices);
@@ -135,6 +148,13 @@ pub fn launch(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]
     count
 }
 
+/// The VMID of the address space of the `i`th VM of the manifest (what `addrspace_configure`
+/// would have given it): from 0x8000 up, clear of the numbers a resource manager uses for the
+/// VMs it makes.
+pub fn manifest_vmid(i: usize) -> u16 {
+    0x8000u16.saturating_add(u16::try_from(i).unwrap_or(u16::MAX))
+}
+
 /// Frames allocated and heap bytes in use, for what one VM costs the hypervisor.
 fn held() -> (u64, u64) {
     let frames = {
@@ -161,7 +181,15 @@ fn create(
     cpus: &[&'static PerCpu],
     first_pcpu: usize,
     hyp_nodes: &[HypNode],
+    space: Option<alloc::sync::Arc<AddrSpaceObject>>,
+    vmid: u16,
 ) -> Result<Vm, String> {
+    let space = match space {
+        Some(s) => s,
+        None => {
+            AddrSpaceObject::new_for_vm(&MEM, vmid).map_err(|e| format!("address space: {e:?}"))?
+        }
+    };
     if cpus.is_empty() {
         return Err(String::from("no physical CPU to run it"));
     }
@@ -202,9 +230,9 @@ fn create(
         };
         format!("{} MiB of RAM{at}: {e}", spec.memory_size >> 20)
     })?;
-    build(platform, spec, cpus, first_pcpu, block, hyp_nodes).inspect_err(|_| {
-        // Nothing else refers to the block yet: give it back.
-        super::ownership::release_ram(block);
+    build(platform, spec, cpus, first_pcpu, block, hyp_nodes, space).inspect_err(|_| {
+        // Its extent is gone (the memory database gives the block to the root partition again)
+        // and nothing else refers to it: back to the frame allocator.
         let _ = FRAMES.lock().free(block);
     })
 }
@@ -217,13 +245,13 @@ fn build(
     first_pcpu: usize,
     block: crate::mm::addr::PhysRange,
     hyp_nodes: &[HypNode],
+    space: alloc::sync::Arc<AddrSpaceObject>,
 ) -> Result<Vm, String> {
     let vcpus = spec.vcpus as usize;
     let base = spec.memory_base;
     let mut memory = GuestMemory::new(block, base);
     memory.clear();
-    let mut stage2 = Stage2::new();
-    super::ownership::give_ram(&mut stage2, base, block)?;
+    let ram = ram_extent(&space, base, block)?;
 
     // arm64 boot protocol: the Image at a 2 MiB-aligned base plus text_offset; the DTB 8-byte
     // aligned in its own 2 MiB region (the top one); the initrd below it.
@@ -288,7 +316,7 @@ fn build(
     for i in 0..vcpus {
         vgic.map_hw(layout::VTIMER_INTID, i, platform.timer.virt.intid);
     }
-    super::passthrough::map(&spec.devices, &mut stage2, &mut vgic)?;
+    super::passthrough::map(&spec.devices, &space, &mut vgic)?;
     // vCPUs go to physical CPUs in turn, continuing where the VM before stopped: one each
     // while there are enough, shared round-robin beyond that.
     let priority = u8::try_from(spec.priority).unwrap_or(crate::sched::PRIORITY_DEFAULT);
@@ -322,7 +350,25 @@ fn build(
             .map(|(s, e, _)| format!(", initrd [{s:#x}..{e:#x})"))
             .unwrap_or_default()
     );
-    let mut vm = Vm::new(spec.name.clone(), memory, stage2, slots, vgic);
+    let mut vm = Vm::new(spec.name.clone(), memory, space, ram, slots, vgic);
     vm.critical = spec.critical;
     Ok(vm)
+}
+
+/// RAM `block` (just taken from the frame allocator, still the root partition's in the memory
+/// database) as a memory extent of the root partition, mapped read-write-execute, normal
+/// write-back, at `ipa` in `space`. Dropping the extent gives the block back to the root
+/// partition (not to the frame allocator: the caller frees it).
+pub fn ram_extent(
+    space: &alloc::sync::Arc<AddrSpaceObject>,
+    ipa: u64,
+    block: crate::mm::addr::PhysRange,
+) -> Result<alloc::sync::Arc<MemExtent>, String> {
+    let partition = super::objects::root_partition();
+    let ram = MemExtent::new_preallocated(&MEM, partition, block.start(), block.size())
+        .map_err(|e| format!("RAM {block} as an extent: {e:?}"))?;
+    space
+        .map(&ram, ipa, MapAttrs::RAM)
+        .map_err(|e| format!("mapping RAM {block} at {ipa:#x}: {e:?}"))?;
+    Ok(ram)
 }

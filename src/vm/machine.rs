@@ -12,8 +12,11 @@ use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering}
 use spin::{Mutex, Once};
 
 use crate::arch::aarch64::psci;
-use crate::arch::aarch64::stage2::Stage2;
+use alloc::sync::Arc;
+
 use crate::mm::guestmem::GuestMemory;
+use crate::object::addrspace::AddrSpaceObject;
+use crate::object::memextent::MemExtent;
 use crate::vm::vgic::VGic;
 use crate::vm::vpl011::VPl011;
 
@@ -173,22 +176,26 @@ pub struct Vm {
     pub critical: bool,
     /// Its hypervisor objects (cspace, partition, VIC), set once when the VM is published.
     pub objects: Once<super::objects::VmObjects>,
-    _stage2: Stage2,
+    /// Its address space: the stage-2 tables ([`Vm::vttbr`]) and what is mapped in them.
+    pub space: Arc<AddrSpaceObject>,
+    /// The memory extent over its RAM (mapped in `space` at its memory base).
+    pub ram: Arc<MemExtent>,
 }
 
 impl Vm {
-    /// Assemble a VM from its parts.
+    /// Assemble a VM from its parts: `space` must be active.
     pub fn new(
         name: String,
         memory: GuestMemory,
-        stage2: Stage2,
+        space: Arc<AddrSpaceObject>,
+        ram: Arc<MemExtent>,
         vcpus: Vec<VcpuSlot>,
         vgic: VGic,
     ) -> Self {
         Self {
             name,
             memory: Mutex::new(memory),
-            vttbr: stage2.vttbr(),
+            vttbr: space.vttbr().unwrap_or(0),
             vgic: Mutex::new(vgic),
             uart: Mutex::new(VPl011::new()),
             vcpus,
@@ -199,7 +206,8 @@ impl Vm {
             objects: Once::new(),
             root: false,
             critical: false,
-            _stage2: stage2,
+            space,
+            ram,
         }
     }
 

@@ -1,5 +1,5 @@
 //! A VM's hypervisor objects: its partition, its cspace, its VIC (the virtual GIC seen as an
-//! object), for a proxy-scheduled VM its address space and vCPU objects, and how a bound interrupt source reaches the VM's vGIC.
+//! object), its address space and RAM extent, its vCPU objects, and how a bound interrupt source reaches the VM's vGIC.
 //!
 //! The objects are made before the VM itself (the device tree the VM boots with lists CapIDs
 //! and vIRQs), so the VIC's controller is attached to the VM once the VM exists; a source
@@ -14,6 +14,7 @@ use wurley_abi::Error;
 use crate::object::addrspace::AddrSpaceObject;
 use crate::object::cspace::CSpace;
 use crate::object::handle::{CSpaceObject, Header, PartitionObject};
+use crate::object::memextent::MemExtent;
 use crate::object::partition::Partition;
 use crate::object::vcpu::VcpuObject;
 use crate::object::vic::{Vic, VirqController};
@@ -94,8 +95,12 @@ pub struct VmObjects {
     pub vic: Arc<Vic>,
     /// The VIC's controller, to attach once the VM exists.
     pub virqs: Arc<VmVirqs>,
-    /// If the VM is proxy-scheduled: its address space (its owner holds a cap to it).
+    /// The VM's address space, made before the VM (its proxy scheduler, if it has one, gets a
+    /// cap to it; the resource manager is to get one).
     pub addrspace: Once<Arc<AddrSpaceObject>>,
+    /// The memory extent over the VM's RAM (mapped in `addrspace` at its memory base), set
+    /// when the VM is created.
+    pub ram_extent: Once<Arc<MemExtent>>,
     /// One object per vCPU, made when a cap to them is first given (to its proxy scheduler,
     /// or to the VM itself with `capabilities = "vcpus"`): [`VmObjects::vcpu_objects`].
     pub vcpus: Once<Vec<Arc<VcpuObject>>>,
@@ -117,8 +122,18 @@ impl VmObjects {
             vic,
             virqs,
             addrspace: Once::new(),
+            ram_extent: Once::new(),
             vcpus: Once::new(),
         })
+    }
+
+    /// The VM's address space, made at the first call (active, with VMID `vmid`).
+    pub fn space(&self, vmid: u16) -> Result<&Arc<AddrSpaceObject>, Error> {
+        if let Some(s) = self.addrspace.get() {
+            return Ok(s);
+        }
+        let s = AddrSpaceObject::new_for_vm(&crate::arch::aarch64::stage2::MEM, vmid)?;
+        Ok(self.addrspace.call_once(|| s))
     }
 
     /// The VM's `count` vCPU objects, made at the first call.

@@ -16,9 +16,9 @@ use spin::Mutex;
 use vm_fdt::FdtWriter;
 
 use crate::arch::aarch64::gic;
-use crate::arch::aarch64::stage2::Stage2;
 use crate::bundle::DeviceSpec;
 use crate::mm::addr::{PAGE_SIZE, PhysRange};
+use crate::object::addrspace::AddrSpaceObject;
 use crate::platform::Platform;
 
 use super::layout::{GICD_BASE, SPIS, UART_BASE, UART_SIZE, gicr_size};
@@ -121,12 +121,13 @@ pub fn claim(
     Ok(())
 }
 
-/// Map the devices' windows into `stage2` and link their SPIs in `vgic`.
-pub fn map(devices: &[DeviceSpec], stage2: &mut Stage2, vgic: &mut VGic) -> Result<(), String> {
+/// Map the devices' windows into `space` (direct mappings, recorded as the VM's in the memory
+/// database) and link their SPIs in `vgic`.
+pub fn map(devices: &[DeviceSpec], space: &AddrSpaceObject, vgic: &mut VGic) -> Result<(), String> {
     for d in devices {
         for &(base, size) in &d.regs {
             let w = pages(base, size).ok_or_else(|| String::from("window wraps"))?;
-            super::ownership::give_device(stage2, w)
+            super::ownership::give_device(space, w)
                 .map_err(|e| format!("device {}: {e}", d.name))?;
         }
         for intid in d.intids() {

@@ -16,7 +16,6 @@ use wurley_abi::vcpu_run::VcpuVirqType;
 
 use crate::bundle::VmSpec;
 use crate::object::Object;
-use crate::object::addrspace::AddrSpaceObject;
 use crate::object::vcpu::{VcpuObject, VcpuTarget};
 
 use super::devicetree::hypervisor::HypNode;
@@ -80,8 +79,12 @@ fn give(
     if vm == owner || vm >= eps.len() || owner >= eps.len() {
         return Err(Error::ArgumentInvalid);
     }
-    let ipa_limit = 1u64 << crate::arch::aarch64::stage2::ipa_bits();
-    let space = AddrSpaceObject::new(ipa_limit);
+    let space = eps[vm]
+        .objects()?
+        .addrspace
+        .get()
+        .cloned()
+        .ok_or(Error::ObjectState)?;
     let objects: Vec<Arc<VcpuObject>> = eps[vm].objects()?.vcpu_objects(vcpus).to_vec();
     let peer = String::from(eps[vm].name);
     let mut nodes = Vec::new();
@@ -102,8 +105,6 @@ fn give(
         AddrspaceRights::ADD_VMMIO_RANGE.bits(),
     )?;
     nodes.push(HypNode::AddrSpace { cap, peer });
-    let mine = eps[vm].objects()?;
-    mine.addrspace.call_once(|| space);
     Ok(nodes)
 }
 

@@ -23,7 +23,6 @@ use wurley_abi::vcpu_run::VcpuVirqType;
 
 use crate::arch::aarch64::cpu;
 use crate::arch::aarch64::percpu::PerCpu;
-use crate::arch::aarch64::stage2::Stage2;
 use crate::mm::FRAMES;
 use crate::mm::addr::{PAGE_SIZE, PhysRange};
 use crate::mm::guestmem::GuestMemory;
@@ -39,6 +38,7 @@ use super::machine::{BootState, VcpuSlot, Vm};
 use super::objects::{VmObjects, root_partition};
 use super::ownership;
 use super::vgic::VGic;
+use crate::object::addrspace::AddrSpaceObject;
 
 /// The RM's ELF image, built from `rm/` by `build.rs`.
 static RM_ELF: &[u8] = include_bytes!(env!("WURLEY_RM_ELF"));
@@ -61,6 +61,10 @@ pub fn endpoint() -> Option<Endpoint<'static>> {
     let objects = VmObjects::new(RM_OBJECT_MEMORY)
         .inspect_err(|e| log::error!("resource manager: objects: {e:?}"))
         .ok()?;
+    if let Err(e) = objects.space(wurley_abi::rm::VMID_RM.raw()) {
+        log::error!("resource manager: address space: {e:?}");
+        return None;
+    }
     Some(Endpoint::root(RM_NAME, objects))
 }
 
@@ -162,26 +166,52 @@ pub fn create(
         .lock()
         .alloc_aligned(RM_MEMORY, MIB2)
         .map_err(|e| format!("{} MiB of RAM: {e}", RM_MEMORY >> 20))?;
+    let space = objects
+        .space(wurley_abi::rm::VMID_RM.raw())
+        .map_err(|e| format!("address space: {e:?}"))
+        .cloned();
+    // On failure the RAM extent (if made) is gone by now: the block is the root partition's
+    // again and goes back to the frame allocator.
+    space
+        .and_then(|space| {
+            build(
+                platform, ep, boot_cpu, cpus, primary, bundle, &image, block, space,
+            )
+        })
+        .inspect_err(|_| {
+            let _ = FRAMES.lock().free(block);
+        })
+}
+
+/// Everything after the RAM allocation (`block`) of [`create`].
+#[allow(clippy::too_many_arguments)]
+fn build(
+    platform: &Platform,
+    ep: &Endpoint<'_>,
+    boot_cpu: &PerCpu,
+    cpus: &[&'static PerCpu],
+    primary: Option<&str>,
+    bundle: &[u8],
+    image: &super::elf::Image<'_>,
+    block: PhysRange,
+    space: alloc::sync::Arc<AddrSpaceObject>,
+) -> Result<Vm, String> {
+    let objects = ep.objects().map_err(|e| format!("objects: {e:?}"))?;
+    let base = layout::RAM_BASE;
     let mut memory = GuestMemory::new(block, base);
     memory.clear();
-    let fail = |why: String| {
-        ownership::release_ram(block);
-        let _ = FRAMES.lock().free(block);
-        why
-    };
-    let mut stage2 = Stage2::new();
-    ownership::give_ram(&mut stage2, base, block).map_err(&fail)?;
+    let ram = super::launch::ram_extent(&space, base, block)?;
     // The bundle, read-only, whole pages around it.
     let start = bundle.as_ptr() as u64;
     let pages = PhysRange::from_base_size(start, bundle.len() as u64)
         .map(|r| r.align_out(PAGE_SIZE))
-        .ok_or_else(|| fail(String::from("bundle wraps")))?;
-    ownership::show_hypervisor_pages(&mut stage2, BUNDLE_IPA, pages)
-        .map_err(|e| fail(format!("bundle mapping: {e}")))?;
+        .ok_or_else(|| String::from("bundle wraps"))?;
+    ownership::show_hypervisor_pages(&space, BUNDLE_IPA, pages)
+        .map_err(|e| format!("bundle mapping: {e}"))?;
     for seg in &image.segments {
         memory
             .write(seg.ipa, seg.bytes)
-            .map_err(|_| fail(String::from("image outside its RAM")))?;
+            .map_err(|_| String::from("image outside its RAM"))?;
     }
 
     // Caps the RM starts with: the root partition, its cspace, its VIC.
@@ -222,10 +252,10 @@ pub fn create(
         rng_seed: None,
         extra: Some(&|w| hypervisor::write(w, &ep.nodes)),
     })
-    .map_err(|e| fail(format!("device tree: {e}")))?;
+    .map_err(|e| format!("device tree: {e}"))?;
     memory
         .write(dtb_ipa, &dt)
-        .map_err(|_| fail(String::from("device tree too large")))?;
+        .map_err(|_| String::from("device tree too large"))?;
     let info = BootInfo {
         partition: CapId(partition),
         cspace: CapId(cspace),
@@ -242,7 +272,7 @@ pub fn create(
     info.encode(&mut block_bytes);
     memory
         .write(info_ipa, &block_bytes)
-        .map_err(|_| fail(String::from("boot information outside RAM")))?;
+        .map_err(|_| String::from("boot information outside RAM"))?;
     cpu::invalidate_icache();
 
     let mut vgic = VGic::new(&mpidrs, layout::SPIS);
@@ -268,7 +298,8 @@ pub fn create(
     let mut vm = Vm::new(
         String::from(RM_NAME),
         memory,
-        stage2,
+        space,
+        ram,
         Vec::from([slot]),
         vgic,
     );

@@ -120,6 +120,24 @@ pub fn clean_dcache_range(start: u64, len: u64) {
     barrier::dsb(barrier::SY);
 }
 
+/// Clean and invalidate the data cache lines covering `[start, start + len)` to the point of
+/// coherency (`memextent_modify` cache_flush_range): written back, then dropped.
+pub fn clean_invalidate_dcache_range(start: u64, len: u64) {
+    let ctr: u64;
+    // SAFETY: reading CTR_EL0 has no side effects.
+    unsafe { asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack)) };
+    let line = 4u64 << ((ctr >> 16) & 0xf);
+    let mut addr = start & !(line - 1);
+    let end = start.saturating_add(len);
+    while addr < end {
+        // SAFETY: a clean and invalidate writes dirty data back first: memory contents do not
+        // change.
+        unsafe { asm!("dc civac, {}", in(reg) addr, options(nostack)) };
+        addr += line;
+    }
+    barrier::dsb(barrier::SY);
+}
+
 /// Invalidate the data cache lines covering `[start, start + len)` (to the point of
 /// coherency), discarding anything a cache may hold for memory written with the MMU off.
 ///

@@ -29,7 +29,10 @@ fn proxy_vm(rights: u32) -> (Vm, Arc<VcpuObject>, u64, u64) {
     let space = vm
         .cspace
         .insert_master(
-            Object::AddrSpace(AddrSpaceObject::new(1 << 40)),
+            Object::AddrSpace(
+                AddrSpaceObject::new_for_vm(crate::object::memextent::tests::fake_ctx(), 1)
+                    .unwrap(),
+            ),
             AddrspaceRights::ADD_VMMIO_RANGE.bits(),
         )
         .unwrap()
@@ -218,7 +221,10 @@ fn addrspace_configure_vmmio_ranges() {
     let weak = vm
         .cspace
         .insert_master(
-            Object::AddrSpace(AddrSpaceObject::new(1 << 40)),
+            Object::AddrSpace(
+                AddrSpaceObject::new_for_vm(crate::object::memextent::tests::fake_ctx(), 1)
+                    .unwrap(),
+            ),
             AddrspaceRights::MAP.bits(),
         )
         .unwrap()

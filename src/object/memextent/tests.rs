@@ -265,7 +265,7 @@ fn map_and_its_errors() {
     assert_eq!(w.runs(&s), [(0x4000_0000, RAM, 8, 7)]);
     assert_eq!(s.map(&me, 0x4000_0800, ram), Err(Error::ArgumentAlignment));
     assert_eq!(s.map(&me, LIMIT - 4 * P, ram), Err(Error::AddrOverflow));
-    assert_eq!(s.map(&me, u64::MAX & !0xfff, ram), Err(Error::AddrOverflow));
+    assert_eq!(s.map(&me, !0xfff, ram), Err(Error::AddrOverflow));
     let nc = MapAttrs {
         memtype: memtype::NORMAL_NC,
         ..ram
