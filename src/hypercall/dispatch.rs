@@ -34,8 +34,9 @@ pub const API_INFO: ApiInfo = ApiInfo::DEFAULT;
 /// api_flags0 advertises a feature bit for each API family Wurley implements: partitions and
 /// cspaces (bit 0), doorbells (bit 1), message queues (bit 2) and proxy scheduling (bit 11,
 /// `vcpu_run`); the scheduler variant (bits 31:28) is 1, fixed-priority round robin. Not bit 5
-/// (the vCPU lifecycle calls) nor bit 6 (memory extents): those families are not there yet. api_flags1 (bit 0: SVE)
-/// and api_flags2 are reserved 0.
+/// (the vCPU lifecycle calls: not there yet) nor yet bit 6 (memory extents: implemented, but
+/// advertised once the resource manager lends and shares memory with them; a guest driver that
+/// sees the bit may use them). api_flags1 (bit 0: SVE) and api_flags2 are reserved 0.
 pub const IDENTITY: HypervisorIdentity = HypervisorIdentity {
     api_info: API_INFO,
     flags0: ApiFlags0::EMPTY
