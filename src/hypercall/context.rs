@@ -62,6 +62,38 @@ pub enum ProxyRequest {
         /// The vCPU.
         vcpu: Arc<VcpuObject>,
     },
+    /// `vcpu_register_write` of a vCPU whose VM exists.
+    RegisterWrite {
+        /// The vCPU.
+        vcpu: Arc<VcpuObject>,
+        /// Which register.
+        reg: crate::object::vcpu::BootReg,
+        /// The value.
+        value: u64,
+    },
+    /// `vcpu_poweron`.
+    PowerOn {
+        /// The vCPU.
+        vcpu: Arc<VcpuObject>,
+        /// Entry point (IPA).
+        entry: u64,
+        /// Its X0.
+        context: u64,
+        /// `vcpu_poweron_flags`.
+        flags: u64,
+    },
+    /// `vcpu_poweroff` (of the caller itself).
+    PowerOff {
+        /// The vCPU the cap names.
+        vcpu: Arc<VcpuObject>,
+        /// `vcpu_poweroff_flags`.
+        flags: u64,
+    },
+    /// `vcpu_kill`.
+    Kill {
+        /// The vCPU.
+        vcpu: Arc<VcpuObject>,
+    },
     /// `vcpu_set_affinity`.
     SetAffinity {
         /// The vCPU.

@@ -21,7 +21,7 @@ use wurley_abi::{
 use super::context::Caller;
 use super::decode::{self, SmcccCall};
 use super::objects::{self, Kind};
-use super::{ipc, reserved, vcpu};
+use super::{ipc, reserved, thread, vcpu};
 use crate::object::ipc::QueueEnd;
 
 /// The `hyp_api_info` word Wurley reports: API version 1, 64-bit, little-endian, the ABI
@@ -191,6 +191,17 @@ fn answer(call: HypCall, a: &[u64; 8], c: &mut Caller) -> Reply {
         H::PartitionCreateCspace => objects::create(c, Kind::CSpace, a),
         H::PartitionCreateDoorbell => objects::create(c, Kind::Doorbell, a),
         H::PartitionCreateMsgqueue => objects::create(c, Kind::MsgQueue, a),
+        H::PartitionCreateThread => objects::create(c, Kind::Thread, a),
+        H::PartitionCreateVic => objects::create(c, Kind::Vic, a),
+        H::VcpuConfigure => thread::configure(c, a),
+        H::CspaceAttachThread => thread::attach_cspace(c, a),
+        H::AddrspaceAttachThread => thread::attach_addrspace(c, a),
+        H::VicConfigure => thread::vic_configure(c, a),
+        H::VicAttachVcpu => thread::vic_attach_vcpu(c, a),
+        H::VcpuRegisterWrite => thread::register_write(c, a),
+        H::VcpuPoweron => thread::poweron(c, a),
+        H::VcpuPoweroff => thread::poweroff(c, a),
+        H::VcpuKill => thread::kill(c, a),
         H::ObjectActivate => objects::activate(c, a),
         H::ObjectActivateFrom => objects::activate_from(c, a),
         H::CspaceDeleteCapFrom => objects::delete(c, a),
@@ -220,10 +231,10 @@ fn answer(call: HypCall, a: &[u64; 8], c: &mut Caller) -> Reply {
         H::VcpuRunCheck => vcpu::run_check(c, a),
         H::VcpuSetAffinity => vcpu::set_affinity(c, a),
         H::VcpuSetPriority => {
-            vcpu::set_sched_param(c, a, wurley_abi::rights::ThreadRights::PRIORITY)
+            thread::set_sched_param(c, a, wurley_abi::rights::ThreadRights::PRIORITY)
         }
         H::VcpuSetTimeslice => {
-            vcpu::set_sched_param(c, a, wurley_abi::rights::ThreadRights::TIMESLICE)
+            thread::set_sched_param(c, a, wurley_abi::rights::ThreadRights::TIMESLICE)
         }
         H::AddrspaceConfigureVmmio => vcpu::configure_vmmio(c, a),
         // object_reset is unimplemented in Gunyah too; cspace_revoke_cap_from is documented

@@ -10,7 +10,8 @@
 //!   registers;
 //! - [`objects`]: object creation, activation and the cspace calls;
 //! - [`ipc`]: message queues and doorbells;
-//! - [`vcpu`]: proxy scheduling (`vcpu_run`, vCPU vIRQs, VMMIO ranges).
+//! - [`vcpu`]: proxy scheduling (`vcpu_run`, vCPU vIRQs, VMMIO ranges);
+//! - [`thread`]: building VMs from threads and VICs, and the vCPU lifecycle calls.
 //!
 //! Everything here is pure over a [`context::Caller`], so host tests drive the whole ABI with a
 //! fake guest memory. PSCI and the SMCCC architecture calls are not here: `vm::vpsci` answers
@@ -23,6 +24,7 @@ pub mod dispatch;
 pub mod ipc;
 pub mod objects;
 pub mod reserved;
+pub mod thread;
 pub mod vcpu;
 
 pub use context::{Caller, GuestAccess, ProxyRequest};

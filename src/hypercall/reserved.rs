@@ -41,6 +41,10 @@ pub const fn reserved(call: HypCall) -> (&'static [usize], &'static [usize]) {
         H::VcpuUnbindVirq => (&[2], &[]),
         H::VcpuRunCheck => (&[1], &[]),
         H::VcpuSetAffinity => (&[], &[2]),
+        H::VcpuConfigure | H::CspaceAttachThread | H::AddrspaceAttachThread => (&[2], &[]),
+        H::VicAttachVcpu => (&[3], &[]),
+        H::VcpuKill => (&[1], &[]),
+        H::VcpuRegisterWrite => (&[4], &[]),
         _ => (&[], &[]),
     }
 }

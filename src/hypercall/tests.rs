@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod thread;
 mod vcpu;
 
 use alloc::sync::Arc;
@@ -546,9 +547,8 @@ fn unknown_and_unimplemented_numbers() {
         }
     }
     for call in [
-        HypCall::PartitionCreateThread,
-        HypCall::AddrspaceMap,
-        HypCall::VcpuPoweron,
+        HypCall::AddrspaceAttachVdma,
+        HypCall::VicBindMsiSource,
         HypCall::ObjectReset,
     ] {
         assert_eq!(vm.call(call, &[0; 7])[0], u64::MAX, "{call:?}");

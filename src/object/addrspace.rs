@@ -82,6 +82,8 @@ impl VmmioRanges {
 
 /// An address-space object.
 pub struct AddrSpaceObject {
+    /// Lifecycle.
+    pub header: super::Header,
     ipa_limit: u64,
     vmmio: Mutex<VmmioRanges>,
 }
@@ -90,6 +92,7 @@ impl AddrSpaceObject {
     /// The address space of a VM whose guest addresses end at `ipa_limit`.
     pub fn new(ipa_limit: u64) -> Arc<Self> {
         Arc::new(Self {
+            header: super::Header::new_active(),
             ipa_limit,
             vmmio: Mutex::new(VmmioRanges::default()),
         })
@@ -98,6 +101,16 @@ impl AddrSpaceObject {
     /// `addrspace_configure_vmmio` (see [`VmmioRanges::configure`]).
     pub fn configure_vmmio(&self, base: u64, size: u64, op: VmmioOp) -> Result<(), Error> {
         self.vmmio.lock().configure(base, size, op, self.ipa_limit)
+    }
+
+    /// MERGE-PLACEHOLDER: replaced by the memory branch's address space.
+    pub fn vttbr(&self) -> Option<u64> {
+        None
+    }
+
+    /// MERGE-PLACEHOLDER: replaced by the memory branch's address space.
+    pub fn vmid(&self) -> Option<u16> {
+        None
     }
 
     /// Whether `ipa` is inside a VMMIO range.

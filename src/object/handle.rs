@@ -195,15 +195,16 @@ impl CapObject for Object {
 }
 
 impl Object {
-    /// The object's lifecycle header (VICs, vCPUs and address spaces are made active by the
-    /// hypervisor and have none of their own).
+    /// The object's lifecycle header.
     pub fn header(&self) -> Option<&Header> {
         match self {
             Object::Partition(o) => Some(&o.header),
             Object::CSpace(o) => Some(&o.header),
             Object::MsgQueue(o) => Some(&o.header),
             Object::Doorbell(o) => Some(&o.header),
-            Object::Vic(_) | Object::Vcpu(_) | Object::AddrSpace(_) => None,
+            Object::Vic(o) => Some(&o.header),
+            Object::Vcpu(o) => Some(&o.header),
+            Object::AddrSpace(o) => Some(&o.header),
         }
     }
 
@@ -213,7 +214,9 @@ impl Object {
         match self {
             Object::MsgQueue(q) => q.activate(),
             Object::CSpace(c) => c.activate(),
-            Object::Vic(_) | Object::Vcpu(_) | Object::AddrSpace(_) => Err(Error::ObjectState),
+            Object::Vic(v) => v.activate(),
+            Object::Vcpu(v) => v.activate(),
+            Object::AddrSpace(_) => Err(Error::ObjectState),
             other => other
                 .header()
                 .map_or(Err(Error::ObjectState), Header::activate),

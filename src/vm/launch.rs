@@ -35,6 +35,7 @@ pub fn launch(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]
     };
     let mpidrs: Vec<u64> = cpus.iter().map(|c| c.mpidr).collect();
     super::sched::init(&mpidrs);
+    super::assemble::set_vtimer_intid(platform.timer.virt.intid);
     let bundle = match bundle::parse(bundle_bytes, &limits) {
         Ok(b) => b,
         Err(e) => {
@@ -310,6 +311,7 @@ fn build(
         *v0.boot.lock() = BootState {
             pc: kernel_ipa,
             x0: dtb_ipa,
+            regs: None,
         };
     }
     log::info!(

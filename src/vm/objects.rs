@@ -121,6 +121,27 @@ impl VmObjects {
         })
     }
 
+    /// The objects of a VM made by hypercalls: its cspace (the one its vCPUs were attached
+    /// to), its VIC, its vCPU objects. Its partition is an empty child of the root (objects
+    /// the VM makes are charged to the partitions its caps name).
+    pub fn assembled(
+        cspace: Arc<CSpaceObject>,
+        vic: Arc<Vic>,
+        threads: Vec<Arc<VcpuObject>>,
+    ) -> Self {
+        let vcpus = Once::new();
+        vcpus.call_once(|| threads);
+        Self {
+            partition: crate::hypercall::objects::vm_partition(root_partition(), 0),
+            cspace: cspace.space.clone(),
+            cspace_object: cspace,
+            vic,
+            virqs: VmVirqs::new(),
+            addrspace: Once::new(),
+            vcpus,
+        }
+    }
+
     /// The VM's `count` vCPU objects, made at the first call.
     pub fn vcpu_objects(&self, count: usize) -> &[Arc<VcpuObject>] {
         self.vcpus

@@ -257,6 +257,7 @@ pub fn create(
     *slot.boot.lock() = BootState {
         pc: image.entry,
         x0: info_ipa,
+        regs: None,
     };
     log::info!(
         "resource manager: {} KiB image, {} MiB at IPA {base:#x}, {} client(s), priority {RM_PRIORITY} on CPU {}",
