@@ -94,6 +94,11 @@ pub enum ProxyRequest {
         /// The vCPU.
         vcpu: Arc<VcpuObject>,
     },
+    /// `vpm_group_get_state`.
+    VpmState {
+        /// The group.
+        group: Arc<crate::object::vpm::VpmGroup>,
+    },
     /// `vcpu_set_affinity`.
     SetAffinity {
         /// The vCPU.
@@ -173,6 +178,18 @@ impl Caller<'_> {
 }
 
 impl Caller<'_> {
+    /// A VPM group with `rights`.
+    pub fn vpm_group(
+        &self,
+        cap: u64,
+        rights: u32,
+    ) -> Result<Arc<crate::object::vpm::VpmGroup>, Error> {
+        match self.lookup(cap, ObjectType::VpmGroup, rights)? {
+            Object::VpmGroup(g) => Ok(g),
+            _ => Err(Error::CspaceWrongObjectType),
+        }
+    }
+
     /// A vCPU with `rights`.
     pub fn vcpu(&self, cap: u64, rights: u32) -> Result<Arc<VcpuObject>, Error> {
         match self.lookup(cap, ObjectType::Thread, rights)? {

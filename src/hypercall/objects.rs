@@ -8,7 +8,7 @@
 use alloc::sync::Arc;
 use wurley_abi::rights::{
     CspaceRights, DoorbellRights, MsgqueueRights, OBJECT_ACTIVATE, PartitionRights, ThreadRights,
-    VicRights,
+    VicRights, VpmGroupRights,
 };
 use wurley_abi::{CapId, Error};
 
@@ -20,6 +20,7 @@ use crate::object::ipc::{DoorbellObject, MsgQueueObject};
 use crate::object::partition::Partition;
 use crate::object::vcpu::VcpuObject;
 use crate::object::vic::Vic;
+use crate::object::vpm::VpmGroup;
 use crate::object::{Object, entropy};
 
 /// What a vCPU costs besides its object once its VM exists: its saved register context and
@@ -44,6 +45,8 @@ pub enum Kind {
     Thread,
     /// `partition_create_vic`.
     Vic,
+    /// `partition_create_vpm_group`.
+    VpmGroup,
 }
 
 /// `partition_create_*`: X0 partition, X1 cspace → X0 error, X1 new master cap.
@@ -98,6 +101,10 @@ fn try_create(c: &Caller, kind: Kind, a: &[u64]) -> Result<CapId, Error> {
                 p.charge(core::mem::size_of::<VcpuObject>() + THREAD_STATE_BYTES)?,
             )),
             ThreadRights::ALL.bits(),
+        ),
+        Kind::VpmGroup => (
+            Object::VpmGroup(VpmGroup::new(p.charge(core::mem::size_of::<VpmGroup>())?)),
+            VpmGroupRights::ALL.bits(),
         ),
         Kind::Vic => (
             Object::Vic(Vic::new_init(p.charge(core::mem::size_of::<Vic>())?)),

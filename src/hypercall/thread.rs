@@ -11,7 +11,9 @@
 
 use alloc::sync::Arc;
 use wurley_abi::Error;
-use wurley_abi::rights::{AddrspaceRights, CspaceRights, OBJECT_ACTIVATE, ThreadRights, VicRights};
+use wurley_abi::rights::{
+    AddrspaceRights, CspaceRights, OBJECT_ACTIVATE, ThreadRights, VicRights, VpmGroupRights,
+};
 
 use super::context::{Caller, ProxyRequest};
 use super::dispatch::Reply;
@@ -174,4 +176,59 @@ pub fn kill(c: &mut Caller, a: &[u64]) -> Reply {
         Ok(())
     })();
     Reply::result(r)
+}
+
+/// `vpm_group_configure`: X0 group (OBJECT_ACTIVATE, INIT), X1 flags.
+pub fn vpm_configure(c: &Caller, a: &[u64]) -> Reply {
+    Reply::result(
+        c.vpm_group(a[0], OBJECT_ACTIVATE)
+            .and_then(|g| g.configure(a[1])),
+    )
+}
+
+/// `vpm_group_attach_vcpu`: X0 group (ATTACH_VCPU, active), X1 thread (INIT, in no group
+/// yet: `ArgumentInvalid` otherwise), X2 index.
+pub fn vpm_attach(c: &Caller, a: &[u64]) -> Reply {
+    Reply::result((|| {
+        let g = c.vpm_group(a[0], VpmGroupRights::ATTACH_VCPU.bits())?;
+        let t = thread(c, a[1])?;
+        t.configure_with(|cfg| {
+            if cfg.vpm.is_some() {
+                return Err(Error::ArgumentInvalid);
+            }
+            g.attach(&t, a[2])?;
+            cfg.vpm = Some(g.clone());
+            Ok(())
+        })
+    })())
+}
+
+/// `vpm_group_bind_virq`: X0 group (BIND_VIRQ), X1 VIC (BIND_SOURCE), X2 vIRQ.
+pub fn vpm_bind(c: &Caller, a: &[u64]) -> Reply {
+    Reply::result((|| {
+        let g = c.vpm_group(a[0], VpmGroupRights::BIND_VIRQ.bits())?;
+        let vic = c.vic(a[1], VicRights::BIND_SOURCE.bits())?;
+        let virq = u32::try_from(a[2]).map_err(|_| Error::ArgumentInvalid)?;
+        g.bind(&vic, virq)
+    })())
+}
+
+/// `vpm_group_unbind_virq`: X0 group (BIND_VIRQ).
+pub fn vpm_unbind(c: &Caller, a: &[u64]) -> Reply {
+    Reply::result(
+        c.vpm_group(a[0], VpmGroupRights::BIND_VIRQ.bits())
+            .and_then(|g| g.unbind()),
+    )
+}
+
+/// `vpm_group_get_state`: X0 group (QUERY) → X1 the state, computed by `vm::vpm` from its
+/// members' power.
+pub fn vpm_get_state(c: &mut Caller, a: &[u64]) -> Reply {
+    match c.vpm_group(a[0], VpmGroupRights::QUERY.bits()) {
+        Ok(group) => {
+            c.proxy = Some(ProxyRequest::VpmState { group });
+            Reply::new(&[0, 0])
+        }
+        Err(e) => Reply::new(&[e.to_register(), 0]),
+    }
 }

@@ -15,6 +15,7 @@ use super::ipc::{DoorbellObject, MsgQueueObject};
 use super::partition::{Charge, Partition};
 use super::vcpu::VcpuObject;
 use super::vic::Vic;
+use super::vpm::VpmGroup;
 use super::{CapObject, ObjectState, ObjectType};
 
 /// The lifecycle state every object carries.
@@ -178,6 +179,8 @@ pub enum Object {
     Vcpu(Arc<VcpuObject>),
     /// A VM's address space.
     AddrSpace(Arc<AddrSpaceObject>),
+    /// A virtual power-management group.
+    VpmGroup(Arc<VpmGroup>),
 }
 
 impl CapObject for Object {
@@ -190,6 +193,7 @@ impl CapObject for Object {
             Object::Vic(_) => ObjectType::Vic,
             Object::Vcpu(_) => ObjectType::Thread,
             Object::AddrSpace(_) => ObjectType::AddrSpace,
+            Object::VpmGroup(_) => ObjectType::VpmGroup,
         }
     }
 }
@@ -205,6 +209,7 @@ impl Object {
             Object::Vic(o) => Some(&o.header),
             Object::Vcpu(o) => Some(&o.header),
             Object::AddrSpace(o) => Some(&o.header),
+            Object::VpmGroup(o) => Some(&o.header),
         }
     }
 
@@ -233,6 +238,7 @@ impl Object {
             (Object::Vic(a), Object::Vic(b)) => Arc::ptr_eq(a, b),
             (Object::Vcpu(a), Object::Vcpu(b)) => Arc::ptr_eq(a, b),
             (Object::AddrSpace(a), Object::AddrSpace(b)) => Arc::ptr_eq(a, b),
+            (Object::VpmGroup(a), Object::VpmGroup(b)) => Arc::ptr_eq(a, b),
             _ => false,
         }
     }

@@ -10,6 +10,7 @@
 //! - [`vic`]: virtual interrupt controllers as objects, and vIRQ bindings;
 //! - [`vcpu`]: proxy-scheduled vCPUs as objects, with their HALT and wakeup vIRQ sources;
 //! - [`addrspace`]: a VM's address space as an object: its VMMIO ranges;
+//! - [`vpm`]: virtual power-management groups;
 //! - [`handle`]: the [`Object`] handle a capability holds, and the lifecycle [`Header`];
 //! - [`ipc`]: message-queue and doorbell objects (state machine + lock + bindings);
 //! - [`entropy`]: seeds for CapID randomisation.
@@ -27,6 +28,7 @@ pub mod msgqueue;
 pub mod partition;
 pub mod vcpu;
 pub mod vic;
+pub mod vpm;
 
 pub use handle::{Header, Object};
 
@@ -48,6 +50,8 @@ pub enum ObjectType {
     Thread,
     /// An address space (a VM's stage 2).
     AddrSpace,
+    /// A virtual power-management group.
+    VpmGroup,
 }
 
 /// Lifecycle of an object: created in `Init` (configurable), `Active` after `object_activate`.

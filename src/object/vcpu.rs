@@ -62,6 +62,8 @@ pub struct ThreadConfig {
     pub addrspace: Option<Arc<AddrSpaceObject>>,
     /// Its VIC and its index there.
     pub vic: Option<(Arc<Vic>, usize)>,
+    /// Its VPM group.
+    pub vpm: Option<Arc<super::vpm::VpmGroup>>,
     /// Registers written before power-on.
     pub regs: BootRegs,
     /// Killed before its VM existed: it can never be powered on.
@@ -197,11 +199,16 @@ impl VcpuObject {
 
     /// Let go of the cspace, address space and VIC it was attached to (its VM was retired).
     pub fn release(&self) {
-        let (cspace, addrspace, vic) = {
+        let held = {
             let mut cfg = self.config.lock();
-            (cfg.cspace.take(), cfg.addrspace.take(), cfg.vic.take())
+            (
+                cfg.cspace.take(),
+                cfg.addrspace.take(),
+                cfg.vic.take(),
+                cfg.vpm.take(),
+            )
         };
-        drop((cspace, addrspace, vic));
+        drop(held);
     }
 
     /// Whether the thread was made by a guest (rather than standing for a manifest VM's vCPU).

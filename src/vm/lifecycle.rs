@@ -28,6 +28,9 @@ const PRESERVE_ENTRY: u64 = 1 << 0;
 /// `vcpu_poweron_flags` bit 1: keep the X0 written before.
 const PRESERVE_CONTEXT: u64 = 1 << 1;
 
+/// `vcpu_poweroff_flags` bit 0: the caller is the last vCPU of its VPM group that is on.
+const LAST_VCPU: u64 = 1 << 0;
+
 /// What the calling vCPU does after a lifecycle call.
 pub enum After {
     /// Return to it with `X0` = the result.
@@ -45,7 +48,7 @@ pub fn call(vm: &Vm, caller: usize, request: ProxyRequest) -> After {
             context,
             flags,
         } => After::Return(power_on(&vcpu, entry, context, flags)),
-        ProxyRequest::PowerOff { vcpu, .. } => power_off(vm, caller, &vcpu),
+        ProxyRequest::PowerOff { vcpu, flags } => power_off(vm, caller, &vcpu, flags),
         ProxyRequest::Kill { vcpu } => After::Return(kill(&vcpu)),
         ProxyRequest::RegisterWrite { vcpu, reg, value } => {
             After::Return(register_write(&vcpu, reg, value))
@@ -103,11 +106,17 @@ fn power_on(
     Ok(())
 }
 
-fn power_off(vm: &Vm, caller: usize, object: &VcpuObject) -> After {
-    let me = vm.vcpus.get(caller).map(|s| (s.vm_index(), s.index));
-    let target = object.target().map(|t| (t.vm, t.index));
-    if me.is_none() || me != target {
+fn power_off(vm: &Vm, caller: usize, object: &VcpuObject, flags: u64) -> After {
+    let Some(slot) = vm.vcpus.get(caller) else {
         return After::Return(Err(Error::ArgumentInvalid));
+    };
+    let target = object.target().map(|t| (t.vm, t.index));
+    if target != Some((slot.vm_index(), slot.index)) {
+        return After::Return(Err(Error::ArgumentInvalid));
+    }
+    // last_vcpu must say whether it is the last vCPU of its VPM group that is on.
+    if slot.vpm.get().is_some() && (flags & LAST_VCPU != 0) != super::vpm::is_last_on(slot) {
+        return After::Return(Err(Error::Denied));
     }
     After::Stop(Next::CpuOff)
 }

@@ -74,6 +74,8 @@ pub struct VcpuSlot {
     pub deadline: AtomicU64,
     /// Its registers while it is not running (`None`: start from `boot` at the next run).
     pub context: Mutex<Option<Box<super::vcpu::VcpuContext>>>,
+    /// Its VPM group (a VM made by hypercalls), told of every power change.
+    pub vpm: Once<alloc::sync::Arc<crate::object::vpm::VpmGroup>>,
     /// Set (before the VMs are published) if the vCPU is proxy-scheduled: the scheduler never
     /// queues it; its owner runs it with `vcpu_run`.
     pub proxy: Once<super::proxy::ProxySlot>,
@@ -98,6 +100,7 @@ impl VcpuSlot {
             slice_left: AtomicU64::new(0),
             deadline: AtomicU64::new(u64::MAX),
             context: Mutex::new(None),
+            vpm: Once::new(),
             proxy: Once::new(),
             vm_index: AtomicUsize::new(usize::MAX),
         }
@@ -129,14 +132,22 @@ impl VcpuSlot {
 
     /// Change the power state.
     pub fn set_power(&self, p: Power) {
-        self.power.store(p as u8, Ordering::Release);
+        let old = self.power.swap(p as u8, Ordering::AcqRel);
+        if old != p as u8 {
+            super::vpm::power_changed(self);
+        }
     }
 
     /// Move from `from` to `to` atomically; false if the state was not `from`.
     pub fn transition(&self, from: Power, to: Power) -> bool {
-        self.power
+        let moved = self
+            .power
             .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+            .is_ok();
+        if moved && from != to {
+            super::vpm::power_changed(self);
+        }
+        moved
     }
 }
 

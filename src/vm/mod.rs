@@ -8,7 +8,7 @@
 //! VIC), `links` (the manifest's links), `proxy` (running a proxy-scheduled vCPU for its owner's
 //! `vcpu_run`), `proxy_wiring` (giving owners their caps), `guest_access` (hypercall buffers), `launch`
 //! (creating VMs from the boot bundle), `assemble` (a VM out of objects at its first
-//! `vcpu_poweron`) and `lifecycle` (power-on, power-off, kill of vCPUs).
+//! `vcpu_poweron`) and `lifecycle` (power-on, power-off, kill of vCPUs), `vpm` (VPM group states).
 
 pub mod devicetree;
 pub mod elf;
@@ -52,5 +52,7 @@ pub mod rm;
 pub mod sched;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod vcpu;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod vpm;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod vpsci;

@@ -156,6 +156,10 @@ pub fn call(vm: &Vm, caller: usize, regs: &mut GuestRegs, request: ProxyRequest)
             let after = super::lifecycle::call(vm, caller, request);
             return super::lifecycle::finish(after, regs);
         }
+        ProxyRequest::VpmState { group } => {
+            regs.x[1] = super::vpm::state(&group) as u64;
+            return Next::Resume;
+        }
         ProxyRequest::SetAffinity { vcpu, cpu } => {
             // One output: X0.
             let r = set_affinity(&vcpu, cpu);

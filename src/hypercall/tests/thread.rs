@@ -253,3 +253,53 @@ fn vic_holds_its_vcpus_weakly_and_sources_wait_for_the_vm() {
     );
     assert!(v.attached().iter().all(Option::is_none));
 }
+
+#[test]
+fn vpm_group_calls() {
+    let (mut vm, t, _, _) = builder();
+    let r = vm.call(
+        HypCall::PartitionCreateVpmGroup,
+        &[vm.partition, vm.own_cspace, 0],
+    );
+    assert_eq!(r[0], 0);
+    let g = r[1];
+    assert_eq!(
+        vm.err(HypCall::VpmGroupAttachVcpu, &[g, t, 0]),
+        Some(Error::ObjectState)
+    );
+    assert_eq!(
+        vm.err(HypCall::VpmGroupConfigure, &[g, 2, 0]),
+        Some(Error::ArgumentInvalid)
+    );
+    assert_eq!(vm.err(HypCall::VpmGroupConfigure, &[g, 1, 0]), None);
+    assert_eq!(vm.err(HypCall::ObjectActivate, &[g, 0]), None);
+    assert_eq!(
+        vm.err(HypCall::VpmGroupAttachVcpu, &[g, t, 8]),
+        Some(Error::ArgumentInvalid)
+    );
+    assert_eq!(vm.err(HypCall::VpmGroupAttachVcpu, &[g, t, 0]), None);
+    assert_eq!(
+        vm.err(HypCall::VpmGroupAttachVcpu, &[g, t, 1]),
+        Some(Error::ArgumentInvalid),
+        "a thread is in one group"
+    );
+    let vic = vm.vic;
+    assert_eq!(
+        vm.err(HypCall::VpmGroupUnbindVirq, &[g, 0]),
+        Some(Error::VirqNotBound)
+    );
+    assert_eq!(vm.err(HypCall::VpmGroupBindVirq, &[g, vic, 60, 0]), None);
+    assert_eq!(
+        vm.err(HypCall::VpmGroupBindVirq, &[g, vic, 61, 0]),
+        Some(Error::VirqBound)
+    );
+    let (r, req, _) = call_with_flags(&mut vm, HypCall::VpmGroupGetState, &[g, 0]);
+    assert_eq!(r[0], 0);
+    assert!(matches!(req, Some(ProxyRequest::VpmState { .. })));
+    let (r, req, _) = call_with_flags(&mut vm, HypCall::VpmGroupGetState, &[t, 0]);
+    assert_eq!(
+        (r[0], req.is_none()),
+        (code(Error::CspaceWrongObjectType), true)
+    );
+    assert_eq!(vm.err(HypCall::VpmGroupUnbindVirq, &[g, 0]), None);
+}
