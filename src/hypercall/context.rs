@@ -178,6 +178,18 @@ impl Caller<'_> {
 }
 
 impl Caller<'_> {
+    /// A hardware IRQ with `rights`.
+    pub fn hwirq(
+        &self,
+        cap: u64,
+        rights: u32,
+    ) -> Result<Arc<crate::object::hwirq::HwirqObject>, Error> {
+        match self.lookup(cap, ObjectType::Hwirq, rights)? {
+            Object::Hwirq(h) => Ok(h),
+            _ => Err(Error::CspaceWrongObjectType),
+        }
+    }
+
     /// A VPM group with `rights`.
     pub fn vpm_group(
         &self,

@@ -208,6 +208,8 @@ fn answer(call: HypCall, a: &[u64; 8], c: &mut Caller) -> Reply {
         H::VpmGroupBindVirq => thread::vpm_bind(c, a),
         H::VpmGroupUnbindVirq => thread::vpm_unbind(c, a),
         H::VpmGroupGetState => thread::vpm_get_state(c, a),
+        H::HwirqBindVirq => thread::hwirq_bind(c, a),
+        H::HwirqUnbindVirq => thread::hwirq_unbind(c, a),
         H::ObjectActivate => objects::activate(c, a),
         H::ObjectActivateFrom => objects::activate_from(c, a),
         H::CspaceDeleteCapFrom => objects::delete(c, a),

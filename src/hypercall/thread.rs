@@ -12,7 +12,8 @@
 use alloc::sync::Arc;
 use wurley_abi::Error;
 use wurley_abi::rights::{
-    AddrspaceRights, CspaceRights, OBJECT_ACTIVATE, ThreadRights, VicRights, VpmGroupRights,
+    AddrspaceRights, CspaceRights, HwirqRights, OBJECT_ACTIVATE, ThreadRights, VicRights,
+    VpmGroupRights,
 };
 
 use super::context::{Caller, ProxyRequest};
@@ -231,4 +232,22 @@ pub fn vpm_get_state(c: &mut Caller, a: &[u64]) -> Reply {
         }
         Err(e) => Reply::new(&[e.to_register(), 0]),
     }
+}
+
+/// `hwirq_bind_virq`: X0 hwirq (BIND_VIC), X1 VIC (BIND_SOURCE), X2 vIRQ, X3 res0.
+pub fn hwirq_bind(c: &Caller, a: &[u64]) -> Reply {
+    Reply::result((|| {
+        let h = c.hwirq(a[0], HwirqRights::BIND_VIC.bits())?;
+        let vic = c.vic(a[1], VicRights::BIND_SOURCE.bits())?;
+        let virq = u32::try_from(a[2]).map_err(|_| Error::ArgumentInvalid)?;
+        h.bind(&vic, virq)
+    })())
+}
+
+/// `hwirq_unbind_virq`: X0 hwirq (BIND_VIC), X1 res0.
+pub fn hwirq_unbind(c: &Caller, a: &[u64]) -> Reply {
+    Reply::result(
+        c.hwirq(a[0], HwirqRights::BIND_VIC.bits())
+            .and_then(|h| h.unbind()),
+    )
 }

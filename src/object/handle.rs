@@ -11,6 +11,7 @@ use wurley_abi::Error;
 
 use super::addrspace::AddrSpaceObject;
 use super::cspace::CSpace;
+use super::hwirq::HwirqObject;
 use super::ipc::{DoorbellObject, MsgQueueObject};
 use super::partition::{Charge, Partition};
 use super::vcpu::VcpuObject;
@@ -181,6 +182,8 @@ pub enum Object {
     AddrSpace(Arc<AddrSpaceObject>),
     /// A virtual power-management group.
     VpmGroup(Arc<VpmGroup>),
+    /// A hardware IRQ.
+    Hwirq(Arc<HwirqObject>),
 }
 
 impl CapObject for Object {
@@ -194,12 +197,14 @@ impl CapObject for Object {
             Object::Vcpu(_) => ObjectType::Thread,
             Object::AddrSpace(_) => ObjectType::AddrSpace,
             Object::VpmGroup(_) => ObjectType::VpmGroup,
+            Object::Hwirq(_) => ObjectType::Hwirq,
         }
     }
 }
 
 impl Object {
-    /// The object's lifecycle header.
+    /// The object's lifecycle header (a hardware IRQ, made by the hypervisor ready to use,
+    /// has none).
     pub fn header(&self) -> Option<&Header> {
         match self {
             Object::Partition(o) => Some(&o.header),
@@ -210,6 +215,7 @@ impl Object {
             Object::Vcpu(o) => Some(&o.header),
             Object::AddrSpace(o) => Some(&o.header),
             Object::VpmGroup(o) => Some(&o.header),
+            Object::Hwirq(_) => None,
         }
     }
 
@@ -239,6 +245,7 @@ impl Object {
             (Object::Vcpu(a), Object::Vcpu(b)) => Arc::ptr_eq(a, b),
             (Object::AddrSpace(a), Object::AddrSpace(b)) => Arc::ptr_eq(a, b),
             (Object::VpmGroup(a), Object::VpmGroup(b)) => Arc::ptr_eq(a, b),
+            (Object::Hwirq(a), Object::Hwirq(b)) => Arc::ptr_eq(a, b),
             _ => false,
         }
     }

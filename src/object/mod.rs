@@ -11,6 +11,7 @@
 //! - [`vcpu`]: proxy-scheduled vCPUs as objects, with their HALT and wakeup vIRQ sources;
 //! - [`addrspace`]: a VM's address space as an object: its VMMIO ranges;
 //! - [`vpm`]: virtual power-management groups;
+//! - [`hwirq`]: physical interrupts a VM may be given;
 //! - [`handle`]: the [`Object`] handle a capability holds, and the lifecycle [`Header`];
 //! - [`ipc`]: message-queue and doorbell objects (state machine + lock + bindings);
 //! - [`entropy`]: seeds for CapID randomisation.
@@ -23,6 +24,7 @@ pub mod cspace;
 pub mod doorbell;
 pub mod entropy;
 pub mod handle;
+pub mod hwirq;
 pub mod ipc;
 pub mod msgqueue;
 pub mod partition;
@@ -52,6 +54,8 @@ pub enum ObjectType {
     AddrSpace,
     /// A virtual power-management group.
     VpmGroup,
+    /// A hardware IRQ.
+    Hwirq,
 }
 
 /// Lifecycle of an object: created in `Init` (configurable), `Active` after `object_activate`.

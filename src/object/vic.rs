@@ -50,6 +50,17 @@ pub trait VirqController: Send + Sync {
     fn assert(&self, virq: u32, level: bool);
     /// The source no longer asserts `virq`.
     fn deassert(&self, virq: u32);
+
+    /// Deliver physical SPI `pintid` (level-triggered if `level`) as `virq`, hardware linked.
+    fn bind_hw(&self, virq: u32, pintid: u32, level: bool) -> Result<(), Error> {
+        let _ = (virq, pintid, level);
+        Err(Error::Unimplemented)
+    }
+
+    /// Stop delivering the physical SPI linked to `virq`, and disable it.
+    fn unbind_hw(&self, virq: u32, pintid: u32) {
+        let _ = (virq, pintid);
+    }
 }
 
 /// A virtual interrupt controller object.
@@ -65,6 +76,9 @@ pub struct Vic {
     /// Sources asserted before the VM existed (vIRQ, level), replayed by
     /// [`Vic::set_controller`].
     early: Mutex<Vec<(u32, bool)>>,
+    /// Hardware IRQs bound before the VM existed (vIRQ, physical INTID, level), connected by
+    /// [`Vic::set_controller`].
+    early_hw: Mutex<Vec<(u32, u32, bool)>>,
     _charge: Option<Charge>,
 }
 
@@ -80,6 +94,7 @@ impl Vic {
             config: Mutex::new(None),
             vcpus: Mutex::new(Vec::new()),
             early: Mutex::new(Vec::new()),
+            early_hw: Mutex::new(Vec::new()),
             _charge: None,
         })
     }
@@ -93,6 +108,7 @@ impl Vic {
             config: Mutex::new(None),
             vcpus: Mutex::new(Vec::new()),
             early: Mutex::new(Vec::new()),
+            early_hw: Mutex::new(Vec::new()),
             _charge: Some(charge),
         })
     }
@@ -173,7 +189,13 @@ impl Vic {
     /// Give a guest-created VIC its controller (its VM now exists); once.
     pub fn set_controller(&self, controller: Arc<dyn VirqController>) {
         let mut early = self.early.lock();
+        let mut early_hw = self.early_hw.lock();
         let c = self.controller.call_once(|| controller);
+        for (virq, pintid, level) in early_hw.drain(..) {
+            if let Err(e) = c.bind_hw(virq, pintid, level) {
+                log::warn!("hwirq {pintid} -> vIRQ {virq}: not connected: {e:?}");
+            }
+        }
         for (virq, level) in early.drain(..) {
             c.assert(virq, level);
         }
@@ -235,6 +257,60 @@ impl Vic {
         }
     }
 
+    /// Bind physical SPI `pintid` to `virq` (see [`VirqController::bind_hw`]); before the VM
+    /// exists, the link is made when it does. The vIRQ is then taken as if a source held it.
+    pub fn bind_hw(
+        self: &Arc<Self>,
+        virq: u32,
+        pintid: u32,
+        level: bool,
+    ) -> Result<HwBinding, Error> {
+        if !self.bindable(virq) {
+            return Err(Error::ArgumentInvalid);
+        }
+        let mut bound = self.bound.lock();
+        if bound.contains(&virq) {
+            return Err(Error::VirqBound);
+        }
+        bound.try_reserve(1).map_err(|_| Error::Nomem)?;
+        match self.controller.get() {
+            Some(c) => c.bind_hw(virq, pintid, level)?,
+            None => {
+                let mut early = self.early_hw.lock();
+                if let Some(c) = self.controller.get() {
+                    drop(early);
+                    c.bind_hw(virq, pintid, level)?;
+                } else {
+                    early.try_reserve(1).map_err(|_| Error::Nomem)?;
+                    early.push((virq, pintid, level));
+                }
+            }
+        }
+        bound.push(virq);
+        Ok(HwBinding {
+            vic: self.clone(),
+            virq,
+            pintid,
+        })
+    }
+
+    /// Record that physical SPI `pintid` is already delivered as `virq` (linked by the
+    /// hypervisor when it started the VM with the device): the binding a hardware IRQ object
+    /// then holds. `VirqBound` if something holds the vIRQ.
+    pub fn adopt_hw(self: &Arc<Self>, virq: u32, pintid: u32) -> Result<HwBinding, Error> {
+        let mut bound = self.bound.lock();
+        if bound.contains(&virq) {
+            return Err(Error::VirqBound);
+        }
+        bound.try_reserve(1).map_err(|_| Error::Nomem)?;
+        bound.push(virq);
+        Ok(HwBinding {
+            vic: self.clone(),
+            virq,
+            pintid,
+        })
+    }
+
     pub fn is_bound(&self, virq: u32) -> bool {
         self.bound.lock().contains(&virq)
     }
@@ -261,6 +337,35 @@ impl VirqSource {
 impl Drop for VirqSource {
     fn drop(&mut self) {
         self.vic.drive(self.virq, VirqLine::Deassert);
+        self.vic.bound.lock().retain(|&v| v != self.virq);
+    }
+}
+
+/// A hardware IRQ's link to a vIRQ; dropping it unlinks and disables the physical interrupt.
+pub struct HwBinding {
+    vic: Arc<Vic>,
+    virq: u32,
+    pintid: u32,
+}
+
+impl HwBinding {
+    /// The VIC.
+    pub fn vic(&self) -> &Arc<Vic> {
+        &self.vic
+    }
+
+    /// The vIRQ.
+    pub fn virq(&self) -> u32 {
+        self.virq
+    }
+}
+
+impl Drop for HwBinding {
+    fn drop(&mut self) {
+        match self.vic.controller.get() {
+            Some(c) => c.unbind_hw(self.virq, self.pintid),
+            None => self.vic.early_hw.lock().retain(|&(v, _, _)| v != self.virq),
+        }
         self.vic.bound.lock().retain(|&v| v != self.virq);
     }
 }
@@ -300,6 +405,13 @@ pub(crate) mod tests {
         }
         fn deassert(&self, virq: u32) {
             self.events.lock().push((virq, "deassert"));
+        }
+        fn bind_hw(&self, virq: u32, _: u32, _: bool) -> Result<(), Error> {
+            self.events.lock().push((virq, "hw-bind"));
+            Ok(())
+        }
+        fn unbind_hw(&self, virq: u32, _: u32) {
+            self.events.lock().push((virq, "hw-unbind"));
         }
     }
 

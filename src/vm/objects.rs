@@ -80,6 +80,17 @@ impl VirqController for VmVirqs {
             vm.vgic.lock().deassert_source(virq);
         }
     }
+
+    fn bind_hw(&self, virq: u32, pintid: u32, level: bool) -> Result<(), Error> {
+        let vm = self.vm.get().ok_or(Error::ObjectState)?;
+        super::passthrough::route(vm, virq, pintid, level)
+    }
+
+    fn unbind_hw(&self, virq: u32, pintid: u32) {
+        if let Some(vm) = self.vm.get() {
+            super::passthrough::unroute(vm, virq, pintid);
+        }
+    }
 }
 
 /// A VM's objects.

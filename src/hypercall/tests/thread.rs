@@ -303,3 +303,46 @@ fn vpm_group_calls() {
     );
     assert_eq!(vm.err(HypCall::VpmGroupUnbindVirq, &[g, 0]), None);
 }
+
+#[test]
+fn hwirq_bind_and_unbind() {
+    let mut vm = Vm::new(1 << 20);
+    let h = crate::object::hwirq::HwirqObject::new(47, false);
+    let cap = vm
+        .cspace
+        .insert_master(
+            Object::Hwirq(h.clone()),
+            wurley_abi::rights::HwirqRights::BIND_VIC.bits(),
+        )
+        .unwrap()
+        .raw();
+    let vic = vm.vic;
+    assert_eq!(
+        vm.err(HypCall::HwirqUnbindVirq, &[cap, 0]),
+        Some(Error::VirqNotBound)
+    );
+    assert_eq!(
+        vm.err(HypCall::HwirqBindVirq, &[cap, vic, 33, 0]),
+        Some(Error::ArgumentInvalid),
+        "not bindable there"
+    );
+    assert_eq!(
+        vm.err(HypCall::HwirqBindVirq, &[vic, vic, 40, 0]),
+        Some(Error::CspaceWrongObjectType)
+    );
+    assert_eq!(vm.err(HypCall::HwirqBindVirq, &[cap, vic, 40, 0]), None);
+    assert_eq!(
+        vm.err(HypCall::HwirqBindVirq, &[cap, vic, 41, 0]),
+        Some(Error::VirqBound)
+    );
+    assert_eq!(h.bound_to().map(|(_, v)| v), Some(40));
+    assert_eq!(vm.err(HypCall::HwirqUnbindVirq, &[cap, 0]), None);
+    assert_eq!(
+        *vm.rec.events.lock(),
+        alloc::vec![(40, "hw-bind"), (40, "hw-unbind")]
+    );
+    assert_eq!(
+        vm.native(HypCall::HwirqBindVirq, &[cap, vic, 40, 1])[0],
+        code(Error::ArgumentInvalid)
+    );
+}
