@@ -63,6 +63,43 @@ pub enum ProxyRequest {
         /// The vCPU.
         vcpu: Arc<VcpuObject>,
     },
+    /// `vcpu_register_write` of a vCPU whose VM exists.
+    RegisterWrite {
+        /// The vCPU.
+        vcpu: Arc<VcpuObject>,
+        /// Which register.
+        reg: crate::object::vcpu::BootReg,
+        /// The value.
+        value: u64,
+    },
+    /// `vcpu_poweron`.
+    PowerOn {
+        /// The vCPU.
+        vcpu: Arc<VcpuObject>,
+        /// Entry point (IPA).
+        entry: u64,
+        /// Its X0.
+        context: u64,
+        /// `vcpu_poweron_flags`.
+        flags: u64,
+    },
+    /// `vcpu_poweroff` (of the caller itself).
+    PowerOff {
+        /// The vCPU the cap names.
+        vcpu: Arc<VcpuObject>,
+        /// `vcpu_poweroff_flags`.
+        flags: u64,
+    },
+    /// `vcpu_kill`.
+    Kill {
+        /// The vCPU.
+        vcpu: Arc<VcpuObject>,
+    },
+    /// `vpm_group_get_state`.
+    VpmState {
+        /// The group.
+        group: Arc<crate::object::vpm::VpmGroup>,
+    },
     /// `vcpu_set_affinity`.
     SetAffinity {
         /// The vCPU.
@@ -142,6 +179,30 @@ impl Caller<'_> {
 }
 
 impl Caller<'_> {
+    /// A hardware IRQ with `rights`.
+    pub fn hwirq(
+        &self,
+        cap: u64,
+        rights: u32,
+    ) -> Result<Arc<crate::object::hwirq::HwirqObject>, Error> {
+        match self.lookup(cap, ObjectType::Hwirq, rights)? {
+            Object::Hwirq(h) => Ok(h),
+            _ => Err(Error::CspaceWrongObjectType),
+        }
+    }
+
+    /// A VPM group with `rights`.
+    pub fn vpm_group(
+        &self,
+        cap: u64,
+        rights: u32,
+    ) -> Result<Arc<crate::object::vpm::VpmGroup>, Error> {
+        match self.lookup(cap, ObjectType::VpmGroup, rights)? {
+            Object::VpmGroup(g) => Ok(g),
+            _ => Err(Error::CspaceWrongObjectType),
+        }
+    }
+
     /// A vCPU with `rights`.
     pub fn vcpu(&self, cap: u64, rights: u32) -> Result<Arc<VcpuObject>, Error> {
         match self.lookup(cap, ObjectType::Thread, rights)? {

@@ -22,7 +22,7 @@ use wurley_abi::{
 use super::context::Caller;
 use super::decode::{self, SmcccCall};
 use super::objects::{self, Kind};
-use super::{ipc, memory, reserved, vcpu};
+use super::{ipc, memory, reserved, thread, vcpu};
 use crate::object::ipc::QueueEnd;
 
 /// The `hyp_api_info` word Wurley reports: API version 1, 64-bit, little-endian, the ABI
@@ -193,6 +193,25 @@ fn answer(call: HypCall, a: &[u64; 8], c: &mut Caller) -> Reply {
         H::PartitionCreateCspace => objects::create(c, Kind::CSpace, a),
         H::PartitionCreateDoorbell => objects::create(c, Kind::Doorbell, a),
         H::PartitionCreateMsgqueue => objects::create(c, Kind::MsgQueue, a),
+        H::PartitionCreateThread => objects::create(c, Kind::Thread, a),
+        H::PartitionCreateVic => objects::create(c, Kind::Vic, a),
+        H::VcpuConfigure => thread::configure(c, a),
+        H::CspaceAttachThread => thread::attach_cspace(c, a),
+        H::AddrspaceAttachThread => thread::attach_addrspace(c, a),
+        H::VicConfigure => thread::vic_configure(c, a),
+        H::VicAttachVcpu => thread::vic_attach_vcpu(c, a),
+        H::VcpuRegisterWrite => thread::register_write(c, a),
+        H::VcpuPoweron => thread::poweron(c, a),
+        H::VcpuPoweroff => thread::poweroff(c, a),
+        H::VcpuKill => thread::kill(c, a),
+        H::PartitionCreateVpmGroup => objects::create(c, Kind::VpmGroup, a),
+        H::VpmGroupConfigure => thread::vpm_configure(c, a),
+        H::VpmGroupAttachVcpu => thread::vpm_attach(c, a),
+        H::VpmGroupBindVirq => thread::vpm_bind(c, a),
+        H::VpmGroupUnbindVirq => thread::vpm_unbind(c, a),
+        H::VpmGroupGetState => thread::vpm_get_state(c, a),
+        H::HwirqBindVirq => thread::hwirq_bind(c, a),
+        H::HwirqUnbindVirq => thread::hwirq_unbind(c, a),
         H::ObjectActivate => objects::activate(c, a),
         H::ObjectActivateFrom => objects::activate_from(c, a),
         H::CspaceDeleteCapFrom => objects::delete(c, a),
@@ -222,10 +241,10 @@ fn answer(call: HypCall, a: &[u64; 8], c: &mut Caller) -> Reply {
         H::VcpuRunCheck => vcpu::run_check(c, a),
         H::VcpuSetAffinity => vcpu::set_affinity(c, a),
         H::VcpuSetPriority => {
-            vcpu::set_sched_param(c, a, wurley_abi::rights::ThreadRights::PRIORITY)
+            thread::set_sched_param(c, a, wurley_abi::rights::ThreadRights::PRIORITY)
         }
         H::VcpuSetTimeslice => {
-            vcpu::set_sched_param(c, a, wurley_abi::rights::ThreadRights::TIMESLICE)
+            thread::set_sched_param(c, a, wurley_abi::rights::ThreadRights::TIMESLICE)
         }
         H::AddrspaceConfigureVmmio => vcpu::configure_vmmio(c, a),
         H::PartitionCreateMemextent => memory::create_memextent(c, a),

@@ -11,7 +11,8 @@
 //! - [`objects`]: object creation, activation and the cspace calls;
 //! - [`ipc`]: message queues and doorbells;
 //! - [`memory`]: memory extents and address-space mappings;
-//! - [`vcpu`]: proxy scheduling (`vcpu_run`, vCPU vIRQs, VMMIO ranges).
+//! - [`vcpu`]: proxy scheduling (`vcpu_run`, vCPU vIRQs, VMMIO ranges);
+//! - [`thread`]: building VMs from threads and VICs, and the vCPU lifecycle calls.
 //!
 //! Everything here is pure over a [`context::Caller`], so host tests drive the whole ABI with a
 //! fake guest memory. PSCI and the SMCCC architecture calls are not here: `vm::vpsci` answers
@@ -25,6 +26,7 @@ pub mod ipc;
 pub mod memory;
 pub mod objects;
 pub mod reserved;
+pub mod thread;
 pub mod vcpu;
 
 pub use context::{Caller, GuestAccess, ProxyRequest};

@@ -7,7 +7,8 @@
 
 use alloc::sync::Arc;
 use wurley_abi::rights::{
-    CspaceRights, DoorbellRights, MsgqueueRights, OBJECT_ACTIVATE, PartitionRights,
+    CspaceRights, DoorbellRights, MsgqueueRights, OBJECT_ACTIVATE, PartitionRights, ThreadRights,
+    VicRights, VpmGroupRights,
 };
 use wurley_abi::{CapId, Error};
 
@@ -17,7 +18,14 @@ use crate::object::cspace::CSpace;
 use crate::object::handle::{CSpaceObject, Header, PartitionObject};
 use crate::object::ipc::{DoorbellObject, MsgQueueObject};
 use crate::object::partition::Partition;
+use crate::object::vcpu::VcpuObject;
+use crate::object::vic::Vic;
+use crate::object::vpm::VpmGroup;
 use crate::object::{Object, entropy};
+
+/// What a vCPU costs besides its object once its VM exists: its saved register context and
+/// scheduling slot, charged at creation so a partition cannot make vCPUs it could not run.
+const THREAD_STATE_BYTES: usize = 2048;
 
 /// Capacity a new guest-created cspace has until `cspace_configure`.
 const INITIAL_CSPACE_CAPACITY: usize = 1;
@@ -33,6 +41,12 @@ pub enum Kind {
     Doorbell,
     /// `partition_create_msgqueue`.
     MsgQueue,
+    /// `partition_create_thread`.
+    Thread,
+    /// `partition_create_vic`.
+    Vic,
+    /// `partition_create_vpm_group`.
+    VpmGroup,
 }
 
 /// `partition_create_*`: X0 partition, X1 cspace → X0 error, X1 new master cap.
@@ -81,6 +95,20 @@ fn try_create(c: &Caller, kind: Kind, a: &[u64]) -> Result<CapId, Error> {
         Kind::MsgQueue => (
             Object::MsgQueue(MsgQueueObject::create(p)?),
             MsgqueueRights::ALL.bits(),
+        ),
+        Kind::Thread => (
+            Object::Vcpu(VcpuObject::new_init(
+                p.charge(core::mem::size_of::<VcpuObject>() + THREAD_STATE_BYTES)?,
+            )),
+            ThreadRights::ALL.bits(),
+        ),
+        Kind::VpmGroup => (
+            Object::VpmGroup(VpmGroup::new(p.charge(core::mem::size_of::<VpmGroup>())?)),
+            VpmGroupRights::ALL.bits(),
+        ),
+        Kind::Vic => (
+            Object::Vic(Vic::new_init(p.charge(core::mem::size_of::<Vic>())?)),
+            VicRights::ALL.bits(),
         ),
     };
     dest.space.insert_master(object, rights)

@@ -44,6 +44,15 @@ pub const fn reserved(call: HypCall) -> (&'static [usize], &'static [usize]) {
         H::MemextentConfigure | H::AddrspaceLookup => (&[4], &[]),
         H::MemextentConfigureDerive | H::MemextentDonate => (&[5], &[]),
         H::AddrspaceConfigure => (&[2], &[]),
+        H::VcpuConfigure | H::CspaceAttachThread | H::AddrspaceAttachThread => (&[2], &[]),
+        H::VicAttachVcpu => (&[3], &[]),
+        H::VcpuKill | H::VpmGroupUnbindVirq | H::VpmGroupGetState | H::HwirqUnbindVirq => {
+            (&[1], &[])
+        }
+        H::HwirqBindVirq => (&[3], &[]),
+        H::VpmGroupConfigure => (&[2], &[]),
+        H::VpmGroupAttachVcpu | H::VpmGroupBindVirq => (&[3], &[]),
+        H::VcpuRegisterWrite => (&[4], &[]),
         _ => (&[], &[]),
     }
 }

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod memory;
+mod thread;
 mod vcpu;
 
 use alloc::sync::Arc;
@@ -547,9 +548,8 @@ fn unknown_and_unimplemented_numbers() {
         }
     }
     for call in [
-        HypCall::PartitionCreateThread,
         HypCall::AddrspaceAttachVdma,
-        HypCall::VcpuPoweron,
+        HypCall::VicBindMsiSource,
         HypCall::ObjectReset,
     ] {
         assert_eq!(vm.call(call, &[0; 7])[0], u64::MAX, "{call:?}");

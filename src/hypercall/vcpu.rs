@@ -94,15 +94,6 @@ pub fn set_affinity(c: &mut Caller, a: &[u64]) -> Reply {
     }
 }
 
-/// `vcpu_set_priority` (X0 vCPU with PRIORITY, X1 priority) and `vcpu_set_timeslice` (X0 vCPU
-/// with TIMESLICE, X1 nanoseconds). In Gunyah both only configure a vCPU object still in INIT,
-/// before activation, checking the state first: every vCPU a cap can name here exists and runs
-/// (the objects stand for vCPUs the manifest made), so after the cap lookup the answer is
-/// `ObjectState`; the manifest's `priority` and `timeslice-us` set them at creation.
-pub fn set_sched_param(c: &Caller, a: &[u64], right: ThreadRights) -> Reply {
-    Reply::result(c.vcpu(a[0], right.bits()).and(Err(Error::ObjectState)))
-}
-
 /// `addrspace_configure_vmmio`: X0 addrspace (ADD_VMMIO_RANGE), X1 base, X2 size, X3 op.
 /// Errors: cap lookup errors; `ArgumentInvalid` for an unknown op; then as
 /// `object::addrspace::VmmioRanges::configure` says.

@@ -341,6 +341,28 @@ impl<T: CapObject> CSpace<T> {
         Ok((c.object.clone(), c.rights))
     }
 
+    /// Delete every cap (the VM holding this cspace is gone), one at a time, each object
+    /// dropped with the table unlocked (dropping one may take other locks).
+    pub fn clear(&self) {
+        loop {
+            let old = {
+                let mut t = self.table.lock();
+                let Some(s) = t
+                    .slots
+                    .iter_mut()
+                    .find(|s| !matches!(s.entry, Entry::Empty))
+                else {
+                    return;
+                };
+                s.generation = s.generation.wrapping_add(1);
+                let old = core::mem::replace(&mut s.entry, Entry::Empty);
+                t.used = t.used.saturating_sub(1);
+                old
+            };
+            drop(old);
+        }
+    }
+
     /// Deletes `cap`, valid or revoked (`CspaceCapNull` if it names no cap). Its slot's
     /// generation moves on, so the ID is dead from now on. The object handle is dropped after
     /// the lock is released.

@@ -11,11 +11,13 @@ use wurley_abi::Error;
 
 use super::addrspace::AddrSpaceObject;
 use super::cspace::CSpace;
+use super::hwirq::HwirqObject;
 use super::ipc::{DoorbellObject, MsgQueueObject};
 use super::memextent::MemExtent;
 use super::partition::{Charge, Partition};
 use super::vcpu::VcpuObject;
 use super::vic::Vic;
+use super::vpm::VpmGroup;
 use super::{CapObject, ObjectState, ObjectType};
 
 /// The lifecycle state every object carries.
@@ -181,6 +183,10 @@ pub enum Object {
     AddrSpace(Arc<AddrSpaceObject>),
     /// A memory extent.
     MemExtent(Arc<MemExtent>),
+    /// A virtual power-management group.
+    VpmGroup(Arc<VpmGroup>),
+    /// A hardware IRQ.
+    Hwirq(Arc<HwirqObject>),
 }
 
 impl CapObject for Object {
@@ -194,13 +200,15 @@ impl CapObject for Object {
             Object::Vcpu(_) => ObjectType::Thread,
             Object::AddrSpace(_) => ObjectType::AddrSpace,
             Object::MemExtent(_) => ObjectType::MemExtent,
+            Object::VpmGroup(_) => ObjectType::VpmGroup,
+            Object::Hwirq(_) => ObjectType::Hwirq,
         }
     }
 }
 
 impl Object {
-    /// The object's lifecycle header (VICs and vCPUs are made active by the hypervisor and have
-    /// none of their own).
+    /// The object's lifecycle header (a hardware IRQ, made by the hypervisor ready to use,
+    /// has none).
     pub fn header(&self) -> Option<&Header> {
         match self {
             Object::Partition(o) => Some(&o.header),
@@ -209,7 +217,10 @@ impl Object {
             Object::Doorbell(o) => Some(&o.header),
             Object::AddrSpace(o) => Some(&o.header),
             Object::MemExtent(o) => Some(&o.header),
-            Object::Vic(_) | Object::Vcpu(_) => None,
+            Object::Vic(o) => Some(&o.header),
+            Object::Vcpu(o) => Some(&o.header),
+            Object::VpmGroup(o) => Some(&o.header),
+            Object::Hwirq(_) => None,
         }
     }
 
@@ -221,7 +232,8 @@ impl Object {
             Object::CSpace(c) => c.activate(),
             Object::AddrSpace(a) => a.activate(),
             Object::MemExtent(m) => m.activate(),
-            Object::Vic(_) | Object::Vcpu(_) => Err(Error::ObjectState),
+            Object::Vic(v) => v.activate(),
+            Object::Vcpu(v) => v.activate(),
             other => other
                 .header()
                 .map_or(Err(Error::ObjectState), Header::activate),
@@ -239,6 +251,8 @@ impl Object {
             (Object::Vcpu(a), Object::Vcpu(b)) => Arc::ptr_eq(a, b),
             (Object::AddrSpace(a), Object::AddrSpace(b)) => Arc::ptr_eq(a, b),
             (Object::MemExtent(a), Object::MemExtent(b)) => Arc::ptr_eq(a, b),
+            (Object::VpmGroup(a), Object::VpmGroup(b)) => Arc::ptr_eq(a, b),
+            (Object::Hwirq(a), Object::Hwirq(b)) => Arc::ptr_eq(a, b),
             _ => false,
         }
     }

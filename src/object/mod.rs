@@ -8,9 +8,11 @@
 //! - [`msgqueue`]: the message-queue state machine (pure);
 //! - [`doorbell`]: the doorbell state machine (pure);
 //! - [`vic`]: virtual interrupt controllers as objects, and vIRQ bindings;
-//! - [`vcpu`]: proxy-scheduled vCPUs as objects, with their HALT and wakeup vIRQ sources;
+//! - [`vcpu`]: threads (vCPUs) as objects: configuration, HALT and wakeup vIRQ sources;
 //! - [`addrspace`]: a VM's address space as an object: its stage 2, mappings, VMMIO ranges;
 //! - [`memextent`]: memory extents, their mappings and donation, over the memory database;
+//! - [`vpm`]: virtual power-management groups;
+//! - [`hwirq`]: physical interrupts a VM may be given;
 //! - [`handle`]: the [`Object`] handle a capability holds, and the lifecycle [`Header`];
 //! - [`ipc`]: message-queue and doorbell objects (state machine + lock + bindings);
 //! - [`entropy`]: seeds for CapID randomisation.
@@ -23,12 +25,14 @@ pub mod cspace;
 pub mod doorbell;
 pub mod entropy;
 pub mod handle;
+pub mod hwirq;
 pub mod ipc;
 pub mod memextent;
 pub mod msgqueue;
 pub mod partition;
 pub mod vcpu;
 pub mod vic;
+pub mod vpm;
 
 pub use handle::{Header, Object};
 
@@ -52,6 +56,10 @@ pub enum ObjectType {
     AddrSpace,
     /// A memory extent.
     MemExtent,
+    /// A virtual power-management group.
+    VpmGroup,
+    /// A hardware IRQ.
+    Hwirq,
 }
 
 /// Lifecycle of an object: created in `Init` (configurable), `Active` after `object_activate`.

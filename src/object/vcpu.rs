@@ -1,19 +1,116 @@
-//! vCPU objects: what a capability to a proxy-scheduled vCPU names (Gunyah's `thread`
-//! object, only as far as proxy scheduling needs it), and its two vIRQ sources, HALT and
-//! VCPU_RUN_WAKEUP.
+//! vCPU objects: Gunyah's `thread` object. It has two lives:
 //!
-//! The object is pure: it knows the vCPU by the index of its VM among the published VMs and its
-//! index in that VM (set once the VMs exist), and who may run it (the owner VM's index). The
-//! vCPU's state and the run itself are in `vm::proxy`, which finds the vCPU through these
-//! indices.
+//! - created by `partition_create_thread` in INIT, it collects its configuration
+//!   ([`ThreadConfig`]: option flags, priority, timeslice, affinity, the cspace, address space
+//!   and VIC (with its index) it is attached to, boot registers written before power-on) and
+//!   becomes ACTIVE with `object_activate` once attached to all three; its first power-on
+//!   makes the VM it belongs to (`vm::assemble`);
+//! - for a VM of the manifest the hypervisor makes it ACTIVE, already standing for its vCPU.
+//!
+//! Either way, once the VM exists the object knows its vCPU by [`VcpuTarget`] (the VM's index
+//! among the live VMs, the vCPU's index in it) and carries the vCPU's two vIRQ sources, HALT
+//! and VCPU_RUN_WAKEUP. The vCPU's state and running it are in `vm::`, which finds the vCPU
+//! through the target.
 
 use alloc::sync::Arc;
 use spin::{Mutex, Once};
 use wurley_abi::Error;
 use wurley_abi::vcpu_run::VcpuVirqType;
 
+use super::ObjectState;
 use super::VirqLine;
+use super::addrspace::AddrSpaceObject;
+use super::handle::{CSpaceObject, Header};
+use super::partition::Charge;
 use super::vic::{Vic, VirqSource};
+
+/// `vcpu_option_flags` bits Wurley accepts: pinned (0), ras_error_handler (1),
+/// amu_counting_disabled (2), sve_allowed (3), debug_allowed (4), trace_allowed (5),
+/// critical (8), hlos_vm (63). Bits 0-5 and 63 change nothing here (every vCPU keeps the
+/// affinity it is given; the features bits 1-5 allow are hidden from every guest); critical
+/// makes the VM's end power the machine off. vcpu_run_scheduled (9) is not accepted yet:
+/// proxy scheduling of VMs made by hypercalls is not there (`ArgumentInvalid`).
+pub const VCPU_OPTIONS: u64 = 0b11_1111 | 1 << 8 | 1 << 63;
+/// `vcpu_option_flags` bit 8: the VM ends the machine when this vCPU's VM ends.
+pub const OPTION_CRITICAL: u64 = 1 << 8;
+
+/// Boot registers written by `vcpu_register_write` before power-on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BootRegs {
+    /// X0..X30 (`None`: 0).
+    pub x: [u64; 31],
+    /// PC, if written (else the power-on entry point).
+    pub pc: Option<u64>,
+    /// SP_EL0 and SP_EL1.
+    pub sp: [u64; 2],
+}
+
+/// What a thread created by a guest is configured with while in INIT.
+#[derive(Default)]
+pub struct ThreadConfig {
+    /// `vcpu_configure` option flags.
+    pub options: u64,
+    /// Scheduler priority (`None`: the default).
+    pub priority: Option<u8>,
+    /// Timeslice in ns (`None`: the default).
+    pub timeslice_ns: Option<u64>,
+    /// Physical CPU index (`None`: the hypervisor picks).
+    pub affinity: Option<usize>,
+    /// The cspace its hypercalls use.
+    pub cspace: Option<Arc<CSpaceObject>>,
+    /// Its address space.
+    pub addrspace: Option<Arc<AddrSpaceObject>>,
+    /// Its VIC and its index there.
+    pub vic: Option<(Arc<Vic>, usize)>,
+    /// Its VPM group.
+    pub vpm: Option<Arc<super::vpm::VpmGroup>>,
+    /// Registers written before power-on.
+    pub regs: BootRegs,
+    /// Killed before its VM existed: it can never be powered on.
+    pub killed: bool,
+}
+
+/// A register a `vcpu_register_write` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BootReg {
+    /// X0..X30.
+    X(usize),
+    /// The PC.
+    Pc,
+    /// SP_EL0 (0) or SP_EL1 (1).
+    Sp(usize),
+}
+
+impl BootReg {
+    /// Decode `vcpu_register_set` `set` and `index`: set 0 X (0..=30), 1 PC (0), 2 SP_EL (0, 1).
+    pub fn decode(set: u64, index: u64) -> Result<BootReg, Error> {
+        match (set, index) {
+            (0, i @ 0..=30) => Ok(BootReg::X(i as usize)),
+            (1, 0) => Ok(BootReg::Pc),
+            (2, i @ 0..=1) => Ok(BootReg::Sp(i as usize)),
+            _ => Err(Error::ArgumentInvalid),
+        }
+    }
+}
+
+impl BootRegs {
+    /// Record `value` for `reg`.
+    pub fn set(&mut self, reg: BootReg, value: u64) {
+        match reg {
+            BootReg::X(i) => {
+                if let Some(x) = self.x.get_mut(i) {
+                    *x = value;
+                }
+            }
+            BootReg::Pc => self.pc = Some(value),
+            BootReg::Sp(i) => {
+                if let Some(sp) = self.sp.get_mut(i) {
+                    *sp = value;
+                }
+            }
+        }
+    }
+}
 
 /// Where the vCPU lives: (its VM, its index there, the VM that runs it), as indices of the
 /// published VMs.
@@ -29,19 +126,94 @@ pub struct VcpuTarget {
 
 /// A vCPU object.
 pub struct VcpuObject {
+    /// Lifecycle: INIT while a guest configures it, ACTIVE after activation (or from the start
+    /// for a manifest VM's vCPU).
+    pub header: Header,
+    /// Configuration of a guest-created thread (empty for a manifest VM's vCPU).
+    pub config: Mutex<ThreadConfig>,
     target: Once<VcpuTarget>,
     halt: Mutex<Option<VirqSource>>,
     wakeup: Mutex<Option<VirqSource>>,
+    charge: Option<Charge>,
 }
 
 impl VcpuObject {
-    /// A vCPU object not yet attached to its vCPU.
+    /// The object of a manifest VM's vCPU (active), not yet attached to its vCPU.
     pub fn new() -> Arc<Self> {
+        Self::with(Header::new_active(), None)
+    }
+
+    /// A thread created by `partition_create_thread`: INIT, its memory charged by `charge`.
+    pub fn new_init(charge: Charge) -> Arc<Self> {
+        Self::with(Header::new_init(), Some(charge))
+    }
+
+    fn with(header: Header, charge: Option<Charge>) -> Arc<Self> {
         Arc::new(Self {
+            header,
+            config: Mutex::new(ThreadConfig::default()),
             target: Once::new(),
             halt: Mutex::new(None),
             wakeup: Mutex::new(None),
+            charge,
         })
+    }
+
+    /// Run `f` on the configuration if the thread is still in INIT (`ObjectState` otherwise).
+    pub fn configure_with<R>(
+        &self,
+        f: impl FnOnce(&mut ThreadConfig) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let mut cfg = self.config.lock();
+        self.header.require_init()?;
+        f(&mut cfg)
+    }
+
+    /// `vcpu_configure`: the option flags (INIT only; `ArgumentInvalid` for unknown bits).
+    pub fn configure(&self, options: u64) -> Result<(), Error> {
+        if options & !VCPU_OPTIONS != 0 {
+            return Err(Error::ArgumentInvalid);
+        }
+        self.configure_with(|c| {
+            c.options = options;
+            Ok(())
+        })
+    }
+
+    /// `object_activate`: needs a cspace, an address space (active) and a VIC attached
+    /// (`ObjectConfig` otherwise).
+    pub fn activate(&self) -> Result<(), Error> {
+        let cfg = self.config.lock();
+        self.header.require_init()?;
+        let ready = cfg.cspace.is_some()
+            && cfg.vic.is_some()
+            && cfg
+                .addrspace
+                .as_ref()
+                .is_some_and(|a| a.header.state() == ObjectState::Active);
+        if !ready {
+            return Err(Error::ObjectConfig);
+        }
+        self.header.activate()
+    }
+
+    /// Let go of the cspace, address space and VIC it was attached to (its VM was retired).
+    pub fn release(&self) {
+        let held = {
+            let mut cfg = self.config.lock();
+            (
+                cfg.cspace.take(),
+                cfg.addrspace.take(),
+                cfg.vic.take(),
+                cfg.vpm.take(),
+            )
+        };
+        drop(held);
+    }
+
+    /// Whether the thread was made by a guest (rather than standing for a manifest VM's vCPU).
+    pub fn is_guest_created(&self) -> bool {
+        self.charge.is_some()
     }
 
     /// Attach the vCPU (once, when the VMs are published).

@@ -77,8 +77,7 @@ pub fn output(vm: &Vm, byte: u8) {
 
 /// Called every hypervisor tick on one CPU: write partial lines of VMs that went quiet.
 pub fn flush_quiet_lines() {
-    let vms = machine::all();
-    for vm in vms.iter().filter(|vm| vm.root || machine::guests() > 1) {
+    for vm in machine::all().filter(|vm| vm.root || machine::guests() > 1) {
         // A VM whose vCPU waits for its CPU has not gone quiet: it was preempted mid-line.
         let preempted = vm
             .vcpus
@@ -95,26 +94,27 @@ pub fn flush_quiet_lines() {
 
 /// Input from the physical UART.
 pub fn input(bytes: &[u8]) {
-    let vms = machine::all();
-    if vms.is_empty() {
+    if machine::slots() == 0 {
         return;
     }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         if b == FOCUS_SWITCH {
-            deliver(vms, &bytes[start..i]);
+            deliver(&bytes[start..i]);
             start = i + 1;
-            switch_focus(vms);
+            switch_focus();
         }
     }
-    deliver(vms, &bytes[start..]);
+    deliver(&bytes[start..]);
 }
 
-fn switch_focus(vms: &[&'static Vm]) {
+/// Move console input to the next live VM (by slot), skipping the root VM.
+fn switch_focus() {
     let current = FOCUS.load(Ordering::Relaxed);
-    for step in 1..=vms.len() {
-        let next = (current + step) % vms.len();
-        if let Some(vm) = vms.get(next).filter(|vm| !vm.has_ended() && !vm.root) {
+    let slots = machine::slots();
+    for step in 1..=slots {
+        let next = (current + step) % slots;
+        if let Some(vm) = machine::get(next).filter(|vm| !vm.has_ended() && !vm.root) {
             FOCUS.store(next, Ordering::Relaxed);
             crate::console::print(format_args!(
                 "\n[wurley] console input now goes to VM {}\n",
@@ -125,14 +125,11 @@ fn switch_focus(vms: &[&'static Vm]) {
     }
 }
 
-fn deliver(vms: &[&'static Vm], bytes: &[u8]) {
+fn deliver(bytes: &[u8]) {
     if bytes.is_empty() {
         return;
     }
-    let Some(vm) = vms
-        .get(FOCUS.load(Ordering::Relaxed))
-        .filter(|vm| !vm.has_ended())
-    else {
+    let Some(vm) = machine::get(FOCUS.load(Ordering::Relaxed)).filter(|vm| !vm.has_ended()) else {
         return;
     };
     let (accepted, level) = {

@@ -39,7 +39,10 @@ fn gunyah_call(
     let reply = f(&regs.x, &mut caller)?;
     reply.apply(&mut regs.x);
     if let Some(request) = caller.proxy.take() {
-        super::proxy::call(vm, vcpu, regs, request);
+        let next = super::proxy::call(vm, vcpu, regs, request);
+        if next != Next::Resume {
+            return Some(next);
+        }
     }
     let yielded = caller.yield_cpu;
     Some(match vm.vcpus.get(vcpu) {
@@ -109,7 +112,9 @@ pub fn handle_sync(vm: &Vm, vcpu: usize, regs: &mut GuestRegs) -> Next {
         Trap::SysReg(access) => sysreg(vm, vcpu, regs, access),
         Trap::DataAbort(abort) => mmio(vm, vcpu, regs, abort, trap::fault_ipa(hpfar, far), far),
         Trap::InstructionAbort { .. }
-            if vm.space.allows(trap::fault_ipa(hpfar, far), false, true) =>
+            if vm
+                .space()
+                .is_some_and(|s| s.allows(trap::fault_ipa(hpfar, far), false, true)) =>
         {
             // A mapping was being changed (break-before-make): it is back, retry.
             Next::Resume
@@ -244,7 +249,11 @@ fn sysreg(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, access: SysRegAccess) -> N
 
 fn mmio(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, abort: DataAbort, ipa: u64, far: u64) -> Next {
     let from_el0 = vcpu_hw::from_el0(regs.pstate);
-    if (!abort.isv || abort.s1ptw) && vm.space.allows(ipa, abort.write, false) {
+    if (!abort.isv || abort.s1ptw)
+        && vm
+            .space()
+            .is_some_and(|s| s.allows(ipa, abort.write, false))
+    {
         // A mapping was being changed (break-before-make): it is back, retry.
         return Next::Resume;
     }
@@ -287,7 +296,10 @@ fn mmio(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, abort: DataAbort, ipa: u64, 
         result
     } else if super::proxy::is_vmmio(vm, vcpu, ipa) {
         return Next::Vmmio(VmmioAccess { ipa, abort, value });
-    } else if vm.space.allows(ipa, abort.write, false) {
+    } else if vm
+        .space()
+        .is_some_and(|s| s.allows(ipa, abort.write, false))
+    {
         // A mapping was being changed (break-before-make): it is back, retry.
         return Next::Resume;
     } else {

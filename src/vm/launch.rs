@@ -37,6 +37,7 @@ pub fn launch(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]
     };
     let mpidrs: Vec<u64> = cpus.iter().map(|c| c.mpidr).collect();
     super::sched::init(&mpidrs);
+    super::assemble::set_vtimer_intid(platform.timer.virt.intid);
     let bundle = match bundle::parse(bundle_bytes, &limits) {
         Ok(b) => b,
         Err(e) => {
@@ -85,7 +86,9 @@ pub fn launch(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]
                 let vm = machine::leak(vm);
                 if let Some(objects) = ep.objects {
                     objects.virqs.attach(vm);
-                    objects.ram_extent.call_once(|| vm.ram.clone());
+                    if let Some(ram) = &vm.ram {
+                        objects.ram_extent.call_once(|| ram.clone());
+                    }
                     vm.objects.call_once(|| objects);
                 }
                 super::passthrough::connect(vm, &spec.devices);
@@ -338,6 +341,7 @@ fn build(
         *v0.boot.lock() = BootState {
             pc: kernel_ipa,
             x0: dtb_ipa,
+            regs: None,
         };
     }
     log::info!(
@@ -350,7 +354,7 @@ fn build(
             .map(|(s, e, _)| format!(", initrd [{s:#x}..{e:#x})"))
             .unwrap_or_default()
     );
-    let mut vm = Vm::new(spec.name.clone(), memory, space, ram, slots, vgic);
+    let mut vm = Vm::new(spec.name.clone(), space, Some(ram), slots, vgic);
     vm.critical = spec.critical;
     Ok(vm)
 }

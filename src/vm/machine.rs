@@ -9,12 +9,11 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
-use spin::{Mutex, Once};
+use spin::{Mutex, Once, RwLock};
 
 use crate::arch::aarch64::psci;
 use alloc::sync::Arc;
 
-use crate::mm::guestmem::GuestMemory;
 use crate::object::addrspace::AddrSpaceObject;
 use crate::object::memextent::MemExtent;
 use crate::vm::vgic::VGic;
@@ -42,6 +41,9 @@ pub struct BootState {
     pub pc: u64,
     /// Value for x0.
     pub x0: u64,
+    /// The other registers written with `vcpu_register_write` before `vcpu_poweron` (X1..X30,
+    /// SP_EL0, SP_EL1); `None`: all zero (PSCI CPU_ON).
+    pub regs: Option<crate::object::vcpu::BootRegs>,
 }
 
 /// A vCPU's state shared between physical CPUs (its registers live with the CPU running it).
@@ -65,6 +67,8 @@ pub struct VcpuSlot {
     pub place: AtomicU8,
     /// Blocked in WFI, waiting for an interrupt or its virtual timer.
     pub blocked: AtomicBool,
+    /// Killed (`vcpu_kill`): off for good.
+    pub killed: AtomicBool,
     /// What was left of its timeslice when a higher priority preempted it (counter ticks; 0:
     /// a full slice at its next run).
     pub slice_left: AtomicU64,
@@ -72,6 +76,8 @@ pub struct VcpuSlot {
     pub deadline: AtomicU64,
     /// Its registers while it is not running (`None`: start from `boot` at the next run).
     pub context: Mutex<Option<Box<super::vcpu::VcpuContext>>>,
+    /// Its VPM group (a VM made by hypercalls), told of every power change.
+    pub vpm: Once<alloc::sync::Arc<crate::object::vpm::VpmGroup>>,
     /// Set (before the VMs are published) if the vCPU is proxy-scheduled: the scheduler never
     /// queues it; its owner runs it with `vcpu_run`.
     pub proxy: Once<super::proxy::ProxySlot>,
@@ -92,9 +98,11 @@ impl VcpuSlot {
             timeslice_ns,
             place: AtomicU8::new(super::sched::IDLE),
             blocked: AtomicBool::new(false),
+            killed: AtomicBool::new(false),
             slice_left: AtomicU64::new(0),
             deadline: AtomicU64::new(u64::MAX),
             context: Mutex::new(None),
+            vpm: Once::new(),
             proxy: Once::new(),
             vm_index: AtomicUsize::new(usize::MAX),
         }
@@ -126,14 +134,22 @@ impl VcpuSlot {
 
     /// Change the power state.
     pub fn set_power(&self, p: Power) {
-        self.power.store(p as u8, Ordering::Release);
+        let old = self.power.swap(p as u8, Ordering::AcqRel);
+        if old != p as u8 {
+            super::vpm::power_changed(self);
+        }
     }
 
     /// Move from `from` to `to` atomically; false if the state was not `from`.
     pub fn transition(&self, from: Power, to: Power) -> bool {
-        self.power
+        let moved = self
+            .power
             .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+            .is_ok();
+        if moved && from != to {
+            super::vpm::power_changed(self);
+        }
+        moved
     }
 }
 
@@ -146,14 +162,14 @@ pub enum EndReason {
     Reset,
     /// The hypervisor stopped it after an unrecoverable guest error.
     Crashed,
+    /// Every vCPU was killed (`vcpu_kill`).
+    Killed,
 }
 
 /// A virtual machine.
 pub struct Vm {
     /// Name from the manifest; prefixes its console lines when several VMs run.
     pub name: String,
-    /// Guest RAM.
-    pub memory: Mutex<GuestMemory>,
     /// VTTBR_EL2 value (stage-2 root and VMID).
     pub vttbr: u64,
     /// The virtual GIC.
@@ -176,25 +192,30 @@ pub struct Vm {
     pub critical: bool,
     /// Its hypervisor objects (cspace, partition, VIC), set once when the VM is published.
     pub objects: Once<super::objects::VmObjects>,
-    /// Its address space: the stage-2 tables ([`Vm::vttbr`]) and what is mapped in them.
-    pub space: Arc<AddrSpaceObject>,
-    /// The memory extent over its RAM (mapped in `space` at its memory base).
-    pub ram: Arc<MemExtent>,
+    /// Its address space: the stage-2 tables ([`Vm::vttbr`]) and what is mapped in them (let
+    /// go when a VM made by hypercalls is retired: [`Vm::space`]).
+    space: RwLock<Option<Arc<AddrSpaceObject>>>,
+    /// The memory extent over its RAM (mapped in `space` at its memory base), for a VM of the
+    /// manifest; a VM made by hypercalls has whatever its address space maps.
+    pub ram: Option<Arc<MemExtent>>,
+    /// Made by hypercalls (`vcpu_poweron` of its first vCPU) rather than from the manifest: its
+    /// end does not count towards powering the machine off, and it is retired once stopped.
+    pub made_by_hypercalls: bool,
+    /// Retired ([`retire`]): out of the machine for good.
+    retired: AtomicBool,
 }
 
 impl Vm {
     /// Assemble a VM from its parts: `space` must be active.
     pub fn new(
         name: String,
-        memory: GuestMemory,
         space: Arc<AddrSpaceObject>,
-        ram: Arc<MemExtent>,
+        ram: Option<Arc<MemExtent>>,
         vcpus: Vec<VcpuSlot>,
         vgic: VGic,
     ) -> Self {
         Self {
             name,
-            memory: Mutex::new(memory),
             vttbr: space.vttbr().unwrap_or(0),
             vgic: Mutex::new(vgic),
             uart: Mutex::new(VPl011::new()),
@@ -204,11 +225,30 @@ impl Vm {
             out_line: Mutex::new(super::console::PendingLine::new()),
             reported_unknown_trap: AtomicBool::new(false),
             objects: Once::new(),
+            made_by_hypercalls: false,
+            retired: AtomicBool::new(false),
             root: false,
             critical: false,
-            space,
+            space: RwLock::new(Some(space)),
             ram,
         }
+    }
+
+    /// A VM made by hypercalls (`vm::assemble`): its memory is what `space` maps.
+    pub fn assembled(
+        name: String,
+        space: Arc<AddrSpaceObject>,
+        vcpus: Vec<VcpuSlot>,
+        vgic: VGic,
+    ) -> Self {
+        let mut vm = Self::new(name, space, None, vcpus, vgic);
+        vm.made_by_hypercalls = true;
+        vm
+    }
+
+    /// Its address space (`None` once retired).
+    pub fn space(&self) -> Option<Arc<AddrSpaceObject>> {
+        self.space.read().clone()
     }
 
     /// Whether the VM has ended.
@@ -234,6 +274,15 @@ impl Vm {
         }
         self.raise_halts();
         super::proxy::owner_ended(self);
+        retire(self);
+        if self.made_by_hypercalls {
+            if self.critical {
+                log::info!("critical VM ended: powering off");
+                let e = psci::system_off();
+                log::error!("PSCI SYSTEM_OFF failed: {e:?}");
+            }
+            return;
+        }
         if self.root {
             return;
         }
@@ -264,6 +313,18 @@ impl Vm {
         }
     }
 
+    /// Let go of the objects a VM made by hypercalls holds (retirement): empty its cspace and
+    /// drop what its vCPU objects were attached to, so the caps and objects only the VM held
+    /// are freed and the rest live exactly as long as their other holders keep them.
+    fn release_objects(&self) {
+        drop(self.space.write().take());
+        let Some(o) = self.objects.get() else { return };
+        o.cspace.clear();
+        for v in o.vcpus.get().into_iter().flatten() {
+            v.release();
+        }
+    }
+
     /// Find the vCPU with guest affinity `mpidr`.
     pub fn vcpu_by_mpidr(&self, mpidr: u64) -> Option<&VcpuSlot> {
         let mpidr = mpidr & crate::arch::aarch64::cpu::MPIDR_AFFINITY_MASK;
@@ -288,21 +349,81 @@ pub fn guests() -> usize {
     GUESTS.load(Ordering::Acquire)
 }
 
-/// Every VM, in manifest order.
-static VMS: Once<Vec<&'static Vm>> = Once::new();
+/// Most VMs alive at once (the manifest's, the resource manager, and those made by hypercalls).
+pub const MAX_VMS: usize = 64;
 
-/// Publish the VMs (once, after launching) and tell the scheduler where their vCPUs live.
+/// The live VMs by index (a vCPU's `vm_index`, a run-queue entry's first half). `None`: free.
+/// A VM made by hypercalls leaves its slot when it is retired ([`retire`]); the `Vm` record
+/// itself is never freed, so a stale `&'static Vm` stays valid (it just says the VM ended).
+static VMS: [RwLock<Option<&'static Vm>>; MAX_VMS] = [const { RwLock::new(None) }; MAX_VMS];
+
+/// One past the highest slot ever used (bounds every walk over [`VMS`]).
+static SLOTS_USED: AtomicUsize = AtomicUsize::new(0);
+
+/// Serialises adding and retiring VMs.
+static SLOT_LOCK: Mutex<()> = Mutex::new(());
+
+/// Publish the VMs of the manifest and the root VM (once, after launching, in slots 0..) and
+/// tell the scheduler where their vCPUs live.
 pub fn publish(vms: Vec<&'static Vm>) {
     let guests = vms.iter().filter(|vm| !vm.root).count();
     RUNNING_VMS.store(guests, Ordering::Release);
     GUESTS.store(guests, Ordering::Release);
-    for (i, vm) in vms.iter().enumerate() {
-        for v in &vm.vcpus {
-            v.vm_index.store(i, Ordering::Relaxed);
+    for vm in vms {
+        if let Err(e) = add(vm) {
+            log::error!("VM {}: not published: {e:?}", vm.name);
         }
     }
-    super::sched::set_residents(&vms);
-    VMS.call_once(|| vms);
+}
+
+/// Give `vm` a slot, number its vCPUs and give them to the scheduler. `Nomem` if every slot
+/// is taken.
+pub fn add(vm: &'static Vm) -> Result<usize, wurley_abi::Error> {
+    let _g = SLOT_LOCK.lock();
+    let i = VMS
+        .iter()
+        .position(|p| p.read().is_none())
+        .ok_or(wurley_abi::Error::Nomem)?;
+    for v in &vm.vcpus {
+        v.vm_index.store(i, Ordering::Relaxed);
+    }
+    *VMS[i].write() = Some(vm);
+    SLOTS_USED.fetch_max(i + 1, Ordering::AcqRel);
+    super::sched::add_residents(i, vm);
+    Ok(i)
+}
+
+/// Take a VM made by hypercalls out of the machine once it has ended and none of its vCPUs is
+/// on a CPU: the scheduler forgets its vCPUs, its slot is free again, and it lets go of its
+/// objects (so they are freed when their last cap goes). Returns whether this call retired it.
+pub fn retire(vm: &Vm) -> bool {
+    if !vm.has_ended() || vm.root || !vm.made_by_hypercalls {
+        return false;
+    }
+    let _g = SLOT_LOCK.lock();
+    let busy = vm
+        .vcpus
+        .iter()
+        .any(|v| v.place.load(Ordering::Acquire) != super::sched::IDLE);
+    if busy || vm.retired.swap(true, Ordering::AcqRel) {
+        return false;
+    }
+    let Some(i) = vm.vcpus.first().map(|v| v.vm_index()) else {
+        return false;
+    };
+    super::sched::remove_residents(i);
+    if let Some(slot) = VMS.get(i) {
+        let mut s = slot.write();
+        if s.is_some_and(|v| core::ptr::eq(v, vm)) {
+            *s = None;
+        }
+    }
+    for v in &vm.vcpus {
+        *v.context.lock() = None;
+    }
+    vm.release_objects();
+    log::info!("VM {}: retired", vm.name);
+    true
 }
 
 /// Leak a VM so physical CPUs can share it for the life of the machine.
@@ -310,7 +431,17 @@ pub fn leak(vm: Vm) -> &'static Vm {
     Box::leak(Box::new(vm))
 }
 
-/// All VMs.
-pub fn all() -> &'static [&'static Vm] {
-    VMS.get().map(|v| v.as_slice()).unwrap_or(&[])
+/// The VM in slot `i`, if any.
+pub fn get(i: usize) -> Option<&'static Vm> {
+    *VMS.get(i)?.read()
+}
+
+/// One past the highest slot index ever used.
+pub fn slots() -> usize {
+    SLOTS_USED.load(Ordering::Acquire)
+}
+
+/// Every live VM, by slot.
+pub fn all() -> impl Iterator<Item = &'static Vm> {
+    (0..slots()).filter_map(get)
 }

@@ -6,8 +6,9 @@
 //! `vcpu` (the run loop), `exit` (trap handling), `vpsci` (PSCI for guests), `irqs` (raising
 //! virtual interrupts), `console` (shared console), `objects` (a VM's partition, cspace and
 //! VIC), `links` (the manifest's links), `proxy` (running a proxy-scheduled vCPU for its owner's
-//! `vcpu_run`), `proxy_wiring` (giving owners their caps), `guest_access` (hypercall buffers) and `launch`
-//! (creating VMs from the boot bundle).
+//! `vcpu_run`), `proxy_wiring` (giving owners their caps), `guest_access` (hypercall buffers), `launch`
+//! (creating VMs from the boot bundle), `assemble` (a VM out of objects at its first
+//! `vcpu_poweron`) and `lifecycle` (power-on, power-off, kill of vCPUs), `vpm` (VPM group states).
 
 pub mod devicetree;
 pub mod elf;
@@ -18,6 +19,8 @@ pub mod vgic;
 pub mod vpl011;
 
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod assemble;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod console;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod exit;
@@ -27,6 +30,8 @@ pub mod guest_access;
 pub mod irqs;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod launch;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod lifecycle;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod links;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
@@ -47,5 +52,7 @@ pub mod rm;
 pub mod sched;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod vcpu;
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod vpm;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod vpsci;

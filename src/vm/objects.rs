@@ -81,6 +81,17 @@ impl VirqController for VmVirqs {
             vm.vgic.lock().deassert_source(virq);
         }
     }
+
+    fn bind_hw(&self, virq: u32, pintid: u32, level: bool) -> Result<(), Error> {
+        let vm = self.vm.get().ok_or(Error::ObjectState)?;
+        super::passthrough::route(vm, virq, pintid, level)
+    }
+
+    fn unbind_hw(&self, virq: u32, pintid: u32) {
+        if let Some(vm) = self.vm.get() {
+            super::passthrough::unroute(vm, virq, pintid);
+        }
+    }
 }
 
 /// A VM's objects.
@@ -134,6 +145,29 @@ impl VmObjects {
         }
         let s = AddrSpaceObject::new_for_vm(&crate::arch::aarch64::stage2::MEM, vmid)?;
         Ok(self.addrspace.call_once(|| s))
+    }
+
+    /// The objects of a VM made by hypercalls: its cspace (the one its vCPUs were attached
+    /// to), its VIC, its vCPU objects. Its partition is an empty child of the root (objects
+    /// the VM makes are charged to the partitions its caps name).
+    pub fn assembled(
+        cspace: Arc<CSpaceObject>,
+        vic: Arc<Vic>,
+        threads: Vec<Arc<VcpuObject>>,
+    ) -> Self {
+        let vcpus = Once::new();
+        vcpus.call_once(|| threads);
+        Self {
+            partition: crate::hypercall::objects::vm_partition(root_partition(), 0),
+            cspace: cspace.space.clone(),
+            cspace_object: cspace,
+            vic,
+            virqs: VmVirqs::new(),
+            // Not kept here: the VM lets go of its address space when retired (`Vm::space`).
+            addrspace: Once::new(),
+            ram_extent: Once::new(),
+            vcpus,
+        }
     }
 
     /// The VM's `count` vCPU objects, made at the first call.

@@ -16,17 +16,20 @@ use spin::Mutex;
 use vm_fdt::FdtWriter;
 
 use crate::arch::aarch64::gic;
+use alloc::sync::Arc;
+
 use crate::bundle::DeviceSpec;
 use crate::mm::addr::{PAGE_SIZE, PhysRange};
 use crate::object::addrspace::AddrSpaceObject;
+use crate::object::hwirq::HwirqObject;
 use crate::platform::Platform;
 
 use super::layout::{GICD_BASE, SPIS, UART_BASE, UART_SIZE, gicr_size};
 use super::machine::{Vm, kick};
 use super::vgic::VGic;
 
-/// SPIs forwarded to a VM: (INTID, VM).
-static OWNERS: Mutex<Vec<(u32, &'static Vm)>> = Mutex::new(Vec::new());
+/// SPIs forwarded to a VM: (physical INTID, VM, vIRQ).
+static OWNERS: Mutex<Vec<(u32, &'static Vm, u32)>> = Mutex::new(Vec::new());
 
 /// Page-aligned windows and INTIDs already given to a VM.
 static CLAIMED: Mutex<(Vec<PhysRange>, Vec<u32>)> = Mutex::new((Vec::new(), Vec::new()));
@@ -137,7 +140,17 @@ pub fn map(devices: &[DeviceSpec], space: &AddrSpaceObject, vgic: &mut VGic) -> 
     Ok(())
 }
 
-/// Route the devices' physical SPIs to the CPU of `vm`'s vCPU 0 and record the owner.
+/// The hardware IRQ objects of the bundle's devices: (the VM that has it, its vIRQ there, the
+/// object), for the resource manager's caps.
+static HWIRQS: Mutex<Vec<(&'static Vm, u32, Arc<HwirqObject>)>> = Mutex::new(Vec::new());
+
+/// The hardware IRQ objects of the devices the bundle passed through.
+pub fn hwirqs() -> Vec<(&'static Vm, u32, Arc<HwirqObject>)> {
+    HWIRQS.lock().clone()
+}
+
+/// Route the devices' physical SPIs to the CPU of `vm`'s vCPU 0 and record the owner; each
+/// becomes a hardware IRQ object bound to the VM's VIC (the resource manager gets caps).
 pub fn connect(vm: &'static Vm, devices: &[DeviceSpec]) {
     let Some(v0) = vm.vcpus.first() else { return };
     let mut owners = OWNERS.lock();
@@ -149,7 +162,14 @@ pub fn connect(vm: &'static Vm, devices: &[DeviceSpec]) {
                 log::error!("VM {}: device {}: SPI {spi}: {e:?}", vm.name, d.name);
                 continue;
             }
-            owners.push((intid, vm));
+            owners.push((intid, vm, intid));
+            let object = HwirqObject::new(intid, level);
+            let vic = vm.objects.get().map(|o| &o.vic);
+            match vic.map(|v| object.adopt(v, intid)) {
+                Some(Ok(())) => HWIRQS.lock().push((vm, intid, object)),
+                Some(Err(e)) => log::warn!("VM {}: SPI {spi}: no hwirq object: {e:?}", vm.name),
+                None => {}
+            }
         }
         log::info!(
             "VM {}: device {} passed through ({} window(s), SPIs {:?})",
@@ -161,6 +181,51 @@ pub fn connect(vm: &'static Vm, devices: &[DeviceSpec]) {
     }
 }
 
+/// Deliver physical SPI `pintid` to `vm` as `virq` (a hardware IRQ bound to its VIC): linked
+/// in its vGIC, routed to the CPU of its vCPU 0, enabled. `Busy` if another VM has it.
+pub fn route(
+    vm: &'static Vm,
+    virq: u32,
+    pintid: u32,
+    level: bool,
+) -> Result<(), wurley_abi::Error> {
+    use wurley_abi::Error;
+    let mut owners = OWNERS.lock();
+    if owners.iter().any(|&(i, _, _)| i == pintid) {
+        return Err(Error::Busy);
+    }
+    owners.try_reserve(1).map_err(|_| Error::Nomem)?;
+    let v0 = vm.vcpus.first().ok_or(Error::ObjectState)?;
+    if !vm.vgic.lock().map_hw(virq, 0, pintid) {
+        return Err(Error::ArgumentInvalid);
+    }
+    if let Err(e) = gic::enable_spi(pintid, super::sched::cpu_mpidr(v0.pcpu()), 0xa0, level) {
+        vm.vgic.lock().unmap_hw(virq, 0);
+        log::debug!("VM {}: SPI {pintid}: {e:?}", vm.name);
+        return Err(Error::ArgumentInvalid);
+    }
+    owners.push((pintid, vm, virq));
+    log::info!(
+        "VM {}: hardware IRQ {pintid} delivered as vIRQ {virq}",
+        vm.name
+    );
+    Ok(())
+}
+
+/// Take physical SPI `pintid` back from `vm` (a hardware IRQ unbound): disabled, unlinked.
+/// If the guest had not completed it, it stays active at the GIC until its next owner's
+/// guest completes it.
+pub fn unroute(vm: &Vm, virq: u32, pintid: u32) {
+    OWNERS
+        .lock()
+        .retain(|&(i, owner, _)| !(i == pintid && core::ptr::eq(owner, vm)));
+    if let Err(e) = gic::disable_spi(pintid) {
+        log::warn!("SPI {pintid}: not disabled: {e:?}");
+    }
+    vm.vgic.lock().unmap_hw(virq, 0);
+    log::info!("VM {}: hardware IRQ {pintid} taken back", vm.name);
+}
+
 /// A physical interrupt arrived: if it belongs to a VM, make its virtual twin pending there
 /// (left active physically: the guest's deactivation through the HW-linked list register ends
 /// it) and return true.
@@ -168,10 +233,12 @@ pub fn fired(intid: u32) -> bool {
     let owner = OWNERS
         .lock()
         .iter()
-        .find(|(i, _)| *i == intid)
-        .map(|&(_, vm)| vm);
-    let Some(vm) = owner else { return false };
-    let target = vm.vgic.lock().pend_edge(intid, 0);
+        .find(|(i, _, _)| *i == intid)
+        .map(|&(_, vm, virq)| (vm, virq));
+    let Some((vm, virq)) = owner else {
+        return false;
+    };
+    let target = vm.vgic.lock().pend_edge(virq, 0);
     if let Some(v) = target.and_then(|t| vm.vcpus.get(t)) {
         kick(v);
     }

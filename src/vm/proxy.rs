@@ -132,27 +132,39 @@ pub fn owner_ended(owner: &Vm) {
 /// What `vcpu_run` / `vcpu_run_check` return: state and its three data words.
 type Outcome = (RunState, [u64; 3]);
 
-/// Do a checked proxy request of vCPU `caller` of `vm`, writing the reply into `regs`.
-pub fn call(vm: &Vm, caller: usize, regs: &mut GuestRegs, request: ProxyRequest) {
+/// Do a checked request of vCPU `caller` of `vm`, writing the reply into `regs`; what the
+/// vCPU does next (it resumes unless it powered itself off). The lifecycle requests go to
+/// `vm::lifecycle`.
+pub fn call(vm: &Vm, caller: usize, regs: &mut GuestRegs, request: ProxyRequest) -> Next {
     let r = match request {
         ProxyRequest::Run { vcpu, resume } => run(vm, caller, &vcpu, resume),
         ProxyRequest::Check { vcpu } => check(&vcpu),
         ProxyRequest::YieldTo { vcpu } => {
             // X0 is already OK; the yield itself follows the call (`vm::exit`).
-            if let Some(slot) = vcpu.target().and_then(|t| {
-                machine::all()
-                    .get(t.vm)
-                    .and_then(|vm| vm.vcpus.get(t.index))
-            }) {
+            if let Some(slot) = vcpu
+                .target()
+                .and_then(|t| machine::get(t.vm).and_then(|vm| vm.vcpus.get(t.index)))
+            {
                 super::sched::yield_to(slot);
             }
-            return;
+            return Next::Resume;
+        }
+        request @ (ProxyRequest::PowerOn { .. }
+        | ProxyRequest::PowerOff { .. }
+        | ProxyRequest::Kill { .. }
+        | ProxyRequest::RegisterWrite { .. }) => {
+            let after = super::lifecycle::call(vm, caller, request);
+            return super::lifecycle::finish(after, regs);
+        }
+        ProxyRequest::VpmState { group } => {
+            regs.x[1] = super::vpm::state(&group) as u64;
+            return Next::Resume;
         }
         ProxyRequest::SetAffinity { vcpu, cpu } => {
             // One output: X0.
             let r = set_affinity(&vcpu, cpu);
             regs.x[0] = r.err().map_or(0, Error::to_register);
-            return;
+            return Next::Resume;
         }
     };
     let values = match r {
@@ -162,12 +174,23 @@ pub fn call(vm: &Vm, caller: usize, regs: &mut GuestRegs, request: ProxyRequest)
     for (dst, src) in regs.x.iter_mut().zip(values) {
         *dst = src;
     }
+    Next::Resume
 }
 
-/// `vcpu_set_affinity`: move the vCPU `object` names to physical CPU `cpu`.
+/// `vcpu_set_affinity`: move the vCPU `object` names to physical CPU `cpu`; a thread still in
+/// INIT just records it (`ArgumentInvalid` for a CPU the machine does not have).
 fn set_affinity(object: &VcpuObject, cpu: usize) -> Result<(), Error> {
+    if object.header.state() == crate::object::ObjectState::Init {
+        if cpu >= super::sched::cpu_count() {
+            return Err(Error::ArgumentInvalid);
+        }
+        return object.configure_with(|c| {
+            c.affinity = Some(cpu);
+            Ok(())
+        });
+    }
     let t = object.target().ok_or(Error::ObjectState)?;
-    let vm = *machine::all().get(t.vm).ok_or(Error::ObjectState)?;
+    let vm = machine::get(t.vm).ok_or(Error::ObjectState)?;
     let slot = vm.vcpus.get(t.index).ok_or(Error::ObjectState)?;
     if vm.has_ended() {
         return Err(Error::ObjectState);
@@ -184,7 +207,7 @@ fn target(vm: &Vm, object: &VcpuObject) -> Result<(&'static Vm, usize), Error> {
     if mine != Some(t.owner) {
         return Err(Error::Busy);
     }
-    let tvm = *machine::all().get(t.vm).ok_or(Error::ObjectState)?;
+    let tvm = machine::get(t.vm).ok_or(Error::ObjectState)?;
     Ok((tvm, t.index))
 }
 
@@ -211,7 +234,7 @@ fn halted_state(vm: &Vm, index: usize) -> Option<Outcome> {
 /// rights are the authority: any holder may ask.
 fn check(object: &VcpuObject) -> Result<Outcome, Error> {
     let t = object.target().ok_or(Error::ObjectState)?;
-    let vm = *machine::all().get(t.vm).ok_or(Error::ObjectState)?;
+    let vm = machine::get(t.vm).ok_or(Error::ObjectState)?;
     halted_state(vm, t.index).ok_or(Error::Busy)
 }
 

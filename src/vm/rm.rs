@@ -287,6 +287,7 @@ fn build(
     *slot.boot.lock() = BootState {
         pc: image.entry,
         x0: info_ipa,
+        regs: None,
     };
     log::info!(
         "resource manager: {} KiB image, {} MiB at IPA {base:#x}, {} client(s), priority {RM_PRIORITY} on CPU {}",
@@ -297,9 +298,8 @@ fn build(
     );
     let mut vm = Vm::new(
         String::from(RM_NAME),
-        memory,
         space,
-        ram,
+        Some(ram),
         Vec::from([slot]),
         vgic,
     );

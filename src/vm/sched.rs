@@ -55,9 +55,9 @@ pub struct CpuSched {
 
 static CPUS: Once<Vec<CpuSched>> = Once::new();
 
-/// The proxy-scheduled vCPUs (fixed after launch): no CPU's residents, but every CPU's tick
-/// looks at their timers while they wait for a wake-up.
-static PROXIED: Once<Vec<Entry>> = Once::new();
+/// The proxy-scheduled vCPUs: no CPU's residents, but every CPU's tick looks at their timers
+/// while they wait for a wake-up.
+static PROXIED: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
 
 /// Set up a run queue per physical CPU (`mpidrs[i]` is CPU `i`'s affinity).
 pub fn init(mpidrs: &[u64]) {
@@ -82,34 +82,38 @@ fn cpu_sched(index: usize) -> Option<&'static CpuSched> {
     CPUS.get().and_then(|c| c.get(index))
 }
 
-/// Record which vCPUs live on which CPU (after the VMs are published). Proxy-scheduled vCPUs
-/// live on none.
-pub fn set_residents(vms: &[&'static Vm]) {
-    PROXIED.call_once(|| {
-        vms.iter()
-            .enumerate()
-            .flat_map(|(vi, vm)| {
-                vm.vcpus
-                    .iter()
-                    .filter(|s| s.proxy.get().is_some())
-                    .map(move |s| (vi as u16, s.index as u16))
-            })
-            .collect()
-    });
-    let Some(cpus) = CPUS.get() else { return };
-    for (i, cs) in cpus.iter().enumerate() {
-        let list = vms
-            .iter()
-            .enumerate()
-            .flat_map(|(vi, vm)| {
-                vm.vcpus
-                    .iter()
-                    .filter(move |s| s.pcpu() == i && s.proxy.get().is_none())
-                    .map(move |s| (vi as u16, s.index as u16))
-            })
-            .collect::<Vec<_>>();
-        cs.resident_count.store(list.len(), Ordering::Release);
-        *cs.residents.lock() = list;
+/// Record where the vCPUs of VM `vi` (just given its slot) live: each on its CPU's resident
+/// list, proxy-scheduled ones on none (the proxied list instead).
+pub fn add_residents(vi: usize, vm: &Vm) {
+    let Ok(v16) = u16::try_from(vi) else { return };
+    for s in &vm.vcpus {
+        let entry = (v16, s.index as u16);
+        if s.proxy.get().is_some() {
+            let mut p = PROXIED.lock();
+            if p.try_reserve(1).is_ok() {
+                p.push(entry);
+            }
+            continue;
+        }
+        let Some(cs) = cpu_sched(s.pcpu()) else {
+            continue;
+        };
+        let mut r = cs.residents.lock();
+        if r.try_reserve(1).is_ok() {
+            r.push(entry);
+            cs.resident_count.store(r.len(), Ordering::Release);
+        }
+    }
+}
+
+/// Forget the vCPUs of VM `vi` (retired: none of them is queued or running).
+pub fn remove_residents(vi: usize) {
+    let Ok(v16) = u16::try_from(vi) else { return };
+    PROXIED.lock().retain(|e| e.0 != v16);
+    for cs in CPUS.get().into_iter().flatten() {
+        let mut r = cs.residents.lock();
+        r.retain(|e| e.0 != v16);
+        cs.resident_count.store(r.len(), Ordering::Release);
     }
 }
 
@@ -119,7 +123,7 @@ pub fn shared(pcpu: usize) -> bool {
 }
 
 fn slot_of(e: Entry) -> Option<(&'static Vm, &'static VcpuSlot)> {
-    let vm = *machine::all().get(usize::from(e.0))?;
+    let vm = machine::get(usize::from(e.0))?;
     Some((vm, vm.vcpus.get(usize::from(e.1))?))
 }
 
@@ -392,8 +396,8 @@ pub fn tick(me: usize) -> Option<u64> {
     let now = cpu::counter();
     let mut next: Option<u64> = None;
     let residents = cs.residents.lock();
-    let proxied = PROXIED.get().map(|v| v.as_slice()).unwrap_or(&[]);
-    for &e in residents.iter().chain(proxied) {
+    let proxied = PROXIED.lock();
+    for &e in residents.iter().chain(proxied.iter()) {
         let Some((_, slot)) = slot_of(e) else {
             continue;
         };
@@ -408,6 +412,7 @@ pub fn tick(me: usize) -> Option<u64> {
             next = Some(next.map_or(deadline, |n| n.min(deadline)));
         }
     }
+    drop(proxied);
     drop(residents);
     check_preempt(me);
     next

@@ -17,7 +17,7 @@ use crate::vm::vgic::lr;
 use alloc::boxed::Box;
 
 use super::exit::{self, Next};
-use super::machine::{EndReason, Power, VcpuSlot, Vm};
+use super::machine::{self, EndReason, Power, VcpuSlot, Vm};
 use super::sched::{self, Leave};
 
 /// Guest PSTATE at power-on: EL1h with D, A, I and F masked.
@@ -58,6 +58,12 @@ impl HwContext {
             vmcr: 0,
             aprs: ([0; 4], [0; 4]),
         }
+    }
+
+    /// Set SP_EL0 and SP_EL1 (a vCPU powered on with registers written before).
+    fn set_stack_pointers(&mut self, sp: [u64; 2]) {
+        self.el1.sp_el0 = sp[0];
+        self.el1.sp_el1 = sp[1];
     }
 
     /// Load into the CPU for vCPU `slot` of `vm` (trapping WFI if `trap_wait`).
@@ -143,7 +149,12 @@ pub fn take_context(vm: &Vm, slot: &VcpuSlot) -> Box<VcpuContext> {
                 slot.index,
                 boot.pc
             );
-            VcpuContext::power_on(boot.pc, boot.x0)
+            let mut c = VcpuContext::power_on(boot.pc, boot.x0);
+            if let Some(r) = boot.regs {
+                c.regs.x[1..].copy_from_slice(&r.x[1..]);
+                c.hw.set_stack_pointers(r.sp);
+            }
+            c
         }
     };
     slot.set_power(Power::On);
@@ -160,6 +171,7 @@ fn run(vm: &'static Vm, index: usize, me: usize) {
     };
     if vm.has_ended() || slot.power() == Power::Off {
         sched::put(me, slot, Leave::Stopped);
+        machine::retire(vm);
         return;
     }
     let mut v = take_context(vm, slot);
@@ -186,6 +198,9 @@ fn run(vm: &'static Vm, index: usize, me: usize) {
         *slot.context.lock() = Some(v);
     }
     sched::put(me, slot, leave);
+    if leave == Leave::Stopped && vm.has_ended() {
+        machine::retire(vm);
+    }
 }
 
 /// Run vCPU `index` of `vm`, loaded on this CPU, until it cannot go on or `give_way` (asked

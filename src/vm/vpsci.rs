@@ -95,9 +95,13 @@ fn cpu_on(vm: &Vm, target: u64, entry: u64, context: u64) -> Outcome {
     if !entry.is_multiple_of(4) {
         return ret(PsciReturn::InvalidAddress);
     }
+    if vcpu.killed.load(core::sync::atomic::Ordering::Acquire) {
+        return ret(PsciReturn::Denied);
+    }
     *vcpu.boot.lock() = BootState {
         pc: entry,
         x0: context,
+        regs: None,
     };
     if vcpu.transition(Power::Off, Power::OnPending) {
         super::sched::make_runnable(vcpu);

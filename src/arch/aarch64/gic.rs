@@ -189,6 +189,17 @@ pub fn send_sgi(n: u32, mpidr: u64) {
     }
 }
 
+/// Disable a shared interrupt (SPI): it is no longer signalled to any CPU.
+pub fn disable_spi(intid: u32) -> Result<(), Error> {
+    if !(32..1020).contains(&intid) {
+        return Err(Error::NotPpi(intid));
+    }
+    let Some(gic) = GIC.get() else { return Ok(()) };
+    gic.lock()
+        .enable_interrupt(IntId::spi(intid - 32), None, false)
+        .map_err(Error::Driver)
+}
+
 /// Enable a shared interrupt (SPI) routed to the CPU with affinity `mpidr`.
 pub fn enable_spi(intid: u32, mpidr: u64, priority: u8, level: bool) -> Result<(), Error> {
     if !(32..1020).contains(&intid) {

@@ -47,7 +47,7 @@ fn proxy_call(vm: &mut Vm, call: HypCall, args: &[u64]) -> (Vec<u64>, Option<Pro
 }
 
 /// `call` through `smccc`: the reply, the request it left, whether the caller yields.
-fn call_with_flags(
+pub(super) fn call_with_flags(
     vm: &mut Vm,
     call: HypCall,
     args: &[u64],

@@ -1,0 +1,148 @@
+//! Making a VM out of objects: the first `vcpu_poweron` of a thread whose VM does not exist
+//! yet builds it from what the thread is attached to.
+//!
+//! The VM's vCPUs are the threads attached to the thread's VIC at indices 0, 1, .. (stopping at
+//! the first free index), each ACTIVE and in the same address space; its memory is whatever its
+//! address space maps; its virtual platform (vGIC, virtual timer, PL011 console at the
+//! addresses of [`super::layout`]) is the one every VM sees. Threads attached later cannot
+//! join a VM that exists. Each vCPU gets the affinity, priority and timeslice its thread was
+//! configured with, or the defaults (CPUs round robin, [`crate::sched::PRIORITY_DEFAULT`], the
+//! default timeslice).
+
+use alloc::format;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use spin::Mutex;
+use wurley_abi::Error;
+
+use crate::object::ObjectState;
+use crate::object::vcpu::{OPTION_CRITICAL, VcpuObject, VcpuTarget};
+
+use super::layout;
+use super::machine::{self, VcpuSlot, Vm};
+use super::objects::VmObjects;
+use super::vgic::VGic;
+
+/// Serialises assembly (two first power-ons of the same VM at once).
+static ASSEMBLING: Mutex<()> = Mutex::new(());
+
+/// The physical INTID of the virtual timer (from the platform, set at launch).
+static VTIMER_PINTID: AtomicU32 = AtomicU32::new(0);
+
+/// Where the next vCPU without an affinity goes.
+static NEXT_CPU: AtomicUsize = AtomicUsize::new(0);
+
+/// [`VcpuTarget::owner`] of a vCPU no VM runs by proxy.
+const NO_OWNER: usize = usize::MAX;
+
+/// Record the platform's virtual-timer INTID (at launch).
+pub fn set_vtimer_intid(intid: u32) {
+    VTIMER_PINTID.store(intid, Ordering::Relaxed);
+}
+
+/// The VM of thread `object` and its index there, building the VM if it does not exist yet.
+/// `ObjectState` if the thread cannot be part of a VM: not attached to an active address
+/// space and a VIC, its index beyond the attached run from 0, another thread of the run not
+/// active or in another address space, or the VM it was part of is gone.
+pub fn vm_of(object: &Arc<VcpuObject>) -> Result<(&'static Vm, usize), Error> {
+    if let Some(found) = existing(object)? {
+        return Ok(found);
+    }
+    let _g = ASSEMBLING.lock();
+    if let Some(found) = existing(object)? {
+        return Ok(found);
+    }
+    build(object)
+}
+
+fn existing(object: &VcpuObject) -> Result<Option<(&'static Vm, usize)>, Error> {
+    match object.target() {
+        Some(t) => machine::get(t.vm)
+            .filter(|vm| vm.vcpus.get(t.index).is_some())
+            .map(|vm| Some((vm, t.index)))
+            .ok_or(Error::ObjectState),
+        None => Ok(None),
+    }
+}
+
+fn build(object: &Arc<VcpuObject>) -> Result<(&'static Vm, usize), Error> {
+    let (addrspace, vic, cspace) = {
+        let cfg = object.config.lock();
+        match (&cfg.addrspace, &cfg.vic, &cfg.cspace) {
+            (Some(a), Some((v, _)), Some(c)) => (a.clone(), v.clone(), c.clone()),
+            _ => return Err(Error::ObjectState),
+        }
+    };
+    if vic.has_controller() {
+        // Its VM existed and was retired: the VIC drives nothing any more.
+        return Err(Error::ObjectState);
+    }
+    if addrspace.vttbr().is_none() {
+        return Err(Error::ObjectState);
+    }
+    let threads: Vec<Arc<VcpuObject>> = vic.attached().into_iter().map_while(|t| t).collect();
+    if !threads.iter().any(|t| Arc::ptr_eq(t, object)) {
+        return Err(Error::ObjectState);
+    }
+    let mut slots = Vec::new();
+    slots.try_reserve(threads.len()).map_err(|_| Error::Nomem)?;
+    let mut critical = false;
+    let cpus = super::sched::cpu_count().max(1);
+    for (i, t) in threads.iter().enumerate() {
+        let cfg = t.config.lock();
+        let same_space = cfg
+            .addrspace
+            .as_ref()
+            .is_some_and(|a| Arc::ptr_eq(a, &addrspace));
+        if t.header.state() != ObjectState::Active || !same_space || t.target().is_some() {
+            return Err(Error::ObjectState);
+        }
+        critical |= cfg.options & OPTION_CRITICAL != 0;
+        let pcpu = cfg
+            .affinity
+            .unwrap_or_else(|| NEXT_CPU.fetch_add(1, Ordering::Relaxed) % cpus);
+        slots.push(VcpuSlot::new(
+            i,
+            layout::vcpu_mpidr(i),
+            pcpu,
+            cfg.priority.unwrap_or(crate::sched::PRIORITY_DEFAULT),
+            cfg.timeslice_ns
+                .unwrap_or(crate::sched::TIMESLICE_DEFAULT_NS),
+        ));
+    }
+    let mpidrs: Vec<u64> = slots.iter().map(|s| s.mpidr).collect();
+    let mut vgic = VGic::new(&mpidrs, layout::SPIS);
+    let pintid = VTIMER_PINTID.load(Ordering::Relaxed);
+    for i in 0..slots.len() {
+        vgic.map_hw(layout::VTIMER_INTID, i, pintid);
+    }
+    let vmid = addrspace.vmid().unwrap_or(0);
+    let name = format!("vm{vmid}");
+    let objects = VmObjects::assembled(cspace, vic.clone(), threads.clone());
+    let mut vm = Vm::assembled(name, addrspace, slots, vgic);
+    vm.critical = critical;
+    let vm = machine::leak(vm);
+    objects.virqs.attach(vm);
+    vic.set_controller(objects.virqs.clone());
+    vm.objects.call_once(|| objects);
+    let index = machine::add(vm)?;
+    let me = threads
+        .iter()
+        .position(|t| Arc::ptr_eq(t, object))
+        .unwrap_or(0);
+    for (i, t) in threads.iter().enumerate() {
+        t.attach(VcpuTarget {
+            vm: index,
+            index: i,
+            owner: NO_OWNER,
+        });
+    }
+    log::info!(
+        "VM {}: made by hypercalls, {} vCPU(s) on CPUs {:?}",
+        vm.name,
+        vm.vcpus.len(),
+        vm.vcpus.iter().map(|s| s.pcpu()).collect::<Vec<_>>()
+    );
+    Ok((vm, me))
+}
