@@ -916,6 +916,26 @@ impl<C: Hypercalls> Hyp for Gunyah<C> {
         }
     }
 
+    /// VM_CONFIG_IMAGE must have named a parcel of the owner's that is still lent to the VM
+    /// and not accepted (`ARGUMENT_INVALID` otherwise).
+    fn vm_init_check(&self, vmid: VmId, owner: VmId) -> Result<(), RmError> {
+        let image = self
+            .vm(vmid)
+            .and_then(|v| v.image)
+            .ok_or(RmError::ArgumentInvalid)?;
+        let p = self
+            .parcels
+            .get(image.handle)
+            .map_err(|_| RmError::ArgumentInvalid)?;
+        if p.owner != owner {
+            return Err(RmError::ArgumentInvalid);
+        }
+        self.parcels
+            .check_accept(image.handle, vmid, p.trans, p.mem_type, None)
+            .map(|_| ())
+            .map_err(|_| RmError::ArgumentInvalid)
+    }
+
     fn vm_create(&mut self, vmid: VmId, owner: VmId) -> Result<Vec<Resource>, RmError> {
         let st = self.vm_mut(vmid);
         if st.objects.is_some() {

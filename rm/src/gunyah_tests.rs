@@ -919,8 +919,11 @@ fn failed_creation_is_undone() {
 #[test]
 fn creation_needs_a_configured_image() {
     let mut g = gunyah();
+    assert_eq!(g.vm_init_check(GUEST, HOST), Err(RmError::ArgumentInvalid));
     assert_eq!(g.vm_create(GUEST, HOST), Err(RmError::ArgumentInvalid));
     let h = lend_image(&mut g);
+    assert_eq!(g.vm_init_check(GUEST, HOST), Ok(()));
+    assert_eq!(g.vm_init_check(GUEST, OTHER), Err(RmError::ArgumentInvalid));
     // Another owner's parcel, or a DTB outside it.
     let bad = VmConfigImageRequest {
         vmid: GUEST,

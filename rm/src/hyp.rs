@@ -102,6 +102,14 @@ pub trait Hyp {
         size: u64,
     ) -> Result<(), RmError>;
 
+    /// Whether VM_INIT of `vmid` by `owner` can start: what it needs was configured (the image
+    /// parcel, still lent to the VM). An error here is answered with no state change; an
+    /// error of [`Hyp::vm_create`] makes the VM INIT_FAILED.
+    fn vm_init_check(&self, vmid: VmId, owner: VmId) -> Result<(), RmError> {
+        let _ = (vmid, owner);
+        Ok(())
+    }
+
     /// VM_INIT: create the VM's partition objects (cspace, address space, VIC, vCPUs, its RM
     /// message-queue pair), map its image parcel, write its device tree. Returns the hyp
     /// resources to report to the VM and its owner (VM_GET_HYP_RESOURCES).

@@ -1018,6 +1018,7 @@ impl<H: Hyp> Core<H> {
             return Err(RmError::VmState);
         }
         let owner = ctx.caller;
+        self.hyp.vm_init_check(req.vmid, owner)?;
         match self.hyp.vm_create(req.vmid, owner) {
             Ok(resources) => {
                 self.vms.set_status(req.vmid, VmStatus::Init)?;
