@@ -265,7 +265,7 @@ fn rm_rpc_server_answers_a_client() {
         "new-vm-state",
         "new-vm-load",
         "vm-start-not-ready",
-        "vm-init-unimplemented",
+        "vm-init-unconfigured",
         "vm-deallocate",
         "deallocated-vm-gone",
         "vm-exit",

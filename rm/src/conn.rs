@@ -238,6 +238,16 @@ impl<'a, T: Transport> Conn<'a, T> {
         }
     }
 
+    /// Start over on a new `transport` (the client's queues were re-created): the old
+    /// transport is returned, queued messages and a partial message are dropped.
+    pub fn restart(&mut self, transport: T) -> T {
+        self.reassembler.reset();
+        self.out.clear();
+        self.sent = 0;
+        self.tx_blocked = false;
+        core::mem::replace(&mut self.transport, transport)
+    }
+
     /// The transport.
     pub fn transport(&self) -> &T {
         &self.transport

@@ -7,10 +7,9 @@
 //! cspaces, address spaces, vCPUs, memory extents, IRQ bindings). The RM's records change
 //! only when that operation succeeds.
 //!
-//! The hypervisor does not offer those object calls to the RM yet, so the RM runs with
-//! [`NoHyp`], which answers [`RmError::Unimplemented`] for every operation: the requests are
-//! fully validated and then refused with `RM_ERROR_UNIMPLEMENTED`, and nothing changes. Host
-//! tests drive the state machine with a fake that succeeds.
+//! The RM runs with [`crate::gunyah::Gunyah`], which does these operations with Gunyah's object
+//! hypercalls. [`NoHyp`] answers [`RmError::Unimplemented`] for every operation (host tests of
+//! the checks use it; so would an RM on a hypervisor without the object calls).
 
 use alloc::vec::Vec;
 
@@ -25,12 +24,71 @@ use wurley_abi::rm::vm::{AddressRangeId, BootRegSet, VmConfigImageRequest};
 
 use crate::vms::Resource;
 
+/// A notification an operation asks the server to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// The VM it goes to.
+    pub target: VmId,
+    /// Its message ID (`ids::NOTIFY_*`).
+    pub id: u32,
+    /// Its payload.
+    pub payload: Vec<u8>,
+}
+
+/// Something the RM's binary must do after an operation: connect to or disconnect from the
+/// RM link of a VM it created, or watch its HALT vIRQ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// VM `vmid` has an RM link: the RM sends on `tx`, receives on `rx`; `tx_virq` is `tx`'s
+    /// "not full" and `rx_virq` `rx`'s "not empty" vIRQ in the RM's VIC.
+    Link {
+        /// The VM.
+        vmid: VmId,
+        /// The queue the RM sends on.
+        tx: wurley_abi::CapId,
+        /// The queue the RM receives from.
+        rx: wurley_abi::CapId,
+        /// `tx`'s vIRQ in the RM.
+        tx_virq: u32,
+        /// `rx`'s vIRQ in the RM.
+        rx_virq: u32,
+    },
+    /// VM `vmid`'s RM link is gone (its queues were destroyed); its vIRQs are free again.
+    Unlink {
+        /// The VM.
+        vmid: VmId,
+        /// The vIRQs the link used.
+        virqs: [u32; 2],
+    },
+    /// VM `vmid` ends when vCPU `vcpu`'s HALT vIRQ `virq` fires (then `vcpu_run_check`).
+    Watch {
+        /// The VM.
+        vmid: VmId,
+        /// Its vCPU 0.
+        vcpu: wurley_abi::CapId,
+        /// The HALT vIRQ in the RM's VIC.
+        virq: u32,
+    },
+    /// VM `vmid` is no longer watched.
+    Unwatch {
+        /// The VM.
+        vmid: VmId,
+        /// The vIRQ the watch used.
+        virq: u32,
+    },
+}
+
 /// The hypervisor operations behind the RM's requests. Each returns the RM error to answer
 /// with when it fails.
 pub trait Hyp {
-    /// VM_CONFIG_IMAGE: look up memparcel `req.mem_handle` (owned by the caller, lent to the
-    /// VM) and record where the image and DTB are in it.
-    fn vm_config_image(&mut self, vmid: VmId, req: &VmConfigImageRequest) -> Result<(), RmError>;
+    /// VM_CONFIG_IMAGE: look up memparcel `req.mem_handle` (owned by `owner`, lent to the VM)
+    /// and record where the image and DTB are in it.
+    fn vm_config_image(
+        &mut self,
+        owner: VmId,
+        vmid: VmId,
+        req: &VmConfigImageRequest,
+    ) -> Result<(), RmError>;
 
     /// VM_SET_DEMAND_PAGING: the ranges of the VM's memory its owner will provide on demand.
     fn vm_set_demand_paging(&mut self, vmid: VmId, ranges: &[SglEntry]) -> Result<(), RmError>;
@@ -44,10 +102,18 @@ pub trait Hyp {
         size: u64,
     ) -> Result<(), RmError>;
 
+    /// Whether VM_INIT of `vmid` by `owner` can start: what it needs was configured (the image
+    /// parcel, still lent to the VM). An error here is answered with no state change; an
+    /// error of [`Hyp::vm_create`] makes the VM INIT_FAILED.
+    fn vm_init_check(&self, vmid: VmId, owner: VmId) -> Result<(), RmError> {
+        let _ = (vmid, owner);
+        Ok(())
+    }
+
     /// VM_INIT: create the VM's partition objects (cspace, address space, VIC, vCPUs, its RM
     /// message-queue pair), map its image parcel, write its device tree. Returns the hyp
     /// resources to report to the VM and its owner (VM_GET_HYP_RESOURCES).
-    fn vm_create(&mut self, vmid: VmId) -> Result<Vec<Resource>, RmError>;
+    fn vm_create(&mut self, vmid: VmId, owner: VmId) -> Result<Vec<Resource>, RmError>;
 
     /// VM_SET_BOOT_CONTEXT: set a boot register of the VM's primary vCPU (`vcpu_register_write`).
     fn vm_set_boot_context(
@@ -90,8 +156,12 @@ pub trait Hyp {
         reclaim: bool,
     ) -> Result<(), RmError>;
 
-    /// MEM_NOTIFY: tell the VMs of a memparcel about it.
-    fn mem_notify(&mut self, caller: VmId, req: &MemNotifyRequest<'_>) -> Result<(), RmError>;
+    /// MEM_NOTIFY: tell the VMs of a memparcel about it; returns the notifications to send.
+    fn mem_notify(
+        &mut self,
+        caller: VmId,
+        req: &MemNotifyRequest<'_>,
+    ) -> Result<Vec<Notice>, RmError>;
 
     /// VM_IRQ_LEND: let `req.borrower` take the caller's vIRQ; returns the IRQ handle.
     fn irq_lend(&mut self, owner: VmId, req: &IrqLendRequest) -> Result<u32, RmError>;
@@ -102,8 +172,22 @@ pub trait Hyp {
     /// VM_IRQ_RELEASE (`reclaim` false, by the borrower) / VM_IRQ_RECLAIM (by the owner).
     fn irq_release(&mut self, caller: VmId, handle: u32, reclaim: bool) -> Result<(), RmError>;
 
-    /// VM_IRQ_NOTIFY: tell the VMs of a lent IRQ about it.
-    fn irq_notify(&mut self, caller: VmId, req: &IrqNotifyRequest<'_>) -> Result<(), RmError>;
+    /// VM_IRQ_NOTIFY: tell the VMs of a lent IRQ about it; returns the notifications to send.
+    fn irq_notify(
+        &mut self,
+        caller: VmId,
+        req: &IrqNotifyRequest<'_>,
+    ) -> Result<Vec<Notice>, RmError>;
+
+    /// VM_DEALLOCATE: forget what was recorded for `vmid` (its image configuration).
+    fn vm_deallocate(&mut self, vmid: VmId) {
+        let _ = vmid;
+    }
+
+    /// What the binary must do after the operations so far (links, watches); drained.
+    fn take_events(&mut self) -> Vec<Event> {
+        Vec::new()
+    }
 }
 
 /// The hypervisor as it is today for the RM: no object calls, so every operation is
@@ -112,7 +196,12 @@ pub trait Hyp {
 pub struct NoHyp;
 
 impl Hyp for NoHyp {
-    fn vm_config_image(&mut self, _: VmId, _: &VmConfigImageRequest) -> Result<(), RmError> {
+    fn vm_config_image(
+        &mut self,
+        _: VmId,
+        _: VmId,
+        _: &VmConfigImageRequest,
+    ) -> Result<(), RmError> {
         Err(RmError::Unimplemented)
     }
 
@@ -130,7 +219,7 @@ impl Hyp for NoHyp {
         Err(RmError::Unimplemented)
     }
 
-    fn vm_create(&mut self, _: VmId) -> Result<Vec<Resource>, RmError> {
+    fn vm_create(&mut self, _: VmId, _: VmId) -> Result<Vec<Resource>, RmError> {
         Err(RmError::Unimplemented)
     }
 
@@ -177,7 +266,7 @@ impl Hyp for NoHyp {
         Err(RmError::Unimplemented)
     }
 
-    fn mem_notify(&mut self, _: VmId, _: &MemNotifyRequest<'_>) -> Result<(), RmError> {
+    fn mem_notify(&mut self, _: VmId, _: &MemNotifyRequest<'_>) -> Result<Vec<Notice>, RmError> {
         Err(RmError::Unimplemented)
     }
 
@@ -193,7 +282,7 @@ impl Hyp for NoHyp {
         Err(RmError::Unimplemented)
     }
 
-    fn irq_notify(&mut self, _: VmId, _: &IrqNotifyRequest<'_>) -> Result<(), RmError> {
+    fn irq_notify(&mut self, _: VmId, _: &IrqNotifyRequest<'_>) -> Result<Vec<Notice>, RmError> {
         Err(RmError::Unimplemented)
     }
 }

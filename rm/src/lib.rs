@@ -13,8 +13,10 @@
 //! * [`vms`]: the VM table (VMID, name, owner, status, hyp resources, console state) and the
 //!   VMID allocator.
 //! * [`hyp`]: the [`Hyp`](hyp::Hyp) trait, the hypervisor-object half of the VM-management
-//!   requests, and [`NoHyp`](hyp::NoHyp), which answers `UNIMPLEMENTED` for all of it until
-//!   the hypervisor offers the object calls.
+//!   requests, and [`NoHyp`](hyp::NoHyp), which answers `UNIMPLEMENTED` for all of it.
+//! * [`gunyah`]: [`Gunyah`](gunyah::Gunyah), the `Hyp` the RM runs with: VM creation, memory
+//!   parcels and IRQ lending over Gunyah's object hypercalls ([`calls`]).
+//! * [`memparcel`]: the memparcel bookkeeping, pure.
 //! * [`output`]: where the RM's log and the VMs' console lines go.
 //!
 //! Everything allocates from the global allocator (`alloc`); the binary provides a heap.
@@ -25,12 +27,17 @@
 
 extern crate alloc;
 
+pub mod calls;
 pub mod conn;
+pub mod gunyah;
 pub mod hyp;
+pub mod memparcel;
 pub mod output;
 pub mod server;
 pub mod vms;
 
+#[cfg(test)]
+mod gunyah_tests;
 #[cfg(test)]
 mod tests;
 

@@ -30,6 +30,12 @@
 //! listeners (VM_STATUS) and its owner (VM_EXITED), and prints
 //! `RM: VM <name> (vmid <id>) exited: <how>`.
 //!
+//! VM creation: the RM runs with [`wurley_rm::gunyah::Gunyah`] over the hypercalls
+//! ([`RtCalls`]), with the caps of its boot information (version 2: its mapping window, the
+//! manifest VMs' caps). A VM it creates (VM_INIT) becomes a client at once: the main loop
+//! takes the server's events after each round and connects the VM's RM link (reusing the slot
+//! of a destroyed VM) and watches its vCPU 0's HALT vIRQ, and undoes both when it is reset.
+//!
 //! Bootargs: `rm.debug=1` prints one line per request (default: only errors);
 //! `rm.primary=<name>` as above. Heap: a fixed region in BSS (reassembly buffers are 14 616
 //! bytes per client).
@@ -55,14 +61,251 @@ mod el1 {
     use wurley_abi::rm::status::VmStatus;
     use wurley_abi::rm::{MAX_MESSAGE_SIZE, PACKET_SIZE, VMID_HLOS, VMID_RM};
     use wurley_abi::{CapId, Error, VmId};
+    use wurley_rm::calls::{Hypercalls, Kind, Modify};
     use wurley_rm::conn::{RxError, Transport, TxError};
-    use wurley_rm::hyp::NoHyp;
+    use wurley_rm::gunyah::{Gunyah, KnownVm, Region, RmCaps};
+    use wurley_rm::hyp::{Event, Hyp};
     use wurley_rm::output::{Level, Output};
     use wurley_rm::server::Server;
     use wurley_rm::vms::VmRecord;
     use wurley_rt::fdt::Fdt;
     use wurley_rt::hypdt::{self, Irq};
-    use wurley_rt::{args, gic, hyp, println};
+    use wurley_rt::{args, gic, hyp, mmu, println};
+
+    /// The server the RM runs.
+    type RmServer = Server<'static, Gunyah<RtCalls>, MsgQueues>;
+
+    /// The hypervisor calls, one `wurley_rt::hyp` wrapper each; the mapping window is
+    /// identity mapped at stage 1 (`window` = its IPA and size, `(0, 0)` if it could not be).
+    struct RtCalls {
+        window: (u64, u64),
+    }
+
+    impl RtCalls {
+        /// The window's VA for `len` bytes at `offset`, if they are inside it.
+        fn window_va(&self, offset: u64, len: usize) -> Option<usize> {
+            let end = offset.checked_add(len as u64)?;
+            (end <= self.window.1).then(|| (self.window.0 + offset) as usize)
+        }
+    }
+
+    impl Hypercalls for RtCalls {
+        fn create(&mut self, kind: Kind, partition: CapId, cspace: CapId) -> Result<CapId, Error> {
+            match kind {
+                Kind::Cspace => hyp::partition_create_cspace(partition, cspace),
+                Kind::Addrspace => hyp::partition_create_addrspace(partition, cspace),
+                Kind::Memextent => hyp::partition_create_memextent(partition, cspace),
+                Kind::Thread => hyp::partition_create_thread(partition, cspace),
+                Kind::Msgqueue => hyp::partition_create_msgqueue(partition, cspace),
+                Kind::Vic => hyp::partition_create_vic(partition, cspace),
+                Kind::VpmGroup => hyp::partition_create_vpm_group(partition, cspace),
+            }
+        }
+        fn activate(&mut self, cap: CapId) -> Result<(), Error> {
+            hyp::object_activate(cap)
+        }
+        fn cspace_configure(&mut self, cspace: CapId, max_caps: u32) -> Result<(), Error> {
+            hyp::cspace_configure(cspace, max_caps)
+        }
+        fn cspace_copy(
+            &mut self,
+            src: CapId,
+            cap: CapId,
+            dest: CapId,
+            rights: u32,
+        ) -> Result<CapId, Error> {
+            hyp::cspace_copy_cap_from(src, cap, dest, rights)
+        }
+        fn cspace_delete(&mut self, cspace: CapId, cap: CapId) -> Result<(), Error> {
+            hyp::cspace_delete_cap_from(cspace, cap)
+        }
+        fn cspace_attach_thread(&mut self, cspace: CapId, thread: CapId) -> Result<(), Error> {
+            hyp::cspace_attach_thread(cspace, thread)
+        }
+        fn addrspace_configure(&mut self, addrspace: CapId, vmid: u16) -> Result<(), Error> {
+            hyp::addrspace_configure(addrspace, vmid)
+        }
+        fn addrspace_attach_thread(&mut self, a: CapId, thread: CapId) -> Result<(), Error> {
+            hyp::addrspace_attach_thread(a, thread)
+        }
+        fn addrspace_map(
+            &mut self,
+            a: CapId,
+            extent: CapId,
+            vbase: u64,
+            map_attrs: u32,
+            size: u64,
+        ) -> Result<(), Error> {
+            hyp::addrspace_map(a, extent, vbase, map_attrs, 0, 0, size)
+        }
+        fn addrspace_unmap(
+            &mut self,
+            a: CapId,
+            extent: CapId,
+            vbase: u64,
+            size: u64,
+        ) -> Result<(), Error> {
+            hyp::addrspace_unmap(a, extent, vbase, 0, 0, size)
+        }
+        fn memextent_derive(
+            &mut self,
+            extent: CapId,
+            parent: CapId,
+            offset: u64,
+            size: u64,
+            attrs: u32,
+        ) -> Result<(), Error> {
+            hyp::memextent_configure_derive(extent, parent, offset, size, attrs)
+        }
+        fn memextent_modify(&mut self, extent: CapId, op: Modify, size: u64) -> Result<(), Error> {
+            hyp::memextent_modify(extent, op as u32, 0, size)
+        }
+        fn vic_configure(&mut self, vic: CapId, vcpus: u32, virqs: u32) -> Result<(), Error> {
+            hyp::vic_configure(vic, vcpus, virqs, 0, 0)
+        }
+        fn vic_attach_vcpu(&mut self, vic: CapId, thread: CapId, index: u32) -> Result<(), Error> {
+            hyp::vic_attach_vcpu(vic, thread, index)
+        }
+        fn vcpu_configure(&mut self, thread: CapId, flags: u64) -> Result<(), Error> {
+            hyp::vcpu_configure(thread, flags)
+        }
+        fn vcpu_set_affinity(&mut self, thread: CapId, cpu: u64) -> Result<(), Error> {
+            hyp::vcpu_set_affinity(thread, cpu)
+        }
+        fn vcpu_poweron(
+            &mut self,
+            thread: CapId,
+            entry: u64,
+            context: u64,
+            flags: u64,
+        ) -> Result<(), Error> {
+            hyp::vcpu_poweron(thread, entry, context, flags)
+        }
+        fn vcpu_kill(&mut self, thread: CapId) -> Result<(), Error> {
+            hyp::vcpu_kill(thread)
+        }
+        fn vcpu_register_write(
+            &mut self,
+            thread: CapId,
+            set: u64,
+            index: u64,
+            value: u64,
+        ) -> Result<(), Error> {
+            hyp::vcpu_register_write(thread, set, index, value)
+        }
+        fn vcpu_bind_virq(
+            &mut self,
+            thread: CapId,
+            vic: CapId,
+            virq: u32,
+            kind: u64,
+        ) -> Result<(), Error> {
+            hyp::vcpu_bind_virq(thread, vic, virq.into(), kind)
+        }
+        fn msgqueue_configure(&mut self, mq: CapId, depth: u32, size: u32) -> Result<(), Error> {
+            hyp::msgqueue_configure(mq, depth, size as usize)
+        }
+        fn msgqueue_bind_send(&mut self, mq: CapId, vic: CapId, virq: u32) -> Result<(), Error> {
+            hyp::msgqueue_bind_send_virq(mq, vic, virq.into())
+        }
+        fn msgqueue_bind_receive(&mut self, mq: CapId, vic: CapId, virq: u32) -> Result<(), Error> {
+            hyp::msgqueue_bind_receive_virq(mq, vic, virq.into())
+        }
+        fn hwirq_bind(&mut self, hwirq: CapId, vic: CapId, virq: u32) -> Result<(), Error> {
+            hyp::hwirq_bind_virq(hwirq, vic, virq.into())
+        }
+        fn hwirq_unbind(&mut self, hwirq: CapId) -> Result<(), Error> {
+            hyp::hwirq_unbind_virq(hwirq)
+        }
+        fn window_read(&mut self, offset: u64, buf: &mut [u8]) -> bool {
+            let Some(va) = self.window_va(offset, buf.len()) else {
+                return false;
+            };
+            for (i, b) in buf.iter_mut().enumerate() {
+                // SAFETY: the window is mapped at stage 1 (Normal memory, identity) and the
+                // caller mapped an extent over these bytes at stage 2 before asking; nothing
+                // in the RM refers to the window otherwise.
+                *b = unsafe { core::ptr::read_volatile((va + i) as *const u8) };
+            }
+            true
+        }
+        fn window_write(&mut self, offset: u64, data: &[u8]) -> bool {
+            let Some(va) = self.window_va(offset, data.len()) else {
+                return false;
+            };
+            for (i, &b) in data.iter().enumerate() {
+                // SAFETY: as for `window_read`; the bytes belong to the VM being created,
+                // which does not run yet.
+                unsafe { core::ptr::write_volatile((va + i) as *mut u8, b) };
+            }
+            true
+        }
+    }
+
+    /// Map the mapping window at stage 1 (identity, Normal memory, 1 GiB blocks); its IPA and
+    /// size, or `(0, 0)` if it cannot be.
+    fn map_window(window: (u64, u64)) -> (u64, u64) {
+        let (ipa, size) = window;
+        let blocks = size.div_ceil(mmu::BLOCK_SIZE);
+        let first = ipa / mmu::BLOCK_SIZE;
+        if size == 0 || !ipa.is_multiple_of(mmu::BLOCK_SIZE) || first + blocks > mmu::ENTRIES as u64
+        {
+            return (0, 0);
+        }
+        for b in first..first + blocks {
+            let index = b as usize;
+            if mmu::map_block(index, b * mmu::BLOCK_SIZE, mmu::Memory::Normal).is_err() {
+                return (0, 0);
+            }
+        }
+        (ipa, size)
+    }
+
+    /// The VMs of the boot information (version 2) the RM has links to, and the hardware
+    /// IRQs it may lend.
+    fn add_known_vms(server: &mut RmServer, block: &[u8]) {
+        let Ok(lists) = wurley_abi::bootinfo::BootInfo::decode_lists(block) else {
+            return;
+        };
+        let entries: Vec<_> = lists.vms().collect();
+        for e in &entries {
+            let Some(vmid) = server
+                .vms()
+                .iter()
+                .find(|v| v.name == e.name())
+                .map(|v| v.vmid)
+            else {
+                continue;
+            };
+            let ram = e.ram_extent.is_valid().then_some(Region {
+                ipa: e.ram_ipa,
+                size: e.ram_size,
+                extent: e.ram_extent,
+            });
+            server.hyp_mut().add_vm(
+                vmid,
+                KnownVm {
+                    name: String::from(e.name()),
+                    addrspace: e.addrspace,
+                    cspace: e.cspace,
+                    vic: e.vic,
+                    ram,
+                    virqs: (e.virq_first, e.virq_limit),
+                },
+            );
+        }
+        for h in lists.hwirqs() {
+            let name = entries.iter().find(|e| e.vmid == h.vmid).map(|e| e.name());
+            let vmid = server
+                .vms()
+                .iter()
+                .find(|v| Some(v.name.as_str()) == name)
+                .map(|v| v.vmid);
+            if let Some(vmid) = vmid {
+                server.hyp_mut().add_hwirq(vmid, h.virq, h.cap);
+            }
+        }
+    }
 
     /// Prefix of an RM link's label; the rest is the client's name.
     const LINK_PREFIX: &str = "rm-";
@@ -106,6 +349,7 @@ mod el1 {
         vmid: VmId,
         name: String,
         cap: CapId,
+        virq: u32,
     }
 
     /// Per INTID: 0, or the client index + 1, with [`IRQ_TX`] for its TX vIRQ.
@@ -280,7 +524,24 @@ mod el1 {
         };
         let primary = args::get(bootargs, "rm.primary");
 
-        let mut server: Server<'static, NoHyp, MsgQueues> = Server::new(NoHyp);
+        let info = wurley_rt::boot_info();
+        let rm = RmCaps {
+            partition: info.map_or(CapId::INVALID, |i| i.partition),
+            cspace: info.map_or(CapId::INVALID, |i| i.cspace),
+            vic: info.map_or(CapId::INVALID, |i| i.vic),
+            addrspace: info.map_or(CapId::INVALID, |i| i.addrspace),
+            window: map_window(info.map_or((0, 0), |i| i.window)),
+            cpus: info.map_or(1, |i| i.cpus),
+        };
+        // vIRQs of the RM's VIC for the links and watches of the VMs it creates: the SPIs its
+        // device tree leaves free (not the console's).
+        let used = fdt.as_ref().map_or(0, hypdt::used_intids);
+        let spi_end = (32 + guestdt::layout::SPIS).min(gic::MAX_INTID as u32);
+        let free_virqs: Vec<u32> = (32..spi_end)
+            .filter(|&i| i != 33 && used & (1u128 << i) == 0)
+            .collect();
+        let calls = RtCalls { window: rm.window };
+        let mut server: RmServer = Server::new(Gunyah::new(calls, rm, free_virqs));
         match fdt.as_ref() {
             Some(fdt) => {
                 for pair in hypdt::msgqueue_pairs(fdt) {
@@ -296,6 +557,9 @@ mod el1 {
                 add_proxy_grant(&mut server, &grant);
             }
         }
+        if let Some(block) = wurley_rt::boot_info_bytes() {
+            add_known_vms(&mut server, block);
+        }
         let mut watches = Vec::new();
         if let Some(fdt) = fdt.as_ref() {
             for w in hypdt::vm_watches(fdt) {
@@ -308,16 +572,12 @@ mod el1 {
             println!("RM: error: rm.primary={p}: no RM link to such a VM");
         }
         println!("RM: serving {} client(s)", server.clients());
-        serve(&mut server, &watches, &mut out)
+        serve(&mut server, watches, &mut out)
     }
 
     /// Watch a VM the hypervisor named (`vm-watch` node): its HALT vIRQ ends up in
     /// [`check_watch`].
-    fn add_watch(
-        server: &Server<'static, NoHyp, MsgQueues>,
-        watches: &mut Vec<Watch>,
-        w: &hypdt::VmWatch<'_>,
-    ) {
+    fn add_watch(server: &RmServer, watches: &mut Vec<Option<Watch>>, w: &hypdt::VmWatch<'_>) {
         let Some(vmid) = server.vms().iter().find(|v| v.name == w.vm).map(|v| v.vmid) else {
             println!("RM: error: watch of VM {}: no RM link to it", w.vm);
             return;
@@ -331,18 +591,19 @@ mod el1 {
             return;
         };
         slot.store(watches.len() as u8 + 1, Ordering::Release);
-        watches.push(Watch {
+        watches.push(Some(Watch {
             vmid,
             name: String::from(w.vm),
             cap: w.cap,
-        });
+            virq: w.irq.intid,
+        }));
         gic::enable(w.irq.intid, w.irq.edge, halt_irq);
     }
 
     /// A watched VM's vCPU 0 halted: ask the hypervisor how (`vcpu_run_check`). A VM that
     /// stopped for good becomes EXITED, and its owner hears of it; a vCPU that only powered
     /// off (its VM goes on) or is running again is no news.
-    fn check_watch(server: &mut Server<'static, NoHyp, MsgQueues>, w: &Watch, out: &mut Console) {
+    fn check_watch(server: &mut RmServer, w: &Watch, out: &mut Console) {
         use wurley_abi::rm::status::ExitType;
         use wurley_abi::vcpu_run::{POWERED_OFF_EXITED, RunState};
         let Ok(r) = hyp::vcpu_run_check(w.cap) else {
@@ -365,11 +626,7 @@ mod el1 {
         }
     }
 
-    fn add_client(
-        server: &mut Server<'static, NoHyp, MsgQueues>,
-        link: &Link<'_>,
-        primary: Option<&str>,
-    ) {
+    fn add_client(server: &mut RmServer, link: &Link<'_>, primary: Option<&str>) {
         let label = link.label;
         if server.clients() >= MAX_CLIENTS {
             println!("RM: error: link {label}: more than {MAX_CLIENTS} clients");
@@ -398,30 +655,11 @@ mod el1 {
             println!("RM: error: link {label}: VMID {:#x}: {}", vmid.0, e.name());
             return;
         }
-        // Clients live as long as the RM: their reassembly buffers are never freed.
-        let buf: &'static mut [u8] = Box::leak(vec![0u8; MAX_MESSAGE_SIZE].into_boxed_slice());
-        let transport = MsgQueues {
-            tx: link.tx,
-            rx: link.rx,
-            not_empty: true,
-        };
-        let id = match server.connect(vmid, transport, buf) {
-            Ok(id) => id,
-            Err(e) => {
-                println!("RM: error: link {label}: {}", e.name());
-                server.vms_mut().remove(vmid);
-                return;
-            }
-        };
-        let tag = id as u8 + 1;
-        if let Some(m) = IRQ_MAP.get(link.tx_irq.intid as usize) {
-            m.store(tag | IRQ_TX, Ordering::Release);
+        if let Err(e) = connect(server, vmid, link.tx, link.rx, link.tx_irq, link.rx_irq) {
+            println!("RM: error: link {label}: {}", e.name());
+            server.vms_mut().remove(vmid);
+            return;
         }
-        if let Some(m) = IRQ_MAP.get(link.rx_irq.intid as usize) {
-            m.store(tag, Ordering::Release);
-        }
-        gic::enable(link.tx_irq.intid, link.tx_irq.edge, link_irq);
-        gic::enable(link.rx_irq.intid, link.rx_irq.edge, link_irq);
         println!(
             "RM: client {} vmid {:#x} link {label} tx_virq={} rx_virq={}",
             link.client,
@@ -431,8 +669,132 @@ mod el1 {
         );
     }
 
+    /// Serve VM `vmid` over queues `tx` (the RM sends) and `rx`, with their vIRQs; a closed
+    /// slot is reused, else a new one made (its reassembly buffer lives as long as the RM).
+    fn connect(
+        server: &mut RmServer,
+        vmid: VmId,
+        tx: CapId,
+        rx: CapId,
+        tx_irq: Irq,
+        rx_irq: Irq,
+    ) -> Result<usize, wurley_abi::rm::RmError> {
+        let transport = |()| MsgQueues {
+            tx,
+            rx,
+            not_empty: true,
+        };
+        let id = match server.reconnect(vmid, transport(()))? {
+            Some(id) => id,
+            None => {
+                if server.clients() >= MAX_CLIENTS {
+                    return Err(wurley_abi::rm::RmError::NoResource);
+                }
+                let buf: &'static mut [u8] =
+                    Box::leak(vec![0u8; MAX_MESSAGE_SIZE].into_boxed_slice());
+                server.connect(vmid, transport(()), buf)?
+            }
+        };
+        let tag = id as u8 + 1;
+        if let Some(m) = IRQ_MAP.get(tx_irq.intid as usize) {
+            m.store(tag | IRQ_TX, Ordering::Release);
+        }
+        if let Some(m) = IRQ_MAP.get(rx_irq.intid as usize) {
+            m.store(tag, Ordering::Release);
+        }
+        gic::enable(tx_irq.intid, tx_irq.edge, link_irq);
+        gic::enable(rx_irq.intid, rx_irq.edge, link_irq);
+        Ok(id)
+    }
+
+    /// Stop listening on `virq`.
+    fn release_virq(virq: u32) {
+        gic::disable(virq);
+        if let Some(m) = IRQ_MAP.get(virq as usize) {
+            m.store(0, Ordering::Release);
+        }
+        if let Some(m) = WATCH_MAP.get(virq as usize) {
+            m.store(0, Ordering::Release);
+        }
+    }
+
+    /// Do what the server's operations asked for: connect and disconnect the RM links of the
+    /// VMs the RM created and destroyed, watch and unwatch them. True if anything changed.
+    fn handle_events(server: &mut RmServer, watches: &mut Vec<Option<Watch>>) -> bool {
+        let events = server.hyp_mut().take_events();
+        let any = !events.is_empty();
+        for event in events {
+            match event {
+                Event::Link {
+                    vmid,
+                    tx,
+                    rx,
+                    tx_virq,
+                    rx_virq,
+                } => {
+                    let irq = |intid| Irq { intid, edge: true };
+                    match connect(server, vmid, tx, rx, irq(tx_virq), irq(rx_virq)) {
+                        Ok(id) => println!(
+                            "RM: client vm{:x} vmid {:#x} created, client {id} tx_virq={tx_virq} rx_virq={rx_virq}",
+                            VmId::raw(vmid),
+                            VmId::raw(vmid)
+                        ),
+                        Err(e) => println!(
+                            "RM: error: VM {:#x}: no RM link: {}",
+                            VmId::raw(vmid),
+                            e.name()
+                        ),
+                    }
+                }
+                Event::Unlink { vmid, virqs } => {
+                    server.disconnect(vmid);
+                    virqs.into_iter().for_each(release_virq);
+                }
+                Event::Watch { vmid, vcpu, virq } => {
+                    let name = server
+                        .vms()
+                        .get(vmid)
+                        .map_or_else(|| String::from("?"), |v| v.name.clone());
+                    let watch = Watch {
+                        vmid,
+                        name,
+                        cap: vcpu,
+                        virq,
+                    };
+                    let slot = match watches.iter().position(Option::is_none) {
+                        Some(i) => i,
+                        None if watches.len() < MAX_WATCHES => {
+                            watches.push(None);
+                            watches.len() - 1
+                        }
+                        None => {
+                            println!("RM: error: VM {:#x}: too many watches", VmId::raw(vmid));
+                            continue;
+                        }
+                    };
+                    if let (Some(m), Some(w)) =
+                        (WATCH_MAP.get(virq as usize), watches.get_mut(slot))
+                    {
+                        m.store(slot as u8 + 1, Ordering::Release);
+                        *w = Some(watch);
+                        gic::enable(virq, true, halt_irq);
+                    }
+                }
+                Event::Unwatch { vmid, virq } => {
+                    for w in watches.iter_mut() {
+                        if w.as_ref().is_some_and(|w| w.vmid == vmid && w.virq == virq) {
+                            *w = None;
+                        }
+                    }
+                    release_virq(virq);
+                }
+            }
+        }
+        any
+    }
+
     /// Record a vCPU the hypervisor gave to its proxy scheduler, for VM_GET_HYP_RESOURCES.
-    fn add_proxy_grant(server: &mut Server<'static, NoHyp, MsgQueues>, g: &hypdt::ProxyGrant<'_>) {
+    fn add_proxy_grant(server: &mut RmServer, g: &hypdt::ProxyGrant<'_>) {
         let vmid = |name: &str| server.vms().iter().find(|v| v.name == name).map(|v| v.vmid);
         let (Some(vm), Some(owner)) = (vmid(g.vm), vmid(g.owner)) else {
             println!(
@@ -464,13 +826,9 @@ mod el1 {
     }
 
     /// Serve forever: sleep until a link or watch vIRQ, then let the server do what it can.
-    fn serve(
-        server: &mut Server<'static, NoHyp, MsgQueues>,
-        watches: &[Watch],
-        out: &mut Console,
-    ) -> ! {
+    fn serve(server: &mut RmServer, mut watches: Vec<Option<Watch>>, out: &mut Console) -> ! {
         // Requests may have been queued before the vIRQs were enabled: one round first.
-        server.run(out);
+        round(server, &mut watches, out);
         loop {
             // Check the event masks with IRQs masked, so an event that arrives after the
             // check stays pending and ends the WFI.
@@ -485,7 +843,9 @@ mod el1 {
             }
             wurley_rt::enable_irqs();
             for (i, w) in watches.iter().enumerate() {
-                if halts & (1u64 << i) != 0 {
+                if halts & (1u64 << i) != 0
+                    && let Some(w) = w
+                {
                     check_watch(server, w, out);
                 }
             }
@@ -498,7 +858,18 @@ mod el1 {
                     server.tx_ready(id);
                 }
             }
+            round(server, &mut watches, out);
+        }
+    }
+
+    /// Run the server until its operations ask for nothing more (a VM created in this round
+    /// is connected, and its first requests served, before the RM sleeps).
+    fn round(server: &mut RmServer, watches: &mut Vec<Option<Watch>>, out: &mut Console) {
+        loop {
             server.run(out);
+            if !handle_events(server, watches) {
+                break;
+            }
         }
     }
 }

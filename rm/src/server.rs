@@ -92,6 +92,8 @@ struct DropRun {
 
 struct Client<'a, T> {
     vmid: VmId,
+    /// Its link is gone (the VM was destroyed); the slot is reused by the next VM connected.
+    closed: bool,
     conn: Conn<'a, T>,
     rx_pending: bool,
     drops: DropRun,
@@ -169,17 +171,53 @@ impl<'a, H: Hyp, T: Transport> Server<'a, H, T> {
         if !self.core.vms.contains(vmid) || vmid == VMID_RM {
             return Err(RmError::VmidInvalid);
         }
-        if self.clients.iter().any(|c| c.vmid == vmid) {
+        if self.clients.iter().any(|c| c.vmid == vmid && !c.closed) {
             return Err(RmError::InUse);
         }
         self.clients.push(Client {
             vmid,
+            closed: false,
             conn: Conn::new(transport, buf),
             // Packets may have arrived before the RM looked: drain once at start.
             rx_pending: true,
             drops: DropRun::default(),
         });
         Ok(self.clients.len() - 1)
+    }
+
+    /// Connect VM `vmid` (already in the table) over `transport` in a closed slot, reusing its
+    /// buffer; `None` if no slot is closed (then use [`Server::connect`]). `VMID_INVALID` if
+    /// the VM is unknown, `IN_USE` if it is connected.
+    pub fn reconnect(&mut self, vmid: VmId, transport: T) -> Result<Option<ClientId>, RmError> {
+        if !self.core.vms.contains(vmid) || vmid == VMID_RM {
+            return Err(RmError::VmidInvalid);
+        }
+        if self.clients.iter().any(|c| c.vmid == vmid && !c.closed) {
+            return Err(RmError::InUse);
+        }
+        let Some(id) = self.clients.iter().position(|c| c.closed) else {
+            return Ok(None);
+        };
+        let client = &mut self.clients[id];
+        client.conn.restart(transport);
+        client.vmid = vmid;
+        client.closed = false;
+        client.rx_pending = true;
+        client.drops = DropRun::default();
+        Ok(Some(id))
+    }
+
+    /// VM `vmid`'s link is gone: its slot stops being served (what was queued for it is
+    /// dropped when the slot is reused). Returns the slot.
+    pub fn disconnect(&mut self, vmid: VmId) -> Option<ClientId> {
+        let id = self
+            .clients
+            .iter()
+            .position(|c| c.vmid == vmid && !c.closed)?;
+        let client = &mut self.clients[id];
+        client.closed = true;
+        client.rx_pending = false;
+        Some(id)
     }
 
     /// Number of client connections.
@@ -219,9 +257,9 @@ impl<'a, H: Hyp, T: Transport> Server<'a, H, T> {
     /// Whether [`Server::run`] would find work without a new event. After `run` this is
     /// false: what is left waits for a vIRQ.
     pub fn has_work(&self) -> bool {
-        self.clients
-            .iter()
-            .any(|c| c.conn.can_send() || (c.rx_pending && c.conn.queued() < RX_DEFER_QUEUED))
+        self.clients.iter().any(|c| {
+            !c.closed && (c.conn.can_send() || (c.rx_pending && c.conn.queued() < RX_DEFER_QUEUED))
+        })
     }
 
     /// Do everything possible now: drain clients with packets, handle their messages, send.
@@ -252,7 +290,7 @@ impl<'a, H: Hyp, T: Transport> Server<'a, H, T> {
             let Some(client) = self.clients.get_mut(id) else {
                 return got_any;
             };
-            if !client.rx_pending || client.conn.queued() >= RX_DEFER_QUEUED {
+            if client.closed || !client.rx_pending || client.conn.queued() >= RX_DEFER_QUEUED {
                 return got_any;
             }
             let mut packet = [0u8; PACKET_SIZE];
@@ -284,7 +322,7 @@ impl<'a, H: Hyp, T: Transport> Server<'a, H, T> {
         let Some(client) = self.clients.get_mut(id) else {
             return false;
         };
-        if !client.conn.can_send() {
+        if client.closed || !client.conn.can_send() {
             return false;
         }
         let report = client.conn.flush();
@@ -397,7 +435,11 @@ impl<'a, H: Hyp, T: Transport> Server<'a, H, T> {
             }
         }
         for (target, note) in effects.notes {
-            let Some(client) = self.clients.iter_mut().find(|c| c.vmid == target) else {
+            let found = self
+                .clients
+                .iter_mut()
+                .find(|c| c.vmid == target && !c.closed);
+            let Some(client) = found else {
                 debug!(
                     out,
                     "{}: not connected, {} not sent",
@@ -659,6 +701,16 @@ impl<H: Hyp> Core<H> {
             .push((target, OutMessage::notification(seq, id, &bytes)));
     }
 
+    /// Queue the notifications a [`Hyp`] operation asked for.
+    fn queue_notices(&mut self, ctx: &mut Ctx, notices: Vec<crate::hyp::Notice>) {
+        for n in notices {
+            let seq = self.notify_seq;
+            self.notify_seq = self.notify_seq.wrapping_add(1);
+            ctx.notes
+                .push((n.target, OutMessage::notification(seq, n.id, &n.payload)));
+        }
+    }
+
     /// VM_STATUS about `vmid` to its owner and peers.
     fn notify_status(&mut self, ctx: &mut Ctx, vmid: VmId) {
         let Some(vm) = self.vms.get(vmid) else { return };
@@ -907,6 +959,7 @@ impl<H: Hyp> Core<H> {
             return Err(RmError::VmState);
         }
         self.vms.remove(req.vmid);
+        self.hyp.vm_deallocate(req.vmid);
         done()
     }
 
@@ -924,7 +977,7 @@ impl<H: Hyp> Core<H> {
         if image_end.is_none() || dtb_end.is_none() || req.dtb_size == 0 {
             return Err(RmError::ArgumentInvalid);
         }
-        self.hyp.vm_config_image(req.vmid, &req)?;
+        self.hyp.vm_config_image(ctx.caller, req.vmid, &req)?;
         done()
     }
 
@@ -964,7 +1017,9 @@ impl<H: Hyp> Core<H> {
         if !status.can_become(VmStatus::Init) {
             return Err(RmError::VmState);
         }
-        match self.hyp.vm_create(req.vmid) {
+        let owner = ctx.caller;
+        self.hyp.vm_init_check(req.vmid, owner)?;
+        match self.hyp.vm_create(req.vmid, owner) {
             Ok(resources) => {
                 self.vms.set_status(req.vmid, VmStatus::Init)?;
                 self.vms.set_status(req.vmid, VmStatus::Ready)?;
@@ -1156,7 +1211,8 @@ impl<H: Hyp> Core<H> {
         if req.vmids.iter().any(|v| !self.vms.contains(v.vmid)) {
             return Err(RmError::VmidInvalid);
         }
-        self.hyp.mem_notify(ctx.caller, &req)?;
+        let notices = self.hyp.mem_notify(ctx.caller, &req)?;
+        self.queue_notices(ctx, notices);
         done()
     }
 
@@ -1204,7 +1260,8 @@ impl<H: Hyp> Core<H> {
         if req.vmids.iter().any(|v| !self.vms.contains(v.vmid)) {
             return Err(RmError::VmidInvalid);
         }
-        self.hyp.irq_notify(ctx.caller, &req)?;
+        let notices = self.hyp.irq_notify(ctx.caller, &req)?;
+        self.queue_notices(ctx, notices);
         done()
     }
 }

@@ -388,7 +388,12 @@ impl FakeHyp {
 }
 
 impl Hyp for FakeHyp {
-    fn vm_config_image(&mut self, vmid: VmId, _: &VmConfigImageRequest) -> Result<(), RmError> {
+    fn vm_config_image(
+        &mut self,
+        _: VmId,
+        vmid: VmId,
+        _: &VmConfigImageRequest,
+    ) -> Result<(), RmError> {
         self.result(format!("config_image {:#x}", vmid.0), None)
     }
 
@@ -409,7 +414,7 @@ impl Hyp for FakeHyp {
         )
     }
 
-    fn vm_create(&mut self, vmid: VmId) -> Result<Vec<Resource>, RmError> {
+    fn vm_create(&mut self, vmid: VmId, _: VmId) -> Result<Vec<Resource>, RmError> {
         let fail = self.fail_create;
         self.result(format!("create {:#x}", vmid.0), fail)?;
         Ok(self.resources.clone())
@@ -473,8 +478,13 @@ impl Hyp for FakeHyp {
         self.result(format!("mem_release {reclaim}"), None)
     }
 
-    fn mem_notify(&mut self, _: VmId, _: &MemNotifyRequest<'_>) -> Result<(), RmError> {
-        self.result("mem_notify".into(), None)
+    fn mem_notify(
+        &mut self,
+        _: VmId,
+        _: &MemNotifyRequest<'_>,
+    ) -> Result<Vec<crate::hyp::Notice>, RmError> {
+        self.result("mem_notify".into(), None)?;
+        Ok(Vec::new())
     }
 
     fn irq_lend(&mut self, _: VmId, _: &IrqLendRequest) -> Result<u32, RmError> {
@@ -491,8 +501,13 @@ impl Hyp for FakeHyp {
         self.result(format!("irq_release {reclaim}"), None)
     }
 
-    fn irq_notify(&mut self, _: VmId, _: &IrqNotifyRequest<'_>) -> Result<(), RmError> {
-        self.result("irq_notify".into(), None)
+    fn irq_notify(
+        &mut self,
+        _: VmId,
+        _: &IrqNotifyRequest<'_>,
+    ) -> Result<Vec<crate::hyp::Notice>, RmError> {
+        self.result("irq_notify".into(), None)?;
+        Ok(Vec::new())
     }
 }
 

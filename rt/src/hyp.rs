@@ -1,5 +1,5 @@
-//! Hypercalls: raw `HVC` on both entry paths, and typed wrappers for the Gunyah calls the
-//! tests use.
+//! Hypercalls: raw `HVC` on both entry paths, and typed wrappers for the Gunyah calls the tests
+//! and the resource manager use.
 //!
 //! * SMCCC: `HVC #0`, `X0` = function ID (`0xC600_8000 | N`), arguments in `X1..X7`. Reserved
 //!   arguments are not checked on this path. The typed wrappers use it (as Linux does) and
@@ -427,4 +427,269 @@ pub fn addrspace_configure_vmmio(
         HypCall::AddrspaceConfigureVmmio,
         &[addrspace.0, base, size, op, 0],
     )
+}
+
+// ----- Objects the resource manager creates and wires together -----
+
+/// `partition_create_addrspace`.
+pub fn partition_create_addrspace(partition: CapId, cspace: CapId) -> Result<CapId, Error> {
+    create(HypCall::PartitionCreateAddrspace, partition, cspace)
+}
+
+/// `partition_create_memextent`.
+pub fn partition_create_memextent(partition: CapId, cspace: CapId) -> Result<CapId, Error> {
+    create(HypCall::PartitionCreateMemextent, partition, cspace)
+}
+
+/// `partition_create_thread` (a vCPU).
+pub fn partition_create_thread(partition: CapId, cspace: CapId) -> Result<CapId, Error> {
+    create(HypCall::PartitionCreateThread, partition, cspace)
+}
+
+/// `partition_create_vpm_group`.
+pub fn partition_create_vpm_group(partition: CapId, cspace: CapId) -> Result<CapId, Error> {
+    create(HypCall::PartitionCreateVpmGroup, partition, cspace)
+}
+
+/// `cspace_attach_thread`: the thread (INIT) uses `cspace` (ACTIVE).
+pub fn cspace_attach_thread(cspace: CapId, thread: CapId) -> Result<(), Error> {
+    plain(HypCall::CspaceAttachThread, &[cspace.0, thread.0, 0])
+}
+
+/// `addrspace_configure`: the address space's VMID (INIT only).
+pub fn addrspace_configure(addrspace: CapId, vmid: u16) -> Result<(), Error> {
+    plain(HypCall::AddrspaceConfigure, &[addrspace.0, vmid.into(), 0])
+}
+
+/// `addrspace_attach_thread`: the thread (INIT) runs in `addrspace` (ACTIVE).
+pub fn addrspace_attach_thread(addrspace: CapId, thread: CapId) -> Result<(), Error> {
+    plain(HypCall::AddrspaceAttachThread, &[addrspace.0, thread.0, 0])
+}
+
+/// `addrspace_map`: map `extent` at `vbase` (`map_attrs`: user access 2:0, kernel access 6:4,
+/// memtype 23:16; `map_flags`: bit 31 NO_SYNC).
+pub fn addrspace_map(
+    addrspace: CapId,
+    extent: CapId,
+    vbase: u64,
+    map_attrs: u32,
+    map_flags: u32,
+    offset: u64,
+    size: u64,
+) -> Result<(), Error> {
+    plain(
+        HypCall::AddrspaceMap,
+        &[
+            addrspace.0,
+            extent.0,
+            vbase,
+            map_attrs.into(),
+            map_flags.into(),
+            offset,
+            size,
+        ],
+    )
+}
+
+/// `addrspace_unmap`: remove the mapping of `extent` at `vbase`.
+pub fn addrspace_unmap(
+    addrspace: CapId,
+    extent: CapId,
+    vbase: u64,
+    map_flags: u32,
+    offset: u64,
+    size: u64,
+) -> Result<(), Error> {
+    plain(
+        HypCall::AddrspaceUnmap,
+        &[addrspace.0, extent.0, vbase, map_flags.into(), offset, size],
+    )
+}
+
+/// `addrspace_update_access`.
+pub fn addrspace_update_access(
+    addrspace: CapId,
+    extent: CapId,
+    vbase: u64,
+    access_attrs: u32,
+    map_flags: u32,
+    offset: u64,
+    size: u64,
+) -> Result<(), Error> {
+    plain(
+        HypCall::AddrspaceUpdateAccess,
+        &[
+            addrspace.0,
+            extent.0,
+            vbase,
+            access_attrs.into(),
+            map_flags.into(),
+            offset,
+            size,
+        ],
+    )
+}
+
+/// What `addrspace_lookup` found: the offset in the extent, the size mapped, the attributes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lookup {
+    /// Offset of `vbase` in the extent.
+    pub offset: u64,
+    /// Bytes mapped from there.
+    pub size: u64,
+    /// The mapping's attributes.
+    pub map_attrs: u32,
+}
+
+/// `addrspace_lookup`.
+pub fn addrspace_lookup(
+    addrspace: CapId,
+    extent: CapId,
+    vbase: u64,
+    size: u64,
+) -> Result<Lookup, Error> {
+    let r = smccc(
+        HypCall::AddrspaceLookup,
+        &[addrspace.0, extent.0, vbase, size, 0],
+    );
+    result(r[0]).map(|()| Lookup {
+        offset: r[1],
+        size: r[2],
+        map_attrs: r[3] as u32,
+    })
+}
+
+/// `memextent_configure`: `[phys_base, phys_base + size)` with `attrs` (access 2:0, memtype
+/// 9:8, type 17:16).
+pub fn memextent_configure(
+    extent: CapId,
+    phys_base: u64,
+    size: u64,
+    attrs: u32,
+) -> Result<(), Error> {
+    plain(
+        HypCall::MemextentConfigure,
+        &[extent.0, phys_base, size, attrs.into(), 0],
+    )
+}
+
+/// `memextent_configure_derive`: `extent` covers `[offset, offset + size)` of `parent`.
+pub fn memextent_configure_derive(
+    extent: CapId,
+    parent: CapId,
+    offset: u64,
+    size: u64,
+    attrs: u32,
+) -> Result<(), Error> {
+    plain(
+        HypCall::MemextentConfigureDerive,
+        &[extent.0, parent.0, offset, size, attrs.into(), 0],
+    )
+}
+
+/// `memextent_modify`: `flags` bits 7:0 the operation (0 unmap all, 1 zero, 2 clean, 3 flush,
+/// 255 sync all), bit 31 NO_SYNC.
+pub fn memextent_modify(extent: CapId, flags: u32, offset: u64, size: u64) -> Result<(), Error> {
+    plain(
+        HypCall::MemextentModify,
+        &[extent.0, flags.into(), offset, size],
+    )
+}
+
+/// `memextent_donate`: `options` bits 7:0 the type (0 to child, 1 to parent, 2 to sibling).
+pub fn memextent_donate(
+    options: u32,
+    from: CapId,
+    to: CapId,
+    offset: u64,
+    size: u64,
+) -> Result<(), Error> {
+    plain(
+        HypCall::MemextentDonate,
+        &[options.into(), from.0, to.0, offset, size, 0],
+    )
+}
+
+/// `vic_configure`: vCPUs, shared vIRQs, options, MSIs (INIT only).
+pub fn vic_configure(
+    vic: CapId,
+    max_vcpus: u32,
+    max_virqs: u32,
+    options: u64,
+    max_msis: u32,
+) -> Result<(), Error> {
+    plain(
+        HypCall::VicConfigure,
+        &[
+            vic.0,
+            max_vcpus.into(),
+            max_virqs.into(),
+            options,
+            max_msis.into(),
+        ],
+    )
+}
+
+/// `vic_attach_vcpu`: the thread (INIT) is vCPU `index` of `vic` (ACTIVE).
+pub fn vic_attach_vcpu(vic: CapId, thread: CapId, index: u32) -> Result<(), Error> {
+    plain(HypCall::VicAttachVcpu, &[vic.0, thread.0, index.into(), 0])
+}
+
+/// `hwirq_bind_virq`: deliver the hardware IRQ as `virq` of `vic`.
+pub fn hwirq_bind_virq(hwirq: CapId, vic: CapId, virq: u64) -> Result<(), Error> {
+    plain(HypCall::HwirqBindVirq, &[hwirq.0, vic.0, virq, 0])
+}
+
+/// `hwirq_unbind_virq`.
+pub fn hwirq_unbind_virq(hwirq: CapId) -> Result<(), Error> {
+    plain(HypCall::HwirqUnbindVirq, &[hwirq.0, 0])
+}
+
+/// `vcpu_configure`: option flags (INIT only).
+pub fn vcpu_configure(vcpu: CapId, flags: u64) -> Result<(), Error> {
+    plain(HypCall::VcpuConfigure, &[vcpu.0, flags, 0])
+}
+
+/// `vcpu_poweron`: start at `entry` with `X0` = `context` (`flags` bit 0 keeps the entry
+/// point, bit 1 the context, set before with `vcpu_register_write`).
+pub fn vcpu_poweron(vcpu: CapId, entry: u64, context: u64, flags: u64) -> Result<(), Error> {
+    plain(HypCall::VcpuPoweron, &[vcpu.0, entry, context, flags])
+}
+
+/// `vcpu_kill`: stop the vCPU for good.
+pub fn vcpu_kill(vcpu: CapId) -> Result<(), Error> {
+    plain(HypCall::VcpuKill, &[vcpu.0, 0])
+}
+
+/// `vcpu_register_write`: `set` 0 X0..X30, 1 PC, 2 SP_EL0/SP_EL1 (the vCPU must be off).
+pub fn vcpu_register_write(vcpu: CapId, set: u64, index: u64, value: u64) -> Result<(), Error> {
+    plain(HypCall::VcpuRegisterWrite, &[vcpu.0, set, index, value, 0])
+}
+
+/// `vpm_group_configure`: bit 0 of `flags` disables aggregation.
+pub fn vpm_group_configure(group: CapId, flags: u64) -> Result<(), Error> {
+    plain(HypCall::VpmGroupConfigure, &[group.0, flags, 0])
+}
+
+/// `vpm_group_attach_vcpu`.
+pub fn vpm_group_attach_vcpu(group: CapId, vcpu: CapId, index: u32) -> Result<(), Error> {
+    plain(
+        HypCall::VpmGroupAttachVcpu,
+        &[group.0, vcpu.0, index.into(), 0],
+    )
+}
+
+/// `vpm_group_bind_virq`.
+pub fn vpm_group_bind_virq(group: CapId, vic: CapId, virq: u64) -> Result<(), Error> {
+    plain(HypCall::VpmGroupBindVirq, &[group.0, vic.0, virq, 0])
+}
+
+/// `vpm_group_unbind_virq`.
+pub fn vpm_group_unbind_virq(group: CapId) -> Result<(), Error> {
+    plain(HypCall::VpmGroupUnbindVirq, &[group.0, 0])
+}
+
+/// `vpm_group_get_state`: 0 no state, 1 running, 2 CPUs suspended, 3 system suspended.
+pub fn vpm_group_get_state(group: CapId) -> Result<u64, Error> {
+    with_value(HypCall::VpmGroupGetState, &[group.0, 0])
 }

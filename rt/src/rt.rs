@@ -60,23 +60,43 @@ extern "C" fn rt_start(x0: usize) -> ! {
     __wurley_rt_main(dtb)
 }
 
-fn read_boot_info(addr: usize) -> Option<BootInfo> {
+/// Largest boot-information block the runtime reads (its lists included).
+const BOOT_INFO_MAX: usize = 64 << 10;
+
+/// The bytes of the boot-information block at `addr`, if one is there.
+fn boot_info_at(addr: usize) -> Option<&'static [u8]> {
     if addr == 0 || !addr.is_multiple_of(8) {
         return None;
     }
-    let mut bytes = [0u8; bootinfo::SIZE_V1];
-    for (i, b) in bytes.iter_mut().enumerate() {
+    let mut header = [0u8; 16];
+    for (i, b) in header.iter_mut().enumerate() {
         // SAFETY: X0 points into guest RAM (identity mapped, Normal memory), where Wurley put
-        // either a device tree (at least 40 bytes of header, smaller than SIZE_V1 only for an
-        // empty tree, which still lies inside RAM) or the boot-information block.
+        // either a device tree (a 40-byte header at least) or the boot-information block.
         *b = unsafe { core::ptr::read_volatile((addr + i) as *const u8) };
     }
-    BootInfo::decode(&bytes).ok()
+    let (_, size) = BootInfo::header(&header).ok()?;
+    if !(bootinfo::SIZE_V1..=BOOT_INFO_MAX).contains(&size) {
+        return None;
+    }
+    // SAFETY: the header says the hypervisor wrote `size` bytes at `addr`, in the RM's RAM
+    // (identity mapped, Normal memory); nothing in the guest writes to the block, so it stays
+    // valid and unchanged for 'static.
+    Some(unsafe { core::slice::from_raw_parts(addr as *const u8, size) })
+}
+
+fn read_boot_info(addr: usize) -> Option<BootInfo> {
+    BootInfo::decode(boot_info_at(addr)?).ok()
 }
 
 /// The boot-information block, if this VM was started as the root VM.
 pub fn boot_info() -> Option<BootInfo> {
     read_boot_info(BOOT_INFO.load(Ordering::Relaxed))
+}
+
+/// The whole boot-information block (its version-2 lists included), if this VM was started as
+/// the root VM.
+pub fn boot_info_bytes() -> Option<&'static [u8]> {
+    boot_info_at(BOOT_INFO.load(Ordering::Relaxed))
 }
 
 /// The device tree Wurley passed in `X0`, if it is valid.

@@ -69,6 +69,11 @@ pub fn launch(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]
         super::rm::link_clients(&mut endpoints);
         super::rm::watch_vms(&bundle.vms, &mut endpoints);
     }
+    let mut rm_vms = if has_rm {
+        super::rm::describe_vms(&bundle.vms, &mut endpoints)
+    } else {
+        Vec::new()
+    };
     let mut rm_endpoint = if has_rm { endpoints.pop() } else { None };
     if let Some(ep) = rm_endpoint.as_mut() {
         ep.nodes.extend(grants);
@@ -119,8 +124,9 @@ pub fn launch(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]
             HypNode::MsgQueuePair { peer, .. } => vms.iter().any(|vm| vm.name == *peer),
             _ => true,
         });
+        rm_vms.retain(|e| vms.iter().any(|vm| vm.name == e.name()));
         let before = held();
-        match super::rm::create(platform, &ep, cpus, primary, bundle_bytes) {
+        match super::rm::create(platform, &ep, cpus, primary, bundle_bytes, &rm_vms) {
             Ok(vm) => {
                 let vm = machine::leak(vm);
                 if let Some(objects) = ep.objects {

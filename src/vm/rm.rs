@@ -17,7 +17,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use wurley_abi::CapId;
-use wurley_abi::bootinfo::{self, BootInfo};
+use wurley_abi::bootinfo::{self, BootInfo, Range, VmEntry};
 use wurley_abi::rights::{CspaceRights, PartitionRights, ThreadRights, VicRights};
 use wurley_abi::vcpu_run::VcpuVirqType;
 
@@ -51,6 +51,11 @@ pub const RM_MEMORY: u64 = 16 << 20;
 pub const RM_PRIORITY: u8 = 48;
 /// Where the boot bundle appears in the RM (read-only).
 pub const BUNDLE_IPA: u64 = 0x40_0000_0000;
+/// The RM's mapping window (boot info v2): IPAs of its address space where it may map memory
+/// extents for itself (to write a new VM's device tree). Nothing else is mapped there.
+pub const WINDOW_IPA: u64 = 0x60_0000_0000;
+/// Size of the mapping window.
+pub const WINDOW_SIZE: u64 = 1 << 30;
 /// Object memory the RM may create objects with (its partition cap is the root partition's).
 const RM_OBJECT_MEMORY: usize = 4 << 20;
 const MIB2: u64 = 2 << 20;
@@ -117,6 +122,54 @@ fn watch(
     })
 }
 
+/// Rights of the RM's caps to a manifest VM's cspace: it hands the VM caps (and takes them
+/// back) for the links it makes at run time.
+const VM_CSPACE_RIGHTS: CspaceRights = CspaceRights::CAP_CREATE.union(CspaceRights::CAP_DELETE);
+
+/// What the RM is told of each VM of `specs` (endpoints `eps`, the RM's last) in its boot
+/// information (version 2): a cap to the VM's cspace and VIC, its free vIRQs and RAM.
+pub fn describe_vms(specs: &[crate::bundle::VmSpec<'_>], eps: &mut [Endpoint<'_>]) -> Vec<VmEntry> {
+    let Some(rm) = eps.len().checked_sub(1) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, spec) in specs.iter().enumerate().take(rm) {
+        let (cspace, vic) = match eps[i].objects() {
+            Ok(o) => (
+                Some(Object::CSpace(o.cspace_object.clone())),
+                Some(Object::Vic(o.vic.clone())),
+            ),
+            Err(_) => (None, None),
+        };
+        let Ok(ro) = eps[rm].objects() else {
+            return out;
+        };
+        let grant = |o: Option<Object>, rights: u32| {
+            o.and_then(|o| ro.grant(o, rights).ok())
+                .map_or(CapId::INVALID, CapId)
+        };
+        out.push(VmEntry {
+            // TODO(kernel, issue 5): the VMID of the VM's address space, once manifest VMs
+            // get address-space objects (`VmObjects.addrspace` for every VM).
+            vmid: 0,
+            virq_first: eps[i].next_virq,
+            virq_limit: 32 + layout::SPIS,
+            // TODO(kernel, issue 5): caps to the VM's address space (MAP | LOOKUP) and to the
+            // extent over its RAM (MAP | DERIVE | DONATE), once `VmObjects.addrspace` and
+            // `VmObjects.ram_extent` exist for manifest VMs; until then the RM cannot lend,
+            // share or donate a manifest VM's memory.
+            addrspace: CapId::INVALID,
+            ram_extent: CapId::INVALID,
+            cspace: grant(cspace, VM_CSPACE_RIGHTS.bits()),
+            vic: grant(vic, VicRights::BIND_SOURCE.bits()),
+            ram_ipa: spec.memory_base,
+            ram_size: spec.memory_size,
+            name: VmEntry::name_field(&spec.name),
+        });
+    }
+    out
+}
+
 /// Link every VM endpoint in `eps` (all but the last, which is the RM's) to the RM.
 pub fn link_clients(eps: &mut [Endpoint<'_>]) {
     let Some(rm) = eps.len().checked_sub(1) else {
@@ -156,6 +209,7 @@ pub fn create(
     cpus: &[&'static PerCpu],
     primary: Option<&str>,
     bundle: &[u8],
+    vms: &[VmEntry],
 ) -> Result<Vm, String> {
     let boot_cpu = cpus.first().ok_or_else(|| String::from("no CPU"))?;
     let objects = ep.objects().map_err(|e| format!("objects: {e:?}"))?;
@@ -267,9 +321,24 @@ fn build(
         dtb_ipa,
         cpus: cpus.len() as u32,
         counter_hz: cpu::counter_frequency(),
+        window: (WINDOW_IPA, WINDOW_SIZE),
     };
-    let mut block_bytes = [0u8; bootinfo::SIZE_V1];
-    info.encode(&mut block_bytes);
+    // The RAM the root partition holds now; the RM makes extents over it with
+    // `memextent_configure`.
+    let free: Vec<Range> = FRAMES
+        .lock()
+        .free_ranges()
+        .map(|r| Range {
+            base: r.start(),
+            size: r.size(),
+        })
+        .collect();
+    let mut block_bytes = alloc::vec![0u8; bootinfo::size_v2(free.len(), vms.len(), 0)];
+    info.encode_v2(&free, vms, &[], &mut block_bytes)
+        .ok_or_else(|| fail(String::from("boot information does not fit")))?;
+    if block_bytes.len() as u64 > PAGE_SIZE {
+        return Err(fail(String::from("boot information longer than a page")));
+    }
     memory
         .write(info_ipa, &block_bytes)
         .map_err(|_| String::from("boot information outside RAM"))?;

@@ -8,6 +8,7 @@ use alloc::vec::Vec;
 use super::*;
 use crate::mm::addr::PhysRange;
 use crate::platform::{Conduit, IrqSpec, Platform};
+use vm_fdt::FdtWriter;
 
 /// QEMU's `virt` machine with `gic-version=3`, 2 CPUs and 1 GiB, as dumped into `tests/data`.
 const QEMU_VIRT_SMP2: &[u8] = include_bytes!("../../../tests/data/virt-gicv3-smp2-1g.dtb");

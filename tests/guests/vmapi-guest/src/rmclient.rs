@@ -19,8 +19,8 @@
 //! * a 14 616-byte request (62 continuations: reassembled, UNIMPLEMENTED) and 64 packets
 //!   announcing 63 continuations (dropped: no reply; the next request is answered);
 //! * as the primary VM (VMID 3, RM bootargs `rm.primary=<name>`): VM_ALLOCATE, the new VM's
-//!   state (LOAD), VM_START (VM_STATE), VM_INIT (UNIMPLEMENTED: no hypervisor object calls
-//!   yet), VM_DEALLOCATE;
+//!   state (LOAD), VM_START (VM_STATE), VM_INIT (ARGUMENT_INVALID: no image was
+//!   configured, and the VM stays in LOAD), VM_DEALLOCATE;
 //! * VM_EXIT, then VM_GET_STATE showing EXITED.
 
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -557,7 +557,7 @@ fn lifecycle(r: &mut Report, rpc: &mut Rpc<'_>) {
     let got = rpc.call(ids::VM_START, &vmid_req(new));
     expect(r, "vm-start-not-ready", &got, RmError::VmState);
     let got = rpc.call(ids::VM_INIT, &vmid_req(new));
-    expect(r, "vm-init-unimplemented", &got, RmError::Unimplemented);
+    expect(r, "vm-init-unconfigured", &got, RmError::ArgumentInvalid);
     let got = rpc.call(ids::VM_DEALLOCATE, &vmid_req(new));
     expect(r, "vm-deallocate", &got, RmError::Ok);
     let got = rpc.call(ids::VM_GET_STATE, &vmid_req(new));
