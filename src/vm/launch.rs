@@ -125,8 +125,15 @@ pub fn launch(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]
             _ => true,
         });
         rm_vms.retain(|e| vms.iter().any(|vm| vm.name == e.name()));
+        let hwirqs = match ep.objects.as_ref() {
+            Some(o) => {
+                super::rm::give_memory_caps(&mut rm_vms, &vms, o);
+                super::rm::give_hwirq_caps(o)
+            }
+            None => Vec::new(),
+        };
         let before = held();
-        match super::rm::create(platform, &ep, cpus, primary, bundle_bytes, &rm_vms) {
+        match super::rm::create(platform, &ep, cpus, primary, bundle_bytes, &rm_vms, &hwirqs) {
             Ok(vm) => {
                 let vm = machine::leak(vm);
                 if let Some(objects) = ep.objects {

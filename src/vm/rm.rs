@@ -17,8 +17,11 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use wurley_abi::CapId;
-use wurley_abi::bootinfo::{self, BootInfo, Range, VmEntry};
-use wurley_abi::rights::{CspaceRights, PartitionRights, ThreadRights, VicRights};
+use wurley_abi::bootinfo::{self, BootInfo, HwirqEntry, Range, VmEntry};
+use wurley_abi::rights::{
+    AddrspaceRights, CspaceRights, HwirqRights, MemextentRights, PartitionRights, ThreadRights,
+    VicRights,
+};
 use wurley_abi::vcpu_run::VcpuVirqType;
 
 use crate::arch::aarch64::cpu;
@@ -149,15 +152,11 @@ pub fn describe_vms(specs: &[crate::bundle::VmSpec<'_>], eps: &mut [Endpoint<'_>
                 .map_or(CapId::INVALID, CapId)
         };
         out.push(VmEntry {
-            // TODO(kernel, issue 5): the VMID of the VM's address space, once manifest VMs
-            // get address-space objects (`VmObjects.addrspace` for every VM).
+            // The VMID, address-space and RAM-extent caps are filled once the VM exists
+            // ([`give_memory_caps`]).
             vmid: 0,
             virq_first: eps[i].next_virq,
             virq_limit: 32 + layout::SPIS,
-            // TODO(kernel, issue 5): caps to the VM's address space (MAP | LOOKUP) and to the
-            // extent over its RAM (MAP | DERIVE | DONATE), once `VmObjects.addrspace` and
-            // `VmObjects.ram_extent` exist for manifest VMs; until then the RM cannot lend,
-            // share or donate a manifest VM's memory.
             addrspace: CapId::INVALID,
             ram_extent: CapId::INVALID,
             cspace: grant(cspace, VM_CSPACE_RIGHTS.bits()),
@@ -168,6 +167,52 @@ pub fn describe_vms(specs: &[crate::bundle::VmSpec<'_>], eps: &mut [Endpoint<'_>
         });
     }
     out
+}
+
+/// Rights of the RM's cap to a manifest VM's address space: map into it (lend, share) and
+/// look mappings up.
+const VM_SPACE_RIGHTS: AddrspaceRights = AddrspaceRights::MAP.union(AddrspaceRights::LOOKUP);
+/// Rights of the RM's cap to the extent over a manifest VM's RAM: derive parcels from it, map
+/// and look them up, donate pages.
+const VM_RAM_RIGHTS: MemextentRights = MemextentRights::MAP
+    .union(MemextentRights::DERIVE)
+    .union(MemextentRights::LOOKUP)
+    .union(MemextentRights::DONATE);
+
+/// Once the manifest's VMs exist: give the RM (objects `rm`) caps to each started VM's address
+/// space and RAM extent, and its VMID, in `entries` (its boot information).
+pub fn give_memory_caps(entries: &mut [VmEntry], vms: &[&'static Vm], rm: &VmObjects) {
+    for e in entries.iter_mut() {
+        let Some(vm) = vms.iter().find(|vm| vm.name == e.name()) else {
+            continue;
+        };
+        let (Some(space), Some(ram)) = (vm.space(), vm.ram.clone()) else {
+            continue;
+        };
+        e.vmid = space.vmid().unwrap_or(0);
+        let grant = |o: Object, rights: u32| rm.grant(o, rights).map_or(CapId::INVALID, CapId);
+        e.addrspace = grant(Object::AddrSpace(space), VM_SPACE_RIGHTS.bits());
+        e.ram_extent = grant(Object::MemExtent(ram), VM_RAM_RIGHTS.bits());
+    }
+}
+
+/// The hardware IRQs of the bundle's devices, with caps for the RM (objects `rm`), for its
+/// boot information.
+pub fn give_hwirq_caps(rm: &VmObjects) -> Vec<HwirqEntry> {
+    super::passthrough::hwirqs()
+        .into_iter()
+        .filter_map(|(vm, virq, object)| {
+            let vmid = vm.space().and_then(|s| s.vmid())?;
+            let cap = rm
+                .grant(Object::Hwirq(object), HwirqRights::BIND_VIC.bits())
+                .ok()?;
+            Some(HwirqEntry {
+                vmid,
+                virq,
+                cap: CapId(cap),
+            })
+        })
+        .collect()
 }
 
 /// Link every VM endpoint in `eps` (all but the last, which is the RM's) to the RM.
@@ -210,6 +255,7 @@ pub fn create(
     primary: Option<&str>,
     bundle: &[u8],
     vms: &[VmEntry],
+    hwirqs: &[HwirqEntry],
 ) -> Result<Vm, String> {
     let boot_cpu = cpus.first().ok_or_else(|| String::from("no CPU"))?;
     let objects = ep.objects().map_err(|e| format!("objects: {e:?}"))?;
@@ -229,7 +275,7 @@ pub fn create(
     space
         .and_then(|space| {
             build(
-                platform, ep, boot_cpu, cpus, primary, bundle, &image, block, space,
+                platform, ep, boot_cpu, cpus, primary, bundle, &image, block, space, vms, hwirqs,
             )
         })
         .inspect_err(|_| {
@@ -249,6 +295,8 @@ fn build(
     image: &super::elf::Image<'_>,
     block: PhysRange,
     space: alloc::sync::Arc<AddrSpaceObject>,
+    vms: &[VmEntry],
+    hwirqs: &[HwirqEntry],
 ) -> Result<Vm, String> {
     let objects = ep.objects().map_err(|e| format!("objects: {e:?}"))?;
     let base = layout::RAM_BASE;
@@ -277,6 +325,18 @@ fn build(
         CspaceRights::ALL.bits(),
     );
     let vic = grant(Object::Vic(objects.vic.clone()), VicRights::ALL.bits());
+    // Its own address space (it maps extents into its window to write VMs' device trees) and
+    // its own vCPU.
+    let own_space = grant(
+        Object::AddrSpace(space.clone()),
+        AddrspaceRights::ALL.bits(),
+    );
+    let own_vcpu = objects
+        .vcpu_objects(1)
+        .first()
+        .map_or(CapId::INVALID.raw(), |v| {
+            grant(Object::Vcpu(v.clone()), ThreadRights::ALL.bits())
+        });
 
     let dtb_ipa = base + RM_MEMORY - MIB2;
     let info_ipa = dtb_ipa - PAGE_SIZE;
@@ -314,8 +374,8 @@ fn build(
         partition: CapId(partition),
         cspace: CapId(cspace),
         vic: CapId(vic),
-        vcpu: CapId::INVALID,
-        addrspace: CapId::INVALID,
+        vcpu: CapId(own_vcpu),
+        addrspace: CapId(own_space),
         bundle_ipa: BUNDLE_IPA + (start - pages.start()),
         bundle_size: bundle.len() as u64,
         dtb_ipa,
@@ -333,11 +393,11 @@ fn build(
             size: r.size(),
         })
         .collect();
-    let mut block_bytes = alloc::vec![0u8; bootinfo::size_v2(free.len(), vms.len(), 0)];
-    info.encode_v2(&free, vms, &[], &mut block_bytes)
-        .ok_or_else(|| fail(String::from("boot information does not fit")))?;
+    let mut block_bytes = alloc::vec![0u8; bootinfo::size_v2(free.len(), vms.len(), hwirqs.len())];
+    info.encode_v2(&free, vms, hwirqs, &mut block_bytes)
+        .ok_or_else(|| String::from("boot information does not fit"))?;
     if block_bytes.len() as u64 > PAGE_SIZE {
-        return Err(fail(String::from("boot information longer than a page")));
+        return Err(String::from("boot information longer than a page"));
     }
     memory
         .write(info_ipa, &block_bytes)
