@@ -4,9 +4,11 @@
 //!
 //! It asks the RM for its own VMID (VM_GET_VMID over its `gunyah-resource-mgr` link), finds
 //! the message-queue pair to its owner (bootargs `ownerlink=<label>`; default: the only
-//! `qcom,message-queue-pair` under `/hypervisor`, whatever its label), waits for the round
-//! number on it, answers with the round number plus one and its VMID (`vmlife`'s link
-//! messages), prints its tally and idles in WFI until its owner stops it: it never powers off.
+//! `qcom,message-queue-pair` under `/hypervisor` other than the RM link, whatever its label:
+//! `reg` = the cap it sends on, the cap it receives on; `interrupts` = their vIRQs, TX then
+//! RX), waits for the round number on it, answers with the round number plus one and its VMID
+//! (`vmlife`'s link messages), prints its tally and idles in WFI until its owner stops it: it
+//! never powers off.
 
 use wurley_abi::rm::vm::VmGetVmidReply;
 use wurley_abi::rm::{Decode, MAX_MESSAGE_SIZE, ids};
@@ -61,7 +63,7 @@ fn work(r: &mut Report, fdt: &Fdt<'_>, bootargs: &str) {
     let pair = match args::get(bootargs, "ownerlink") {
         Some(label) => hypdt::msgqueue_pair(fdt, label),
         None => {
-            let mut pairs = hypdt::msgqueue_pairs(fdt);
+            let mut pairs = hypdt::msgqueue_pairs(fdt).filter(|p| p.tx != rm.tx);
             let first = pairs.next();
             if pairs.next().is_some() {
                 r.check(
