@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::guest::{build_guest, compile};
+use common::guest::{build_guest, build_guest_bin, compile, compile_dts, elf_entry, guest_elf};
 use common::{Qemu, scratch};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -285,6 +285,249 @@ fn rm_rpc_server_answers_a_client() {
     // The RM logged the packets it dropped (once each run).
     run.expect("[rm] RM: error: client: dropped 1 packet(s), the first: stray continuation")
         .expect("[rm] RM: error: client: dropped 64 packet(s), the first: 63 continuations");
+}
+
+/// Rounds of [`rm_client_drives_a_vm_life_20_times`].
+const VMLIFE_ROUNDS: usize = 20;
+
+/// The secondary VM's device tree for role `vmlife`: RAM = the 2 MiB parcel at `base` (where
+/// `vmapi-child` is linked), one CPU, the GICv3, timer, PL011 and PSCI every Wurley VM has, and
+/// `role=vmchild` in `/chosen/bootargs`. The RM adds `/hypervisor` (its RM link and the pair to
+/// its owner) in place: the blob has 8 KiB of free space and VM_CONFIG_IMAGE reserves 64 KiB
+/// for it.
+fn vmchild_dts(base: u64) -> String {
+    format!(
+        r#"/dts-v1/;
+/ {{
+    compatible = "linux,dummy-virt";
+    #address-cells = <2>;
+    #size-cells = <2>;
+    interrupt-parent = <&gic>;
+
+    chosen {{
+        bootargs = "role=vmchild";
+        stdout-path = "/pl011@9000000";
+    }};
+    memory@{base:x} {{
+        device_type = "memory";
+        reg = <0x0 {base:#x} 0x0 0x200000>;
+    }};
+    cpus {{
+        #address-cells = <1>;
+        #size-cells = <0>;
+        cpu@0 {{
+            device_type = "cpu";
+            compatible = "arm,armv8";
+            reg = <0>;
+            enable-method = "psci";
+        }};
+    }};
+    psci {{
+        compatible = "arm,psci-1.0", "arm,psci-0.2";
+        method = "hvc";
+    }};
+    gic: intc@8000000 {{
+        compatible = "arm,gic-v3";
+        #interrupt-cells = <3>;
+        interrupt-controller;
+        reg = <0x0 0x8000000 0x0 0x10000>, <0x0 0x80a0000 0x0 0x20000>;
+    }};
+    timer {{
+        compatible = "arm,armv8-timer";
+        interrupts = <1 13 4>, <1 14 4>, <1 11 4>, <1 10 4>;
+    }};
+    pl011@9000000 {{
+        compatible = "arm,pl011", "arm,primecell";
+        reg = <0x0 0x9000000 0x0 0x1000>;
+        interrupts = <0 1 4>;
+    }};
+}};
+"#
+    )
+}
+
+/// The `vmlife` payload (`tests/guests/vmapi-guest/src/vmlife.rs`): magic, link address, image
+/// and DTB lengths (u64 LE each), the image, then the DTB at an 8-byte boundary.
+fn vmlife_payload(dir: &Path, base: u64, image: &Path, dtb: &Path) -> PathBuf {
+    let image = std::fs::read(image).unwrap();
+    let dtb = std::fs::read(dtb).unwrap();
+    let mut p = Vec::new();
+    p.extend_from_slice(b"WRLYVMLF");
+    for v in [base, image.len() as u64, dtb.len() as u64] {
+        p.extend_from_slice(&v.to_le_bytes());
+    }
+    p.extend_from_slice(&image);
+    p.resize(p.len().next_multiple_of(8), 0);
+    p.extend_from_slice(&dtb);
+    let path = dir.join("vmlife-payload.bin");
+    std::fs::write(&path, p).unwrap();
+    path
+}
+
+/// The free RAM the hypervisor reports each time it destroys a VM, in log order. Expected line
+/// (info level, printed once the VM's last object is gone and its stage-2 tables are freed):
+/// `VM <vmid> destroyed: <n> bytes of RAM free`, `<n>` being the frame allocator's free bytes
+/// (`FRAMES.free_bytes()`) in decimal; only ` destroyed: <n> bytes of RAM free` is matched.
+fn ram_free_reports(log: &str) -> Vec<u64> {
+    const KEY: &str = " destroyed: ";
+    const UNIT: &str = " bytes of RAM free";
+    log.lines()
+        .filter_map(|line| {
+            let rest = &line[line.find(KEY)? + KEY.len()..];
+            rest[..rest.find(UNIT)?].trim().parse().ok()
+        })
+        .collect()
+}
+
+/// The Resource Manager's VM lifecycle driven by an EL1 client (`vmapi-guest`, role `vmlife`,
+/// the primary VM, 64 MiB): 20 times in a row it allocates a VM, lends it 2 MiB of its own RAM
+/// holding a small image (`vmapi-child`, role `vmchild`) and a device tree from its initrd,
+/// configures, initialises and starts it, exchanges a message with it over the message-queue
+/// pair the RM made between them, stops it, reclaims the memory, resets and deallocates it,
+/// and checks the memory is its own again; on the way, error answers (a second start, a reclaim
+/// while the VM runs, VM_INIT before VM_CONFIG_IMAGE, VMIDs it does not own). The hypervisor
+/// reports its free RAM each time it destroys a VM ([`ram_free_reports`]): the last report must
+/// equal the first.
+#[test]
+fn rm_client_drives_a_vm_life_20_times() {
+    let dir = scratch("vmapi-vmlife");
+    let client = build_guest("vmapi-guest", &dir);
+    let child = build_guest_bin("vmapi-guest", "vmapi-child", &dir);
+    let base = elf_entry(&guest_elf("vmapi-child"));
+    let child_dtb = compile_dts(&dir, "vmchild", &vmchild_dts(base), &["-p", "8192"]);
+    let payload = vmlife_payload(&dir, base, &child, &child_dtb);
+    let text = format!(
+        r#"/dts-v1/;
+/ {{
+    compatible = "wurley,bundle-v1";
+    vms {{
+        client {{
+            kernel = /incbin/("{}");
+            initrd = /incbin/("{}");
+            memory-size = <0x0 0x4000000>;
+            vcpus = <1>;
+            bootargs = "role=vmlife rounds={VMLIFE_ROUNDS}";
+        }};
+    }};
+}};
+"#,
+        client.display(),
+        payload.display()
+    );
+    let q = Qemu {
+        initrd: Some(compile(&dir, &text)),
+        ..Qemu::smp(2)
+    };
+    let timeout = Duration::from_secs(110);
+    let run = q.run_until(timeout, |log| log.contains("VMAPI vmlife DONE"));
+    run.reject("*** EL2 EXCEPTION")
+        .reject("*** PANIC")
+        .reject("guest exception");
+    run.expect("[rm] RM: client client vmid 0x3 link rm-client");
+    let done = run
+        .log
+        .lines()
+        .find(|l| l.contains("VMAPI vmlife DONE"))
+        .unwrap_or_else(|| {
+            run.fail(&format!(
+                "the client did not report DONE within {timeout:?}"
+            ))
+        });
+    fail_on_failed_checks(&run, "VMAPI ");
+    // Before round 1, and every step of round 1 (later rounds print only failures).
+    let setup = ["payload", "parcel", "primary"];
+    let not_mine = [
+        "start-rm",
+        "init-self",
+        "config-image-self",
+        "stop-self",
+        "reset-rm",
+        "deallocate-unknown",
+        "hyp-resources-unknown",
+        "lend-to-unknown",
+        "early-allocate",
+        "init-before-config-image",
+        "early-state",
+        "early-deallocate",
+    ];
+    let round_one = [
+        "allocate",
+        "allocate-vmid",
+        "lend",
+        "lend-handle",
+        "config-image",
+        "init",
+        "state-ready",
+        "hyp-resources",
+        "child-vcpus",
+        "child-link",
+        "start",
+        "state-running",
+        "start-again",
+        "reclaim-in-use",
+        "hello",
+        "stop",
+        "exited",
+        "reclaim",
+        "reset",
+        "reset-status",
+        "deallocate",
+        "gone",
+        "memory-back",
+    ];
+    for name in setup.iter().chain(&not_mine).chain(&round_one) {
+        run.expect(&format!("VMAPI vmlife {name} PASS"));
+    }
+    // VM_INIT before VM_CONFIG_IMAGE may leave the VM in INIT_FAILED, which then takes a reset.
+    let early_reset = run.log.contains("VMAPI vmlife early-reset PASS");
+    if early_reset {
+        run.expect("VMAPI vmlife early-reset-status PASS");
+    }
+    for n in 1..=VMLIFE_ROUNDS {
+        run.expect(&format!("VMAPI vmlife round PASS n={n} "));
+    }
+    run.expect(&format!(
+        "VMAPI vmlife rounds PASS {VMLIFE_ROUNDS} of {VMLIFE_ROUNDS} lives"
+    ));
+    let checks = setup.len()
+        + not_mine.len()
+        + if early_reset { 2 } else { 0 }
+        + round_one.len()
+        + VMLIFE_ROUNDS
+        + 1;
+    if !done.contains(&format!("pass={checks} fail=0")) {
+        run.fail(&format!(
+            "unexpected tally (want pass={checks} fail=0): {done}"
+        ));
+    }
+    // The secondary VMs' own lines, if the hypervisor shows their consoles.
+    let echoes = run
+        .log
+        .lines()
+        .filter(|l| l.contains("VMAPI vmchild echo PASS"))
+        .count();
+    eprintln!("{echoes} vmchild echo lines on the console");
+
+    // No page lost: the free RAM the hypervisor reports after the last VM's destruction is
+    // what it reported after the first's (whichever order the lines and the client's round
+    // lines reach the console in).
+    let reports = ram_free_reports(&run.log);
+    eprintln!("RAM free after each destruction: {reports:?}");
+    let (Some(&first), Some(&last)) = (reports.first(), reports.last()) else {
+        run.fail("no `VM <vmid> destroyed: <n> bytes of RAM free` line from the hypervisor");
+    };
+    if reports.len() < VMLIFE_ROUNDS {
+        run.fail(&format!(
+            "{} `destroyed: <n> bytes of RAM free` lines, want one per round ({VMLIFE_ROUNDS})",
+            reports.len()
+        ));
+    }
+    if first != last {
+        run.fail(&format!(
+            "RAM free after the first VM's destruction: {first} bytes, after the last: {last} bytes ({} pages lost)",
+            first.abs_diff(last) / 4096
+        ));
+    }
 }
 
 /// Proxy scheduling (`tests/guests/vmapi-guest`, roles `proxy-owner` and `proxied`): VM

@@ -290,10 +290,10 @@ pub fn run_owner(r: &mut Report, fdt: &Fdt<'_>, bootargs: &str) {
 /// (VMID `vmid`) lists one VIRTUAL_CPU entry, label 0, with the cap and vIRQ of the device tree.
 fn rm_reports(r: &mut Report, fdt: &Fdt<'_>, vmid: u16, cap: CapId, virq: u32) {
     let mut p = [0u8; 64];
-    let got = crate::rmclient::call_once(
+    let got = crate::rpc::call_once(
         fdt,
         wurley_abi::rm::ids::VM_GET_HYP_RESOURCES,
-        &crate::rmclient::vmid_req(vmid),
+        &crate::rpc::vmid_req(vmid),
         &mut p,
     );
     let entry = got.ok().and_then(|(code, n)| {

@@ -84,12 +84,17 @@ impl Report {
         )
     }
 
-    /// Print the tally and power off.
-    pub fn done(&self) -> ! {
+    /// Print the tally: `VMAPI <role> DONE pass=<n> fail=<m>`.
+    pub fn tally(&self) {
         println!(
             "VMAPI {} DONE pass={} fail={}",
             self.role, self.pass, self.fail
         );
+    }
+
+    /// Print the tally and power off.
+    pub fn done(&self) -> ! {
+        self.tally();
         wurley_rt::power_off()
     }
 }

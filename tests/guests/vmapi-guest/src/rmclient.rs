@@ -23,26 +23,20 @@
 //!   configured, and the VM stays in LOAD), VM_DEALLOCATE;
 //! * VM_EXIT, then VM_GET_STATE showing EXITED.
 
-use core::sync::atomic::{AtomicU32, Ordering};
-
+use wurley_abi::VmId;
 use wurley_abi::rm::status::{OsStatus, VmStateReply, VmStatus};
 use wurley_abi::rm::vm::{VmAllocateReply, VmExitRequest, VmGetVmidReply, VmSetStatusRequest};
 use wurley_abi::rm::{
-    Decode, Encode, HEADER_SIZE, Header, MAX_MESSAGE_SIZE, MAX_PACKET_PAYLOAD, MessageType,
-    PACKET_SIZE, Reassembler, RmError, ids,
+    Decode, Header, MAX_MESSAGE_SIZE, MAX_PACKET_PAYLOAD, MessageType, RmError, ids,
 };
-use wurley_abi::{CapId, Error, VmId};
 use wurley_rt::fdt::Fdt;
-use wurley_rt::{args, gic, hyp, hypdt, time};
+use wurley_rt::{args, hypdt, time};
 
 use crate::report::Report;
+use crate::rpc::{self, Got, Rpc, expect, vmid_req};
 
-/// How long a reply (or room in the TX queue) may take.
-const TIMEOUT_US: u64 = 10_000_000;
 /// An ID the RM does not know.
 const UNKNOWN_ID: u32 = 0x5600_00FE;
-/// Bytes of a reply payload kept.
-const KEEP: usize = 1024;
 
 /// Lines of the console test: 5 × 120 bytes = 600, each ending in a newline.
 pub const CONSOLE_LINES: usize = 5;
@@ -54,272 +48,6 @@ fn console_byte(k: usize, i: usize, prefix: &[u8]) -> u8 {
         Some(&b) => b,
         None if i == CONSOLE_LINE_LEN - 1 => b'\n',
         None => b'a' + ((i * 7 + k) % 26) as u8,
-    }
-}
-
-static RX_IRQS: AtomicU32 = AtomicU32::new(0);
-static TX_IRQS: AtomicU32 = AtomicU32::new(0);
-
-fn rx_irq(_intid: u32) {
-    RX_IRQS.fetch_add(1, Ordering::AcqRel);
-}
-
-fn tx_irq(_intid: u32) {
-    TX_IRQS.fetch_add(1, Ordering::AcqRel);
-}
-
-/// A complete message from the RM.
-struct Got {
-    kind: MessageType,
-    seq: u16,
-    id: u32,
-    /// The body's length (may exceed what is kept).
-    len: usize,
-    body: [u8; KEEP],
-}
-
-impl Got {
-    fn body(&self) -> &[u8] {
-        &self.body[..self.len.min(KEEP)]
-    }
-
-    /// The RM error word of a reply.
-    fn code(&self) -> u32 {
-        match self.body().first_chunk::<4>() {
-            Some(w) => u32::from_le_bytes(*w),
-            None => u32::MAX - 1,
-        }
-    }
-
-    /// A reply's payload after the error word.
-    fn payload(&self) -> &[u8] {
-        self.body().get(4..).unwrap_or(&[])
-    }
-}
-
-/// Why a call failed.
-#[derive(Clone, Copy)]
-enum CallError {
-    Send(Error),
-    Receive(Error),
-    /// No reply in time.
-    Timeout,
-    /// A reply to something else arrived first.
-    Unexpected {
-        seq: u16,
-        id: u32,
-    },
-}
-
-impl core::fmt::Display for CallError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            CallError::Send(e) => write!(f, "send error {}", e.code()),
-            CallError::Receive(e) => write!(f, "receive error {}", e.code()),
-            CallError::Timeout => write!(f, "no reply within {TIMEOUT_US} us"),
-            CallError::Unexpected { seq, id } => {
-                write!(f, "unexpected reply seq {seq} id {id:#x}")
-            }
-        }
-    }
-}
-
-/// The client's end of the RM link.
-struct Rpc<'b> {
-    tx: CapId,
-    rx: CapId,
-    seq: u16,
-    rx_buf: Reassembler<'b>,
-    notifications: u32,
-}
-
-impl Rpc<'_> {
-    fn next_seq(&mut self) -> u16 {
-        self.seq = self.seq.wrapping_add(1);
-        self.seq
-    }
-
-    /// Send one packet, sleeping until the TX vIRQ while the queue is full.
-    fn send_packet(&mut self, packet: &[u8], push: bool) -> Result<(), CallError> {
-        let flags = if push { hyp::SEND_FLAG_PUSH } else { 0 };
-        loop {
-            let seen = TX_IRQS.load(Ordering::Acquire);
-            match hyp::msgqueue_send_slice(self.tx, packet, flags).0 {
-                Ok(()) => return Ok(()),
-                Err(Error::MsgqueueFull) => {
-                    if !time::wait_until(TIMEOUT_US, || TX_IRQS.load(Ordering::Acquire) != seen) {
-                        return Err(CallError::Timeout);
-                    }
-                }
-                Err(e) => return Err(CallError::Send(e)),
-            }
-        }
-    }
-
-    /// Send `packets` packets of a message whose first header is `first` (its continuation
-    /// count may be invalid: 63 is still encoded), body bytes from `byte(offset)`, `len` in
-    /// all.
-    fn send_generated(
-        &mut self,
-        first: Header,
-        packets: usize,
-        len: usize,
-        byte: impl Fn(usize) -> u8,
-    ) -> Result<(), CallError> {
-        let mut p = [0u8; PACKET_SIZE];
-        for i in 0..packets {
-            let mut h = first;
-            if i > 0 {
-                h.kind = MessageType::Continuation;
-            }
-            p[..HEADER_SIZE].copy_from_slice(&h.encode());
-            let start = i * MAX_PACKET_PAYLOAD;
-            let chunk = len.saturating_sub(start).min(MAX_PACKET_PAYLOAD);
-            for (j, b) in p[HEADER_SIZE..HEADER_SIZE + chunk].iter_mut().enumerate() {
-                *b = byte(start + j);
-            }
-            self.send_packet(&p[..HEADER_SIZE + chunk], i + 1 == packets)?;
-        }
-        Ok(())
-    }
-
-    /// Send a well-formed request with a generated body; returns its sequence number.
-    fn send_request(
-        &mut self,
-        id: u32,
-        len: usize,
-        byte: impl Fn(usize) -> u8,
-    ) -> Result<u16, CallError> {
-        let seq = self.next_seq();
-        let packets = len.div_ceil(MAX_PACKET_PAYLOAD).max(1);
-        let first = Header::new(MessageType::Request, (packets - 1) as u8, seq, id);
-        self.send_generated(first, packets, len, byte)?;
-        Ok(seq)
-    }
-
-    /// The next complete message, sleeping until the RX vIRQ while the queue is empty.
-    fn receive(&mut self) -> Result<Got, CallError> {
-        let mut p = [0u8; PACKET_SIZE];
-        loop {
-            let seen = RX_IRQS.load(Ordering::Acquire);
-            match hyp::msgqueue_receive_into(self.rx, &mut p).0 {
-                Ok(n) => {
-                    if let Some(m) = self.rx_buf.push(&p[..n.min(PACKET_SIZE)]).message() {
-                        let mut got = Got {
-                            kind: m.kind,
-                            seq: m.seq,
-                            id: m.id,
-                            len: m.payload.len(),
-                            body: [0; KEEP],
-                        };
-                        let keep = m.payload.len().min(KEEP);
-                        got.body[..keep].copy_from_slice(&m.payload[..keep]);
-                        return Ok(got);
-                    }
-                }
-                Err(Error::MsgqueueEmpty) => {
-                    if !time::wait_until(TIMEOUT_US, || RX_IRQS.load(Ordering::Acquire) != seen) {
-                        return Err(CallError::Timeout);
-                    }
-                }
-                Err(e) => return Err(CallError::Receive(e)),
-            }
-        }
-    }
-
-    /// Wait for the reply to `(seq, id)`; notifications are counted, anything else fails.
-    fn reply_to(&mut self, seq: u16, id: u32) -> Result<Got, CallError> {
-        loop {
-            let got = self.receive()?;
-            match got.kind {
-                MessageType::Notification => self.notifications += 1,
-                MessageType::Reply if got.seq == seq && got.id == id => return Ok(got),
-                _ => {
-                    return Err(CallError::Unexpected {
-                        seq: got.seq,
-                        id: got.id,
-                    });
-                }
-            }
-        }
-    }
-
-    /// A request with `payload`, and its reply.
-    fn call(&mut self, id: u32, payload: &[u8]) -> Result<Got, CallError> {
-        let seq = self.send_request(id, payload.len(), |i| payload[i])?;
-        self.reply_to(seq, id)
-    }
-
-    fn call_encoded<T: Encode>(&mut self, id: u32, req: &T) -> Result<Got, CallError> {
-        let mut buf = [0u8; 64];
-        let n = req.encode(&mut buf).unwrap_or(0);
-        self.call(id, &buf[..n])
-    }
-}
-
-/// One request `id` with `payload` to the RM over this VM's RM link, for other roles: the
-/// reply's RM error word and its payload (at most `out.len()` bytes kept, the length returned).
-pub fn call_once(
-    fdt: &Fdt<'_>,
-    id: u32,
-    payload: &[u8],
-    out: &mut [u8],
-) -> Result<(u32, usize), &'static str> {
-    let pair = hypdt::resource_manager(fdt).ok_or("no RM link")?;
-    let (Some(txi), Some(rxi)) = (pair.tx_irq, pair.rx_irq) else {
-        return Err("RM link without interrupts");
-    };
-    gic::enable(txi.intid, txi.edge, tx_irq);
-    gic::enable(rxi.intid, rxi.edge, rx_irq);
-    let mut buf = [0u8; MAX_MESSAGE_SIZE];
-    let mut rpc = Rpc {
-        tx: pair.tx,
-        rx: pair.rx,
-        seq: 0,
-        rx_buf: Reassembler::new(&mut buf),
-        notifications: 0,
-    };
-    let got = rpc.call(id, payload).map_err(|_| "no reply from the RM")?;
-    let p = got.payload();
-    let n = p.len().min(out.len());
-    out[..n].copy_from_slice(&p[..n]);
-    Ok((got.code(), n))
-}
-
-/// The payload of a request about VM `vmid`.
-pub fn vmid_req(vmid: u16) -> [u8; 4] {
-    let v = vmid.to_le_bytes();
-    [v[0], v[1], 0, 0]
-}
-
-/// Check that a call answered `want`; returns the reply when it did.
-fn expect<'g>(
-    r: &mut Report,
-    name: &str,
-    got: &'g Result<Got, CallError>,
-    want: RmError,
-) -> Option<&'g Got> {
-    match got {
-        Ok(g) => {
-            let ok = g.code() == want.code();
-            r.check(
-                name,
-                ok,
-                format_args!(
-                    "code={:#x} want={:#x} ({}) payload={} bytes seq={}",
-                    g.code(),
-                    want.code(),
-                    want.name(),
-                    g.len.saturating_sub(4),
-                    g.seq
-                ),
-            );
-            ok.then_some(g)
-        }
-        Err(e) => {
-            r.check(name, false, format_args!("{e}"));
-            None
-        }
     }
 }
 
@@ -356,15 +84,13 @@ pub fn run(r: &mut Report, fdt: &Fdt<'_>, bootargs: &str) {
             pair.label, txi.intid, rxi.intid, pair.tx_message_size, pair.rx_message_size
         ),
     );
-    gic::enable(txi.intid, txi.edge, tx_irq);
-    gic::enable(rxi.intid, rxi.edge, rx_irq);
     let mut buf = [0u8; MAX_MESSAGE_SIZE];
-    let mut rpc = Rpc {
-        tx: pair.tx,
-        rx: pair.rx,
-        seq: 0,
-        rx_buf: Reassembler::new(&mut buf),
-        notifications: 0,
+    let mut rpc = match Rpc::new(&pair, &mut buf) {
+        Ok(rpc) => rpc,
+        Err(why) => {
+            r.check("setup", false, format_args!("{}: {why}", pair.label));
+            return;
+        }
     };
     let start = time::ticks();
 
@@ -526,8 +252,8 @@ pub fn run(r: &mut Report, fdt: &Fdt<'_>, bootargs: &str) {
             "requests={} notifications={} tx_irqs={} rx_irqs={} us={}",
             rpc.seq,
             rpc.notifications,
-            TX_IRQS.load(Ordering::Acquire),
-            RX_IRQS.load(Ordering::Acquire),
+            rpc::irq_counts().0,
+            rpc::irq_counts().1,
             time::elapsed_us(start)
         ),
     );

@@ -1,0 +1,150 @@
+//! Role `vmchild`: the secondary VM that role `vmlife` creates through the Resource Manager,
+//! booted from the device tree the RM completed (`/chosen/bootargs` from the host test's tree,
+//! `/hypervisor` from the RM).
+//!
+//! It asks the RM for its own VMID (VM_GET_VMID over its `gunyah-resource-mgr` link), finds
+//! the message-queue pair to its owner (bootargs `ownerlink=<label>`; default: the only
+//! `qcom,message-queue-pair` under `/hypervisor` other than the RM link, whatever its label:
+//! `reg` = the cap it sends on, the cap it receives on; `interrupts` = their vIRQs, TX then
+//! RX), waits for the round number on it, answers with the round number plus one and its VMID
+//! (`vmlife`'s link messages), prints its tally and idles in WFI until its owner stops it: it
+//! never powers off.
+
+use wurley_abi::rm::vm::VmGetVmidReply;
+use wurley_abi::rm::{Decode, MAX_MESSAGE_SIZE, ids};
+use wurley_rt::fdt::Fdt;
+use wurley_rt::{args, hypdt};
+
+use crate::report::Report;
+use crate::rpc::Rpc;
+use crate::vmlife::{KIND_ECHO, KIND_ROUND, Link, link_msg, parse_link_msg};
+
+/// How long the owner may take to send the round number.
+const WAIT_US: u64 = 10_000_000;
+
+pub fn run(r: &mut Report, fdt: &Fdt<'_>, bootargs: &str) {
+    work(r, fdt, bootargs);
+    r.tally();
+    loop {
+        wurley_rt::wait_for_interrupt();
+    }
+}
+
+fn work(r: &mut Report, fdt: &Fdt<'_>, bootargs: &str) {
+    // Who am I: the RM link must work.
+    let Some(rm) = hypdt::resource_manager(fdt) else {
+        r.check(
+            "rm-link",
+            false,
+            format_args!("no gunyah-resource-manager node"),
+        );
+        return;
+    };
+    let mut buf = [0u8; MAX_MESSAGE_SIZE];
+    let vmid = match Rpc::new(&rm, &mut buf) {
+        Ok(mut rpc) => rpc
+            .call(ids::VM_GET_VMID, &[])
+            .ok()
+            .filter(|g| g.code() == 0)
+            .and_then(|g| VmGetVmidReply::decode(g.payload()).ok())
+            .map(|v| v.vmid.0),
+        Err(why) => {
+            r.check("rm-link", false, format_args!("{why}"));
+            return;
+        }
+    };
+    let Some(vmid) = vmid else {
+        r.check("rm-link", false, format_args!("VM_GET_VMID failed"));
+        return;
+    };
+    r.check("rm-link", true, format_args!("vmid={vmid:#x}"));
+
+    // The link to the owner.
+    let pair = match args::get(bootargs, "ownerlink") {
+        Some(label) => hypdt::msgqueue_pair(fdt, label),
+        None => {
+            let mut pairs = hypdt::msgqueue_pairs(fdt).filter(|p| p.tx != rm.tx);
+            let first = pairs.next();
+            if pairs.next().is_some() {
+                r.check(
+                    "owner-link",
+                    false,
+                    format_args!("more than one message-queue pair: say ownerlink=<label>"),
+                );
+                return;
+            }
+            first
+        }
+    };
+    let Some(pair) = pair else {
+        r.check(
+            "owner-link",
+            false,
+            format_args!("no message-queue pair to the owner under /hypervisor"),
+        );
+        return;
+    };
+    let (Some(txi), Some(rxi)) = (pair.tx_irq, pair.rx_irq) else {
+        r.check(
+            "owner-link",
+            false,
+            format_args!("{}: no interrupts", pair.label),
+        );
+        return;
+    };
+    r.check(
+        "owner-link",
+        true,
+        format_args!(
+            "label={} tx_virq={} rx_virq={}",
+            pair.label, txi.intid, rxi.intid
+        ),
+    );
+    let link = Link {
+        tx: pair.tx,
+        rx: pair.rx,
+        tx_irq: txi.intid,
+        rx_irq: rxi.intid,
+    };
+    link.enable();
+    let mut msg = [0u8; 240];
+    let round = match link.receive(&mut msg, WAIT_US) {
+        Ok(n) => match parse_link_msg(&msg[..n.min(msg.len())]) {
+            Some((KIND_ROUND, round, _)) => round,
+            other => {
+                r.check(
+                    "round",
+                    false,
+                    format_args!("unexpected message {other:?} ({n} bytes)"),
+                );
+                link.disable();
+                return;
+            }
+        },
+        Err(e) => {
+            r.check(
+                "round",
+                false,
+                format_args!(
+                    "nothing from the owner in {WAIT_US} us (error {})",
+                    e.code()
+                ),
+            );
+            link.disable();
+            return;
+        }
+    };
+    let sent = link.send(
+        &link_msg(KIND_ECHO, round.wrapping_add(1), u32::from(vmid)),
+        WAIT_US,
+    );
+    r.check(
+        "echo",
+        sent.is_ok(),
+        format_args!(
+            "round={round} vmid={vmid:#x} send={}",
+            sent.err().map_or(0, |e| e.code())
+        ),
+    );
+    link.disable();
+}
