@@ -320,10 +320,15 @@ fn map_attrs(rights: u8, mem_type: MemType) -> u32 {
     access | (access << 4) | (memtype << 16)
 }
 
-/// `memextent_configure_derive` attributes: `rights` as access, memtype ANY, type BASIC.
+/// `memextent_configure_derive` attributes: `rights` as access, memtype CACHED (every extent
+/// the RM derives from is a VM's RAM, and a child may not be broader than its parent), type
+/// BASIC.
 fn extent_attrs(rights: u8) -> u32 {
-    u32::from(rights & MEM_RIGHTS_RWX)
+    u32::from(rights & MEM_RIGHTS_RWX) | EXTENT_MEMTYPE_CACHED
 }
+
+/// `memextent_attrs` memtype CACHED (bits 9:8 = 3).
+const EXTENT_MEMTYPE_CACHED: u32 = 3 << 8;
 
 fn align_down(v: u64) -> u64 {
     v & !(PAGE - 1)

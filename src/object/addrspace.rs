@@ -465,8 +465,18 @@ fn overlaps(inner: &Inner, vbase: u64, size: u64) -> bool {
 
 impl Drop for AddrSpaceObject {
     fn drop(&mut self) {
+        // Its tables go first, so the log below counts their frames as free.
+        let tables = self.inner.get_mut().tables.take();
+        let had_tables = tables.is_some();
+        drop(tables);
         if let Some(v) = self.vmid() {
             self.ctx.release_vmid(v);
+            if had_tables {
+                log::info!(
+                    "VM {v:#x} destroyed: {} bytes of RAM free",
+                    self.ctx.phys().free_bytes()
+                );
+            }
         }
     }
 }

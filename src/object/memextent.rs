@@ -217,6 +217,10 @@ pub trait PhysOps: Send + Sync {
     fn flush(&self, pa: u64, size: u64);
     /// Empty tables for a new address space.
     fn new_tables(&self) -> Result<Box<dyn Stage2Tables>, Error>;
+    /// Bytes of RAM the frame allocator has free (for the log when an address space goes).
+    fn free_bytes(&self) -> u64 {
+        0
+    }
 }
 
 /// The state extents and address spaces share: the memory database, the machine, one lock for

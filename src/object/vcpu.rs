@@ -197,8 +197,11 @@ impl VcpuObject {
         self.header.activate()
     }
 
-    /// Let go of the cspace, address space and VIC it was attached to (its VM was retired).
+    /// Let go of the cspace, address space and VIC it was attached to, and unbind its vIRQ
+    /// sources (its VM was retired: it has nothing more to report).
     pub fn release(&self) {
+        drop(self.halt.lock().take());
+        drop(self.wakeup.lock().take());
         let held = {
             let mut cfg = self.config.lock();
             (

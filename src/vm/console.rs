@@ -59,7 +59,13 @@ impl Default for PendingLine {
 
 /// Output from `vm`'s UART.
 pub fn output(vm: &Vm, byte: u8) {
-    if !vm.root && machine::guests() <= 1 {
+    if !vm.root && !machine::console_shared() {
+        // A line collected while the console was shared goes out first.
+        let mut line = vm.out_line.lock();
+        if line.len != 0 {
+            line.flush(&vm.name);
+        }
+        drop(line);
         crate::console::write_guest(byte);
         return;
     }
@@ -77,7 +83,7 @@ pub fn output(vm: &Vm, byte: u8) {
 
 /// Called every hypervisor tick on one CPU: write partial lines of VMs that went quiet.
 pub fn flush_quiet_lines() {
-    for vm in machine::all().filter(|vm| vm.root || machine::guests() > 1) {
+    for vm in machine::all().filter(|vm| vm.root || machine::console_shared()) {
         // A VM whose vCPU waits for its CPU has not gone quiet: it was preempted mid-line.
         let preempted = vm
             .vcpus

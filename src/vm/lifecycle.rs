@@ -134,7 +134,11 @@ fn kill(object: &VcpuObject) -> Result<(), Error> {
         return Ok(());
     }
     slot.set_power(Power::Off);
-    super::machine::kick(slot);
+    // Blocked in WFI: it stays off its CPU for good (waking it would only queue it to stop).
+    // Queued or running: it stops when it is next picked or at its next exit.
+    if !slot.blocked.swap(false, Ordering::AcqRel) {
+        super::machine::kick(slot);
+    }
     object.raise(VcpuVirqType::Halt);
     log::debug!("VM {}: vCPU {} killed", vm.name, t.index);
     if vm.vcpus.iter().all(|s| s.killed.load(Ordering::Acquire)) {

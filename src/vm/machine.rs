@@ -349,6 +349,17 @@ pub fn guests() -> usize {
     GUESTS.load(Ordering::Acquire)
 }
 
+/// VMs in the machine now besides the root VM: the manifest's and those made by hypercalls
+/// not yet retired.
+static LIVE_GUESTS: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether several guests share the console (their output then goes out a line at a time,
+/// prefixed with their names): more than one manifest VM was started, or VMs made by
+/// hypercalls run beside them.
+pub fn console_shared() -> bool {
+    GUESTS.load(Ordering::Acquire) > 1 || LIVE_GUESTS.load(Ordering::Acquire) > 1
+}
+
 /// Most VMs alive at once (the manifest's, the resource manager, and those made by hypercalls).
 pub const MAX_VMS: usize = 64;
 
@@ -389,6 +400,9 @@ pub fn add(vm: &'static Vm) -> Result<usize, wurley_abi::Error> {
     }
     *VMS[i].write() = Some(vm);
     SLOTS_USED.fetch_max(i + 1, Ordering::AcqRel);
+    if !vm.root {
+        LIVE_GUESTS.fetch_add(1, Ordering::AcqRel);
+    }
     super::sched::add_residents(i, vm);
     Ok(i)
 }
@@ -418,6 +432,7 @@ pub fn retire(vm: &Vm) -> bool {
             *s = None;
         }
     }
+    LIVE_GUESTS.fetch_sub(1, Ordering::AcqRel);
     for v in &vm.vcpus {
         *v.context.lock() = None;
     }

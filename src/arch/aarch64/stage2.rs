@@ -330,6 +330,10 @@ impl PhysOps for El2Phys {
         1u64 << ipa_bits()
     }
 
+    fn free_bytes(&self) -> u64 {
+        crate::mm::FRAMES.lock().free_bytes()
+    }
+
     fn claim(&self, start: u64, size: u64) -> Result<bool, Error> {
         let range = PhysRange::from_base_size(start, size).ok_or(Error::AddrOverflow)?;
         let mut frames = FRAMES.lock();
