@@ -488,7 +488,7 @@ fn lend_accept_release_reclaim_between_vms() {
         g.calls().log,
         [
             "create(Memextent, 0x1, 0x2)",
-            "memextent_derive(0x101, 0x10, 0x200000, 0x100000, 7)",
+            "memextent_derive(0x101, 0x10, 0x200000, 0x100000, 775)",
             "activate(0x101)",
             "addrspace_unmap(0x13, 0x101, 0x40200000, 0x100000)",
         ]
@@ -631,7 +631,7 @@ fn donation_moves_the_memory_to_the_recipient() {
         .unwrap();
     assert_eq!(
         g.calls().log[1],
-        "memextent_derive(0x102, 0x101, 0x0, 0x2000, 7)"
+        "memextent_derive(0x102, 0x101, 0x0, 0x2000, 775)"
     );
 }
 
@@ -647,7 +647,7 @@ fn vm_creation_sequence() {
     let expected = [
         // The owner's DTB pages, into the RM's window.
         "create(Memextent, 0x1, 0x2)",
-        "memextent_derive(0x102, 0x101, 0x200000, 0x11000, 6)",
+        "memextent_derive(0x102, 0x101, 0x200000, 0x11000, 774)",
         "activate(0x102)",
         "addrspace_map(0x4, 0x102, 0x6000000000, 0xf0066, 0x11000)",
         // cspace, address space, VIC.
