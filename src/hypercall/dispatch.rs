@@ -32,17 +32,22 @@ pub const API_INFO: ApiInfo = ApiInfo::DEFAULT;
 /// What `hypervisor_identify` returns.
 ///
 /// api_flags0 advertises a feature bit for each API family Wurley implements: partitions and
-/// cspaces (bit 0), doorbells (bit 1), message queues (bit 2) and proxy scheduling (bit 11,
-/// `vcpu_run`); the scheduler variant (bits 31:28) is 1, fixed-priority round robin. Not bit 5
-/// (the vCPU lifecycle calls: not there yet) nor yet bit 6 (memory extents: implemented, but
-/// advertised once the resource manager lends and shares memory with them; a guest driver that
-/// sees the bit may use them). api_flags1 (bit 0: SVE) and api_flags2 are reserved 0.
+/// cspaces (bit 0), doorbells (bit 1), message queues (bit 2), VICs (bit 3: `vic_configure`,
+/// `vic_attach_vcpu`), VPM groups (bit 4), vCPUs (bit 5: configure, power, kill, register
+/// writes), memory extents (bit 6: extents and address-space mappings; `addrspace_map` refuses
+/// the PARTIAL flag and the demand-paging flags Linux defines, as documented) and proxy
+/// scheduling (bit 11, `vcpu_run`); the scheduler variant (bits 31:28) is 1, fixed-priority
+/// round robin. api_flags1 (bit 0: SVE) and api_flags2 are reserved 0.
 pub const IDENTITY: HypervisorIdentity = HypervisorIdentity {
     api_info: API_INFO,
     flags0: ApiFlags0::EMPTY
         .with(Feature::PartitionCspace)
         .with(Feature::Doorbell)
         .with(Feature::Msgqueue)
+        .with(Feature::Vic)
+        .with(Feature::Vpm)
+        .with(Feature::Vcpu)
+        .with(Feature::Memextent)
         .with(Feature::VcpuRun)
         .with_scheduler(SchedulerVariant::FPRR),
     flags1: ApiFlags1(0),
@@ -312,7 +317,7 @@ mod tests {
     fn identify_regs() -> [u64; 4] {
         [
             (1 << 15) | 1 | (0x51 << 56),
-            0b111 | 1 << 11 | 1 << 28,
+            0b111_1111 | 1 << 11 | 1 << 28,
             0,
             0,
         ]
@@ -387,10 +392,12 @@ mod tests {
         assert!(flags.has(Feature::PartitionCspace));
         assert!(flags.has(Feature::Doorbell) && flags.has(Feature::Msgqueue));
         assert!(flags.has(Feature::VcpuRun));
-        assert!(!flags.has(Feature::Vcpu) && !flags.has(Feature::Memextent));
+        assert!(flags.has(Feature::Vcpu) && flags.has(Feature::Memextent));
+        assert!(flags.has(Feature::Vic) && flags.has(Feature::Vpm));
+        assert!(!flags.has(Feature::Watchdog) && !flags.has(Feature::VirtioMmio));
         assert_eq!(
             smccc(&[0xC600_8000]).expect("ours").values()[1],
-            0b111 | 1 << 11 | 1 << 28
+            0b111_1111 | 1 << 11 | 1 << 28
         );
     }
 

@@ -113,9 +113,10 @@ fn hvc_native<const IMM: u16>(x: [u64; 8]) -> [u64; 4] {
     r
 }
 
-/// api_flags0 as implemented: partitions and cspaces, doorbells, message queues; the
-/// fixed-priority round-robin scheduler (variant 1 in bits 31:28).
-const EXPECTED_FEATURES: u64 = 0b111 | 1 << 11 | 1 << 28;
+/// api_flags0 as implemented: partitions and cspaces, doorbells, message queues, VICs, VPM
+/// groups, vCPUs, memory extents, proxy scheduling; the fixed-priority round-robin scheduler
+/// (variant 1 in bits 31:28).
+const EXPECTED_FEATURES: u64 = 0b111_1111 | 1 << 11 | 1 << 28;
 
 fn identify_ok(r: [u64; 4]) -> bool {
     let Some(info) = ApiInfo::decode_strict(r[0]) else {
