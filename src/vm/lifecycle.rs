@@ -20,7 +20,6 @@ use crate::arch::aarch64::guest::GuestRegs;
 use crate::hypercall::ProxyRequest;
 use crate::object::vcpu::{BootReg, VcpuObject};
 
-use super::exit::Next;
 use super::machine::{self, BootState, EndReason, Power, Vm};
 
 /// `vcpu_poweron_flags` bit 0: keep the entry point written before.
@@ -36,7 +35,7 @@ pub enum After {
     /// Return to it with `X0` = the result.
     Return(Result<(), Error>),
     /// It powered itself off.
-    Stop(Next),
+    PoweredOff,
 }
 
 /// Carry out a checked lifecycle `request` of vCPU `caller` of `vm`.
@@ -57,14 +56,14 @@ pub fn call(vm: &Vm, caller: usize, request: ProxyRequest) -> After {
     }
 }
 
-/// Write the reply of a lifecycle call into `regs`; the exit handler's next step.
-pub fn finish(after: After, regs: &mut GuestRegs) -> Next {
+/// Write the reply of a lifecycle call into `regs`; whether the caller powered itself off.
+pub fn finish(after: After, regs: &mut GuestRegs) -> bool {
     match after {
         After::Return(r) => {
             regs.x[0] = wurley_abi::error::to_register(&r);
-            Next::Resume
+            false
         }
-        After::Stop(next) => next,
+        After::PoweredOff => true,
     }
 }
 
@@ -118,7 +117,7 @@ fn power_off(vm: &Vm, caller: usize, object: &VcpuObject, flags: u64) -> After {
     if slot.vpm.get().is_some() && (flags & LAST_VCPU != 0) != super::vpm::is_last_on(slot) {
         return After::Return(Err(Error::Denied));
     }
-    After::Stop(Next::CpuOff)
+    After::PoweredOff
 }
 
 fn kill(object: &VcpuObject) -> Result<(), Error> {

@@ -132,10 +132,10 @@ pub fn owner_ended(owner: &Vm) {
 /// What `vcpu_run` / `vcpu_run_check` return: state and its three data words.
 type Outcome = (RunState, [u64; 3]);
 
-/// Do a checked request of vCPU `caller` of `vm`, writing the reply into `regs`; what the
-/// vCPU does next (it resumes unless it powered itself off). The lifecycle requests go to
-/// `vm::lifecycle`.
-pub fn call(vm: &Vm, caller: usize, regs: &mut GuestRegs, request: ProxyRequest) -> Next {
+/// Do a checked request of vCPU `caller` of `vm`, writing the reply into `regs`; whether the
+/// vCPU powered itself off (else it resumes). The lifecycle requests go to `vm::lifecycle`.
+/// (A `bool`, not a [`Next`]: a large return value costs a byte-wise copy on every hypercall.)
+pub fn call(vm: &Vm, caller: usize, regs: &mut GuestRegs, request: ProxyRequest) -> bool {
     let r = match request {
         ProxyRequest::Run { vcpu, resume } => run(vm, caller, &vcpu, resume),
         ProxyRequest::Check { vcpu } => check(&vcpu),
@@ -147,7 +147,7 @@ pub fn call(vm: &Vm, caller: usize, regs: &mut GuestRegs, request: ProxyRequest)
             {
                 super::sched::yield_to(slot);
             }
-            return Next::Resume;
+            return false;
         }
         request @ (ProxyRequest::PowerOn { .. }
         | ProxyRequest::PowerOff { .. }
@@ -158,13 +158,13 @@ pub fn call(vm: &Vm, caller: usize, regs: &mut GuestRegs, request: ProxyRequest)
         }
         ProxyRequest::VpmState { group } => {
             regs.x[1] = super::vpm::state(&group) as u64;
-            return Next::Resume;
+            return false;
         }
         ProxyRequest::SetAffinity { vcpu, cpu } => {
             // One output: X0.
             let r = set_affinity(&vcpu, cpu);
             regs.x[0] = r.err().map_or(0, Error::to_register);
-            return Next::Resume;
+            return false;
         }
     };
     let values = match r {
@@ -174,7 +174,7 @@ pub fn call(vm: &Vm, caller: usize, regs: &mut GuestRegs, request: ProxyRequest)
     for (dst, src) in regs.x.iter_mut().zip(values) {
         *dst = src;
     }
-    Next::Resume
+    false
 }
 
 /// `vcpu_set_affinity`: move the vCPU `object` names to physical CPU `cpu`; a thread still in
