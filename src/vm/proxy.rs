@@ -141,10 +141,7 @@ pub fn call(vm: &Vm, caller: usize, regs: &mut GuestRegs, request: ProxyRequest)
         ProxyRequest::Check { vcpu } => check(&vcpu),
         ProxyRequest::YieldTo { vcpu } => {
             // X0 is already OK; the yield itself follows the call (`vm::exit`).
-            if let Some(slot) = vcpu
-                .target()
-                .and_then(|t| machine::get(t.vm).and_then(|vm| vm.vcpus.get(t.index)))
-            {
+            if let Some((_, slot)) = machine::vcpu_slot_of(&vcpu) {
                 super::sched::yield_to(slot);
             }
             return false;
@@ -189,14 +186,12 @@ fn set_affinity(object: &VcpuObject, cpu: usize) -> Result<(), Error> {
             Ok(())
         });
     }
-    let t = object.target().ok_or(Error::ObjectState)?;
-    let vm = machine::get(t.vm).ok_or(Error::ObjectState)?;
-    let slot = vm.vcpus.get(t.index).ok_or(Error::ObjectState)?;
+    let (vm, slot) = machine::vcpu_slot_of(object).ok_or(Error::ObjectState)?;
     if vm.has_ended() {
         return Err(Error::ObjectState);
     }
     super::sched::set_affinity(slot, cpu)?;
-    log::info!("VM {}: vCPU {} now on CPU {cpu}", vm.name, t.index);
+    log::info!("VM {}: vCPU {} now on CPU {cpu}", vm.name, slot.index);
     Ok(())
 }
 
@@ -207,8 +202,7 @@ fn target(vm: &Vm, object: &VcpuObject) -> Result<(&'static Vm, usize), Error> {
     if mine != Some(t.owner) {
         return Err(Error::Busy);
     }
-    let tvm = machine::get(t.vm).ok_or(Error::ObjectState)?;
-    Ok((tvm, t.index))
+    machine::vcpu_of(object).ok_or(Error::ObjectState)
 }
 
 /// The state of a vCPU that will not run again until something changes, if it is in one.
@@ -233,9 +227,8 @@ fn halted_state(vm: &Vm, index: usize) -> Option<Outcome> {
 /// `vcpu_run_check`: the state of a halted vCPU; `Busy` while it has not halted. The cap's
 /// rights are the authority: any holder may ask.
 fn check(object: &VcpuObject) -> Result<Outcome, Error> {
-    let t = object.target().ok_or(Error::ObjectState)?;
-    let vm = machine::get(t.vm).ok_or(Error::ObjectState)?;
-    halted_state(vm, t.index).ok_or(Error::Busy)
+    let (vm, index) = machine::vcpu_of(object).ok_or(Error::ObjectState)?;
+    halted_state(vm, index).ok_or(Error::Busy)
 }
 
 /// Holds a proxied vCPU's `place` at RUNNING; gives it back when dropped.
