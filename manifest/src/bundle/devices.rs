@@ -22,7 +22,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use super::manifest::{dt_problem, name_problem};
-use crate::platform::NodeRef;
+use crate::dt::NodeRef;
 
 /// Properties a device node takes.
 const DEVICE_PROPS: &[&str] = &["compatible", "reg", "interrupts", "dma-coherent", "status"];

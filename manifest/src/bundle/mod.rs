@@ -115,8 +115,8 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::ops::RangeInclusive;
 
-use crate::platform::with_tree;
-use crate::vm::layout;
+use crate::dt::with_tree;
+use guestdt::layout;
 
 pub use devices::DeviceSpec;
 pub use image::KernelImage;
