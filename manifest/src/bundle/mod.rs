@@ -118,7 +118,7 @@ use core::ops::RangeInclusive;
 use crate::dt::with_tree;
 use guestdt::layout;
 
-pub use devices::DeviceSpec;
+pub use devices::{DeviceSpec, write_nodes as write_device_nodes};
 pub use image::KernelImage;
 
 /// The root `compatible` string of this format.
