@@ -25,6 +25,10 @@ pub enum Kind {
     Vic,
     /// `partition_create_vpm_group`.
     VpmGroup,
+    /// `partition_create_partition`.
+    Partition,
+    /// `partition_create_doorbell`.
+    Doorbell,
 }
 
 /// `memextent_modify` operations.
@@ -40,6 +44,8 @@ pub enum Modify {
 
 /// `vcpu_bind_virq` sources.
 pub const VCPU_VIRQ_HALT: u64 = 0;
+/// `vcpu_bind_virq` source: a proxy-scheduled vCPU became runnable.
+pub const VCPU_VIRQ_RUN_WAKEUP: u64 = 1;
 
 /// The calls. Each returns the hypervisor's error as is.
 pub trait Hypercalls {
@@ -137,6 +143,33 @@ pub trait Hypercalls {
     fn hwirq_bind(&mut self, hwirq: CapId, vic: CapId, virq: u32) -> Result<(), Error>;
     /// `hwirq_unbind_virq`.
     fn hwirq_unbind(&mut self, hwirq: CapId) -> Result<(), Error>;
+    /// `memextent_configure`: `[phys, phys + size)` with `attrs`.
+    fn memextent_configure(
+        &mut self,
+        extent: CapId,
+        phys: u64,
+        size: u64,
+        attrs: u32,
+    ) -> Result<(), Error>;
+    /// `memextent_modify` over `[offset, offset + size)`.
+    fn memextent_modify_range(
+        &mut self,
+        extent: CapId,
+        op: Modify,
+        offset: u64,
+        size: u64,
+    ) -> Result<(), Error>;
+    /// `vcpu_set_priority`.
+    fn vcpu_set_priority(&mut self, thread: CapId, priority: u64) -> Result<(), Error>;
+    /// `vcpu_set_timeslice` (nanoseconds).
+    fn vcpu_set_timeslice(&mut self, thread: CapId, ns: u64) -> Result<(), Error>;
+    /// `vpm_group_attach_vcpu`.
+    fn vpm_group_attach(&mut self, group: CapId, thread: CapId, index: u32) -> Result<(), Error>;
+    /// `doorbell_bind_virq`.
+    fn doorbell_bind(&mut self, doorbell: CapId, vic: CapId, virq: u32) -> Result<(), Error>;
+    /// The vendor call WURLEY_VM_SET_NAME: names the VM built on `addrspace`; `flags` bit 0:
+    /// it takes console input first.
+    fn vm_set_name(&mut self, addrspace: CapId, name: &str, flags: u64) -> Result<(), Error>;
     /// Read from the RM's mapping window (boot info v2) at `offset`; false if it cannot.
     fn window_read(&mut self, offset: u64, buf: &mut [u8]) -> bool;
     /// Write to the RM's mapping window at `offset`; false if it cannot.

@@ -364,6 +364,17 @@ impl<C: Hypercalls> Gunyah<C> {
         &mut self.calls
     }
 
+    /// The RM's own caps and limits.
+    pub fn rm_caps(&self) -> RmCaps {
+        self.rm
+    }
+
+    /// A free vIRQ of the RM's VIC, taken for good (the links and watches of the manifest's
+    /// VMs, which live as long as the RM).
+    pub fn take_rm_virq(&mut self) -> Result<u32, RmError> {
+        self.rm_virqs.alloc()
+    }
+
     /// The memparcels.
     pub fn parcels(&self) -> &Parcels {
         &self.parcels

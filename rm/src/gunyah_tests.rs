@@ -35,11 +35,11 @@ const WINDOW: u64 = 0x60_0000_0000;
 /// A hypervisor that records each call as text, hands out caps 0x100, 0x101, ... and fails the
 /// call whose text starts with `fail` (once).
 #[derive(Default)]
-struct Fake {
-    log: Vec<String>,
-    next: u64,
-    fail: Option<(String, Error)>,
-    window: Vec<u8>,
+pub(crate) struct Fake {
+    pub(crate) log: Vec<String>,
+    pub(crate) next: u64,
+    pub(crate) fail: Option<(String, Error)>,
+    pub(crate) window: Vec<u8>,
 }
 
 impl Fake {
@@ -55,14 +55,14 @@ impl Fake {
         Ok(())
     }
 
-    fn names(&self) -> Vec<&str> {
+    pub(crate) fn names(&self) -> Vec<&str> {
         self.log
             .iter()
             .map(|l| l.split('(').next().unwrap_or(""))
             .collect()
     }
 
-    fn count(&self, prefix: &str) -> usize {
+    pub(crate) fn count(&self, prefix: &str) -> usize {
         self.log.iter().filter(|l| l.starts_with(prefix)).count()
     }
 }
@@ -177,6 +177,39 @@ impl Hypercalls for Fake {
     }
     fn hwirq_unbind(&mut self, h: CapId) -> Result<(), Error> {
         self.rec(format!("hwirq_unbind({:#x})", h.0))
+    }
+    fn memextent_configure(&mut self, e: CapId, p: u64, s: u64, a: u32) -> Result<(), Error> {
+        self.rec(format!(
+            "memextent_configure({:#x}, {p:#x}, {s:#x}, {a:#x})",
+            e.0
+        ))
+    }
+    fn memextent_modify_range(
+        &mut self,
+        e: CapId,
+        op: Modify,
+        o: u64,
+        s: u64,
+    ) -> Result<(), Error> {
+        self.rec(format!(
+            "memextent_modify({:#x}, {op:?}, {o:#x}, {s:#x})",
+            e.0
+        ))
+    }
+    fn vcpu_set_priority(&mut self, t: CapId, p: u64) -> Result<(), Error> {
+        self.rec(format!("vcpu_set_priority({:#x}, {p})", t.0))
+    }
+    fn vcpu_set_timeslice(&mut self, t: CapId, ns: u64) -> Result<(), Error> {
+        self.rec(format!("vcpu_set_timeslice({:#x}, {ns})", t.0))
+    }
+    fn vpm_group_attach(&mut self, g: CapId, t: CapId, i: u32) -> Result<(), Error> {
+        self.rec(format!("vpm_group_attach({:#x}, {:#x}, {i})", g.0, t.0))
+    }
+    fn doorbell_bind(&mut self, d: CapId, v: CapId, virq: u32) -> Result<(), Error> {
+        self.rec(format!("doorbell_bind({:#x}, {:#x}, {virq})", d.0, v.0))
+    }
+    fn vm_set_name(&mut self, a: CapId, name: &str, flags: u64) -> Result<(), Error> {
+        self.rec(format!("vm_set_name({:#x}, {name}, {flags})", a.0))
     }
     fn window_read(&mut self, offset: u64, buf: &mut [u8]) -> bool {
         let o = offset as usize;

@@ -31,6 +31,7 @@ pub mod calls;
 pub mod conn;
 pub mod gunyah;
 pub mod hyp;
+pub mod launch;
 pub mod memparcel;
 pub mod output;
 pub mod server;
@@ -38,6 +39,8 @@ pub mod vms;
 
 #[cfg(test)]
 mod gunyah_tests;
+#[cfg(test)]
+mod launch_tests;
 #[cfg(test)]
 mod tests;
 

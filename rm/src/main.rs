@@ -65,6 +65,7 @@ mod el1 {
     use wurley_rm::conn::{RxError, Transport, TxError};
     use wurley_rm::gunyah::{Gunyah, KnownVm, Region, RmCaps};
     use wurley_rm::hyp::{Event, Hyp};
+    use wurley_rm::launch::{FreeRam, Launcher, Started, Step};
     use wurley_rm::output::{Level, Output};
     use wurley_rm::server::Server;
     use wurley_rm::vms::VmRecord;
@@ -99,6 +100,8 @@ mod el1 {
                 Kind::Msgqueue => hyp::partition_create_msgqueue(partition, cspace),
                 Kind::Vic => hyp::partition_create_vic(partition, cspace),
                 Kind::VpmGroup => hyp::partition_create_vpm_group(partition, cspace),
+                Kind::Partition => hyp::partition_create_partition(partition, cspace),
+                Kind::Doorbell => hyp::partition_create_doorbell(partition, cspace),
             }
         }
         fn activate(&mut self, cap: CapId) -> Result<(), Error> {
@@ -217,6 +220,44 @@ mod el1 {
         fn hwirq_unbind(&mut self, hwirq: CapId) -> Result<(), Error> {
             hyp::hwirq_unbind_virq(hwirq)
         }
+        fn memextent_configure(
+            &mut self,
+            extent: CapId,
+            phys: u64,
+            size: u64,
+            attrs: u32,
+        ) -> Result<(), Error> {
+            hyp::memextent_configure(extent, phys, size, attrs)
+        }
+        fn memextent_modify_range(
+            &mut self,
+            extent: CapId,
+            op: Modify,
+            offset: u64,
+            size: u64,
+        ) -> Result<(), Error> {
+            hyp::memextent_modify(extent, op as u32, offset, size)
+        }
+        fn vcpu_set_priority(&mut self, thread: CapId, priority: u64) -> Result<(), Error> {
+            hyp::vcpu_set_priority(thread, priority)
+        }
+        fn vcpu_set_timeslice(&mut self, thread: CapId, ns: u64) -> Result<(), Error> {
+            hyp::vcpu_set_timeslice(thread, ns)
+        }
+        fn vpm_group_attach(
+            &mut self,
+            group: CapId,
+            thread: CapId,
+            index: u32,
+        ) -> Result<(), Error> {
+            hyp::vpm_group_attach_vcpu(group, thread, index)
+        }
+        fn doorbell_bind(&mut self, doorbell: CapId, vic: CapId, virq: u32) -> Result<(), Error> {
+            hyp::doorbell_bind_virq(doorbell, vic, virq.into())
+        }
+        fn vm_set_name(&mut self, addrspace: CapId, name: &str, flags: u64) -> Result<(), Error> {
+            hyp::wurley_vm_set_name(addrspace, name.as_bytes(), flags)
+        }
         fn window_read(&mut self, offset: u64, buf: &mut [u8]) -> bool {
             let Some(va) = self.window_va(offset, buf.len()) else {
                 return false;
@@ -233,11 +274,12 @@ mod el1 {
             let Some(va) = self.window_va(offset, data.len()) else {
                 return false;
             };
-            for (i, &b) in data.iter().enumerate() {
-                // SAFETY: as for `window_read`; the bytes belong to the VM being created,
-                // which does not run yet.
-                unsafe { core::ptr::write_volatile((va + i) as *mut u8, b) };
-            }
+            // SAFETY: the window is mapped at stage 1 (Normal memory, identity) and the
+            // caller mapped an extent over these bytes at stage 2 before asking; the bytes
+            // belong to a VM being built, which does not run yet, and nothing in the RM refers
+            // to the window otherwise, so they do not overlap `data`. Normal memory: a plain
+            // copy (launches write tens of MiB this way).
+            unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), va as *mut u8, data.len()) };
             true
         }
     }
@@ -571,8 +613,242 @@ mod el1 {
         {
             println!("RM: error: rm.primary={p}: no RM link to such a VM");
         }
+        let launch = launcher(info.as_ref());
         println!("RM: serving {} client(s)", server.clients());
-        serve(&mut server, watches, &mut out)
+        serve(&mut server, watches, &mut out, launch)
+    }
+
+    /// The manifest's VMs to launch, if the hypervisor left that to the RM (`launch=rm`: boot
+    /// information version 2 with no VM entries, and a bundle).
+    fn launcher(info: Option<&wurley_abi::bootinfo::BootInfo>) -> Option<Launch> {
+        let info = info?;
+        let block = wurley_rt::boot_info_bytes()?;
+        let lists = wurley_abi::bootinfo::BootInfo::decode_lists(block).ok()?;
+        if lists.vms().next().is_some() || info.bundle_size == 0 {
+            return None;
+        }
+        let Some(bundle) = map_bundle(info.bundle_ipa, info.bundle_size) else {
+            println!("RM: error: the boot bundle cannot be mapped");
+            return None;
+        };
+        let free = FreeRam::new(lists.free_ranges().map(|r| (r.base, r.size)));
+        let hwirqs = lists
+            .hwirqs()
+            .filter(|h| h.vmid == 0)
+            .map(|h| (h.virq, h.cap))
+            .collect();
+        match Launcher::new(bundle, free, hwirqs, info.cpus) {
+            Ok(mut launcher) => {
+                print_lines(&mut launcher);
+                println!(
+                    "RM: launching {} VM(s) of the manifest",
+                    launcher.specs().len()
+                );
+                Some(Launch {
+                    launcher,
+                    ending: Vec::new(),
+                })
+            }
+            Err(e) => {
+                println!("RM: error: {e}");
+                None
+            }
+        }
+    }
+
+    /// The boot bundle, read-only at `ipa`: its 1 GiB blocks mapped at stage 1 (identity,
+    /// Normal memory).
+    fn map_bundle(ipa: u64, size: u64) -> Option<&'static [u8]> {
+        let end = ipa.checked_add(size)?;
+        let first = ipa / mmu::BLOCK_SIZE;
+        let last = end.div_ceil(mmu::BLOCK_SIZE);
+        if last > mmu::ENTRIES as u64 {
+            return None;
+        }
+        for b in first..last {
+            mmu::map_block(b as usize, b * mmu::BLOCK_SIZE, mmu::Memory::Normal).ok()?;
+        }
+        let len = usize::try_from(size).ok()?;
+        // SAFETY: the hypervisor maps the bundle read-only at `ipa` (boot information) for as
+        // long as the RM runs, and its blocks are mapped at stage 1 above; nothing writes it.
+        Some(unsafe { core::slice::from_raw_parts(ipa as usize as *const u8, len) })
+    }
+
+    /// The launch of the manifest's VMs, and the VMIDs whose end ends the machine.
+    struct Launch {
+        launcher: Launcher<'static>,
+        ending: Vec<VmId>,
+    }
+
+    fn print_lines(launcher: &mut Launcher<'_>) {
+        for line in launcher.take_lines() {
+            if line.contains("not started")
+                || line.contains("not made")
+                || line.starts_with("bundle:")
+            {
+                println!("RM: error: {line}");
+            } else {
+                println!("RM: {line}");
+            }
+        }
+    }
+
+    /// One step of the launch; true if there is more to do.
+    fn launch_step(
+        server: &mut RmServer,
+        watches: &mut Vec<Option<Watch>>,
+        l: &mut Launch,
+    ) -> bool {
+        if l.launcher.done() {
+            return false;
+        }
+        let step = l.launcher.step(server.hyp_mut());
+        print_lines(&mut l.launcher);
+        if step != Step::Ready {
+            return step == Step::More;
+        }
+        let started = l.launcher.started();
+        let vmids = register(server, watches, &started);
+        let ran = l.launcher.power_on(server.hyp_mut());
+        print_lines(&mut l.launcher);
+        for ((st, vmid), ok) in started.iter().zip(&vmids).zip(ran) {
+            let Some(vmid) = *vmid else { continue };
+            if ok && st.watch.is_some() {
+                l.ending.push(vmid);
+            } else if !ok {
+                let _ = server.vms_mut().set_status(vmid, VmStatus::Exited);
+            }
+        }
+        if l.ending.is_empty() {
+            println!("RM: no VM of the manifest runs: powering off");
+            wurley_rt::power_off();
+        }
+        false
+    }
+
+    /// Record the launched VMs: VMIDs (the first is the primary, VMID 3), RM links, watches,
+    /// caps for lending, proxy schedulers. Their VMIDs, in order (`None`: not recorded).
+    fn register(
+        server: &mut RmServer,
+        watches: &mut Vec<Option<Watch>>,
+        started: &[Started],
+    ) -> Vec<Option<VmId>> {
+        let mut vmids = Vec::new();
+        for st in started {
+            let vmid = if vmids.iter().all(Option::is_none) {
+                Ok(VMID_HLOS)
+            } else {
+                server.vms().free_dynamic()
+            };
+            let Ok(vmid) = vmid else {
+                println!("RM: error: VM {}: no VMID left", st.name);
+                vmids.push(None);
+                continue;
+            };
+            let record = VmRecord::new(vmid, &st.name, VMID_RM, VmStatus::Running);
+            if let Err(e) = server.vms_mut().insert(record) {
+                println!(
+                    "RM: error: VM {}: VMID {:#x}: {}",
+                    st.name,
+                    vmid.0,
+                    e.name()
+                );
+                vmids.push(None);
+                continue;
+            }
+            vmids.push(Some(vmid));
+            server.hyp_mut().add_vm(vmid, st.known.clone());
+            for &(virq, cap) in &st.hwirqs {
+                server.hyp_mut().add_hwirq(vmid, virq, cap);
+            }
+            if let Some(link) = st.rm_link {
+                let irq = |intid| Irq { intid, edge: true };
+                match connect(
+                    server,
+                    vmid,
+                    link.tx,
+                    link.rx,
+                    irq(link.tx_virq),
+                    irq(link.rx_virq),
+                ) {
+                    Ok(_) => println!(
+                        "RM: client {} vmid {:#x} link rm-{} tx_virq={} rx_virq={}",
+                        st.name,
+                        VmId::raw(vmid),
+                        st.name,
+                        link.tx_virq,
+                        link.rx_virq
+                    ),
+                    Err(e) => println!("RM: error: VM {}: RM link: {}", st.name, e.name()),
+                }
+            }
+            if let Some((cap, virq)) = st.watch {
+                let slot = WATCH_MAP.get(virq as usize);
+                match (slot, watches.len() < MAX_WATCHES) {
+                    (Some(slot), true) => {
+                        slot.store(watches.len() as u8 + 1, Ordering::Release);
+                        watches.push(Some(Watch {
+                            vmid,
+                            name: st.name.clone(),
+                            cap,
+                            virq,
+                        }));
+                        gic::enable(virq, true, halt_irq);
+                    }
+                    _ => println!(
+                        "RM: error: watch of VM {}: vIRQ {virq} or too many watches",
+                        st.name
+                    ),
+                }
+            }
+        }
+        for (st, vmid) in started.iter().zip(&vmids) {
+            let Some(vm) = *vmid else { continue };
+            for g in &st.proxy {
+                let owner = vmids.get(g.owner).copied().flatten();
+                let owner_name = started.get(g.owner).map_or("?", |o| o.name.as_str());
+                let Some(owner) = owner else { continue };
+                match server
+                    .vms_mut()
+                    .grant_proxy_vcpu(vm, owner, g.index, g.cap.0, g.virq)
+                {
+                    Ok(()) => println!(
+                        "RM: vCPU {} of {} (vmid {:#x}) proxy-scheduled by {} (vmid {:#x})",
+                        g.index,
+                        st.name,
+                        VmId::raw(vm),
+                        owner_name,
+                        VmId::raw(owner)
+                    ),
+                    Err(e) => println!(
+                        "RM: error: vCPU {} of {} run by {}: {}",
+                        g.index,
+                        st.name,
+                        owner_name,
+                        e.name()
+                    ),
+                }
+            }
+        }
+        vmids
+    }
+
+    /// When every VM launched from the manifest has exited, the machine ends.
+    fn check_end(server: &RmServer, launch: Option<&Launch>) {
+        let Some(l) = launch else { return };
+        if !l.launcher.done() || l.ending.is_empty() {
+            return;
+        }
+        let exited = l.ending.iter().all(|&v| {
+            server
+                .vms()
+                .get(v)
+                .is_none_or(|r| r.status == VmStatus::Exited)
+        });
+        if exited {
+            println!("RM: every VM of the manifest has exited: powering off");
+            wurley_rt::power_off();
+        }
     }
 
     /// Watch a VM the hypervisor named (`vm-watch` node): its HALT vIRQ ends up in
@@ -826,10 +1102,19 @@ mod el1 {
     }
 
     /// Serve forever: sleep until a link or watch vIRQ, then let the server do what it can.
-    fn serve(server: &mut RmServer, mut watches: Vec<Option<Watch>>, out: &mut Console) -> ! {
+    fn serve(
+        server: &mut RmServer,
+        mut watches: Vec<Option<Watch>>,
+        out: &mut Console,
+        mut launch: Option<Launch>,
+    ) -> ! {
         // Requests may have been queued before the vIRQs were enabled: one round first.
         round(server, &mut watches, out);
         loop {
+            // The launch goes on a step at a time, with the clients served in between.
+            let launching = launch
+                .as_mut()
+                .is_some_and(|l| launch_step(server, &mut watches, l));
             // Check the event masks with IRQs masked, so an event that arrives after the
             // check stays pending and ends the WFI.
             wurley_rt::mask_irqs();
@@ -837,6 +1122,10 @@ mod el1 {
             let tx = TX_EVENTS.swap(0, Ordering::AcqRel);
             let halts = HALT_EVENTS.swap(0, Ordering::AcqRel);
             if rx == 0 && tx == 0 && halts == 0 {
+                if launching {
+                    wurley_rt::enable_irqs();
+                    continue;
+                }
                 wurley_rt::wait_for_interrupt();
                 wurley_rt::enable_irqs();
                 continue;
@@ -859,6 +1148,7 @@ mod el1 {
                 }
             }
             round(server, &mut watches, out);
+            check_end(server, launch.as_ref());
         }
     }
 

@@ -693,3 +693,28 @@ pub fn vpm_group_unbind_virq(group: CapId) -> Result<(), Error> {
 pub fn vpm_group_get_state(group: CapId) -> Result<u64, Error> {
     with_value(HypCall::VpmGroupGetState, &[group.0, 0])
 }
+
+/// SMCCC function ID of Wurley's vendor call WURLEY_VM_SET_NAME (fast, SMC64/HVC64; not a
+/// Gunyah hypercall number).
+pub const WURLEY_VM_SET_NAME: u32 = 0xC600_0100;
+/// WURLEY_VM_SET_NAME flag: the VM takes console input first.
+pub const VM_NAME_CONSOLE: u64 = 1;
+
+/// WURLEY_VM_SET_NAME: name the VM built (or to be built) on `addrspace` (right MAP). `name`
+/// is 1 to 29 bytes of `A-Z a-z 0-9 , . _ + -`; `flags` [`VM_NAME_CONSOLE`] or 0. The
+/// hypervisor reads the name at its address in this VM.
+pub fn wurley_vm_set_name(addrspace: CapId, name: &[u8], flags: u64) -> Result<(), Error> {
+    let r = hvc_smccc(
+        WURLEY_VM_SET_NAME,
+        [
+            addrspace.0,
+            name.as_ptr() as u64,
+            name.len() as u64,
+            flags,
+            0,
+            0,
+            0,
+        ],
+    );
+    result(r[0])
+}

@@ -1,8 +1,9 @@
 //! The platform as the device tree describes it: [`Platform::parse`] turns a flattened device
 //! tree blob into one [`Platform`] value, or a [`DtError`] naming the node and property at fault.
 //!
-//! Only `fdt.rs` touches the blob through `fdt-rs` (and `unsafe`); it indexes the nodes into a
-//! `tree::Tree` that the other modules, one per kind of information, read.
+//! The blob is read by the shared `wurley-manifest` crate's device-tree reader (`fdt`, `node`,
+//! `tree` and `error` re-export it), which indexes the nodes into a `Tree` that the other
+//! modules, one per kind of information, read.
 
 mod chosen;
 mod cpus;
@@ -36,10 +37,9 @@ pub use reserved::{Reserved, ReservedKind};
 pub use timer::TimerInfo;
 pub use uart::{UartInfo, stdout_uart};
 
-// For `crate::bundle`, which reads its own device tree with the same index.
+// The shared reader, for the tests that read the trees the hypervisor writes.
+#[cfg(test)]
 pub(crate) use fdt::with_tree;
-pub(crate) use node::NodeRef;
-pub(crate) use tree::Tree;
 
 /// Everything the hypervisor needs from the device tree. Where the blob itself lives is the
 /// caller's to track: `parse` sees only its bytes.

@@ -245,26 +245,8 @@ pub fn fired(intid: u32) -> bool {
     true
 }
 
-/// The devices' nodes in the VM's device tree (root `#address-cells`/`#size-cells` are 2).
+/// The devices' nodes in the VM's device tree (the shared writer the resource manager uses
+/// too).
 pub fn write_nodes(w: &mut FdtWriter, devices: &[DeviceSpec]) -> Result<(), vm_fdt::Error> {
-    for d in devices {
-        let base = d.regs.first().map_or(0, |r| r.0);
-        let node = w.begin_node(&format!("{}@{base:x}", d.name))?;
-        w.property_string_list("compatible", d.compatible.clone())?;
-        let reg: Vec<u64> = d.regs.iter().flat_map(|&(a, s)| [a, s]).collect();
-        w.property_array_u64("reg", &reg)?;
-        if !d.interrupts.is_empty() {
-            let cells: Vec<u32> = d
-                .interrupts
-                .iter()
-                .flat_map(|&(spi, flags)| [0, spi, flags])
-                .collect();
-            w.property_array_u32("interrupts", &cells)?;
-        }
-        if d.dma_coherent {
-            w.property_null("dma-coherent")?;
-        }
-        w.end_node(node)?;
-    }
-    Ok(())
+    crate::bundle::write_device_nodes(w, devices)
 }

@@ -22,7 +22,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use super::manifest::{dt_problem, name_problem};
-use crate::platform::NodeRef;
+use crate::dt::NodeRef;
 
 /// Properties a device node takes.
 const DEVICE_PROPS: &[&str] = &["compatible", "reg", "interrupts", "dma-coherent", "status"];
@@ -51,6 +51,32 @@ impl DeviceSpec {
     pub fn intids(&self) -> impl Iterator<Item = u32> + '_ {
         self.interrupts.iter().map(|&(spi, _)| spi + 32)
     }
+}
+
+/// The devices' nodes in the VM's device tree (root `#address-cells`/`#size-cells` are 2):
+/// `<name>@<first address>` with `compatible`, `reg`, `interrupts` and `dma-coherent` as given.
+/// The hypervisor and the resource manager write them the same way.
+pub fn write_nodes(w: &mut vm_fdt::FdtWriter, devices: &[DeviceSpec]) -> Result<(), vm_fdt::Error> {
+    for d in devices {
+        let base = d.regs.first().map_or(0, |r| r.0);
+        let node = w.begin_node(&format!("{}@{base:x}", d.name))?;
+        w.property_string_list("compatible", d.compatible.clone())?;
+        let reg: Vec<u64> = d.regs.iter().flat_map(|&(a, s)| [a, s]).collect();
+        w.property_array_u64("reg", &reg)?;
+        if !d.interrupts.is_empty() {
+            let cells: Vec<u32> = d
+                .interrupts
+                .iter()
+                .flat_map(|&(spi, flags)| [0, spi, flags])
+                .collect();
+            w.property_array_u32("interrupts", &cells)?;
+        }
+        if d.dma_coherent {
+            w.property_null("dma-coherent")?;
+        }
+        w.end_node(node)?;
+    }
+    Ok(())
 }
 
 /// Read the `devices` child of a VM node: the devices, and every problem found (prefixed with

@@ -2,7 +2,8 @@
 
 macro_rules! fixture {
     ($name:ident, $file:literal) => {
-        pub(super) const $name: &[u8] = include_bytes!(concat!("../../tests/data/bundle/", $file));
+        pub(super) const $name: &[u8] =
+            include_bytes!(concat!("../../../tests/data/bundle/", $file));
     };
 }
 
@@ -29,5 +30,5 @@ fixture!(CAPABILITIES, "capabilities.dtb");
 fixture!(DEVICES, "devices.dtb");
 
 /// A QEMU `virt` device tree (a fixture of `src/platform/`): a device tree, but not a bundle.
-pub(super) const QEMU_VIRT: &[u8] = include_bytes!("../../tests/data/virt-gicv3-smp2-1g.dtb");
+pub(super) const QEMU_VIRT: &[u8] = include_bytes!("../../../tests/data/virt-gicv3-smp2-1g.dtb");
 fixture!(SCHEDULED_BY, "scheduled-by.dtb");

@@ -15,8 +15,8 @@ use super::{
     DEFAULT_PRIORITY, DEFAULT_TIMESLICE_US, DT_RESERVE, IPA_LIMIT, Limits, MAX_BOOTARGS_LEN,
     MAX_NAME_LEN, MEMORY_ALIGN, MIN_MEMORY_SIZE, OBJECT_MEMORY, PRIORITIES, TIMESLICES_US,
 };
-use crate::platform::{DtError, NodeRef, Tree};
-use crate::vm::layout;
+use crate::dt::{DtError, NodeRef, Tree};
+use guestdt::layout;
 
 /// Properties a VM node may have (besides the tolerated ones).
 const VM_PROPS: &[&str] = &[

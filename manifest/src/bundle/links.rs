@@ -12,7 +12,7 @@ use super::{
     BundleError, COMPATIBLE, DEFAULT_MESSAGE_SIZE, DEFAULT_QUEUE_DEPTH, DOORBELL_COMPATIBLE,
     LinkKind, LinkSpec, MAX_LINKS_PER_VM, MESSAGE_SIZES, MSGQUEUE_PAIR_COMPATIBLE, QUEUE_DEPTHS,
 };
-use crate::platform::NodeRef;
+use crate::dt::NodeRef;
 
 /// Properties every link may have (besides the tolerated ones).
 const COMMON_PROPS: &[&str] = &["compatible", "status", "description"];

@@ -115,10 +115,10 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::ops::RangeInclusive;
 
-use crate::platform::with_tree;
-use crate::vm::layout;
+use crate::dt::with_tree;
+use guestdt::layout;
 
-pub use devices::DeviceSpec;
+pub use devices::{DeviceSpec, write_nodes as write_device_nodes};
 pub use image::KernelImage;
 
 /// The root `compatible` string of this format.
