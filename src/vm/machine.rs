@@ -261,8 +261,10 @@ impl Vm {
         *self.end_reason.lock()
     }
 
-    /// End the VM: every vCPU stops at its next exit. When the last VM or a critical one ends,
-    /// the machine powers off (or resets, if that VM asked for a reset).
+    /// End the VM: every vCPU stops at its next exit. When the last VM of the manifest, a
+    /// critical one (of the manifest, or built from objects with a critical vCPU) or the root VM
+    /// (with SYSTEM_OFF / SYSTEM_RESET) ends, the machine powers off, or resets if that VM asked
+    /// for a reset.
     pub fn end(&self, reason: EndReason) {
         if self.ended.swap(true, Ordering::AcqRel) {
             return;
@@ -275,32 +277,23 @@ impl Vm {
         self.raise_halts();
         super::proxy::owner_ended(self);
         retire(self);
-        if self.made_by_hypercalls {
-            if self.critical {
-                log::info!("critical VM ended: powering off");
-                let e = psci::system_off();
-                log::error!("PSCI SYSTEM_OFF failed: {e:?}");
+        if self.root {
+            // The resource manager decides when the machine ends: its SYSTEM_OFF powers it
+            // off, its SYSTEM_RESET resets it.
+            if matches!(reason, EndReason::PowerOff | EndReason::Reset) {
+                end_machine("the resource manager", reason);
             }
             return;
         }
-        if self.root {
+        if self.made_by_hypercalls {
+            if self.critical {
+                end_machine("critical VM", reason);
+            }
             return;
         }
         let last = RUNNING_VMS.fetch_sub(1, Ordering::AcqRel) == 1;
         if last || self.critical {
-            let which = if last { "last" } else { "critical" };
-            match reason {
-                EndReason::Reset => {
-                    log::info!("{which} VM ended with a reset: resetting the machine");
-                    let e = psci::system_reset();
-                    log::error!("PSCI SYSTEM_RESET failed: {e:?}");
-                }
-                _ => {
-                    log::info!("{which} VM ended: powering off");
-                    let e = psci::system_off();
-                    log::error!("PSCI SYSTEM_OFF failed: {e:?}");
-                }
-            }
+            end_machine(if last { "last VM" } else { "critical VM" }, reason);
         }
     }
 
@@ -329,6 +322,20 @@ impl Vm {
     pub fn vcpu_by_mpidr(&self, mpidr: u64) -> Option<&VcpuSlot> {
         let mpidr = mpidr & crate::arch::aarch64::cpu::MPIDR_AFFINITY_MASK;
         self.vcpus.iter().find(|v| v.mpidr == mpidr)
+    }
+}
+
+/// `who` ended with `reason`, and the machine ends with it: reset if it reset, otherwise power
+/// off.
+fn end_machine(who: &str, reason: EndReason) {
+    if reason == EndReason::Reset {
+        log::info!("{who} ended with a reset: resetting the machine");
+        let e = psci::system_reset();
+        log::error!("PSCI SYSTEM_RESET failed: {e:?}");
+    } else {
+        log::info!("{who} ended: powering off");
+        let e = psci::system_off();
+        log::error!("PSCI SYSTEM_OFF failed: {e:?}");
     }
 }
 
