@@ -100,7 +100,7 @@ pub fn launch(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]
                     vm.objects.call_once(|| objects);
                 }
                 super::passthrough::connect(vm, &spec.devices);
-                log_held(&vm.name, before, spec.memory_size);
+                log_held(&vm.name.get(), before, spec.memory_size);
                 // Proxy-scheduled vCPUs run on their owner's CPU: they take none.
                 if spec.scheduled_by.is_none() {
                     next_pcpu += vm.vcpus.len();
@@ -121,7 +121,7 @@ pub fn launch(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]
     let count = vms.len();
     // The RM serves the VMs that started: the first is the primary, and the links of those
     // that did not start leave its device tree.
-    let primary = vms.first().map(|vm| vm.name.as_str());
+    let primary = vms.first().map(|vm| vm.name.get().clone());
     if let Some(mut ep) = rm_endpoint {
         ep.nodes.retain(|node| match node {
             HypNode::MsgQueuePair { peer, .. } => vms.iter().any(|vm| vm.name == *peer),
@@ -136,14 +136,22 @@ pub fn launch(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]
             None => Vec::new(),
         };
         let before = held();
-        match super::rm::create(platform, &ep, cpus, primary, bundle_bytes, &rm_vms, &hwirqs) {
+        match super::rm::create(
+            platform,
+            &ep,
+            cpus,
+            primary.as_deref(),
+            bundle_bytes,
+            &rm_vms,
+            &hwirqs,
+        ) {
             Ok(vm) => {
                 let vm = machine::leak(vm);
                 if let Some(objects) = ep.objects {
                     objects.virqs.attach(vm);
                     vm.objects.call_once(|| objects);
                 }
-                log_held(&vm.name, before, super::rm::RM_MEMORY);
+                log_held(&vm.name.get(), before, super::rm::RM_MEMORY);
                 vms.push(vm);
                 owners.push(None);
             }
@@ -192,7 +200,7 @@ fn launch_rm_only(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static Per
         objects.virqs.attach(vm);
         vm.objects.call_once(|| objects);
     }
-    log_held(&vm.name, before, super::rm::RM_MEMORY);
+    log_held(&vm.name.get(), before, super::rm::RM_MEMORY);
     log::info!(
         "resource manager: {} hardware IRQ cap(s) in its boot information",
         hwirqs.len()

@@ -166,10 +166,57 @@ pub enum EndReason {
     Killed,
 }
 
+/// A VM's name: from the manifest, `vm<vmid>` for a VM built from objects, or what
+/// `WURLEY_VM_SET_NAME` said, which may rename a running VM. A leaf lock, held only to copy or
+/// format the name (readers never wait for each other; the writer swaps it in at once).
+pub struct VmName(RwLock<String>);
+
+impl VmName {
+    /// The name `name`.
+    pub fn new(name: String) -> Self {
+        Self(RwLock::new(name))
+    }
+
+    /// The name now (held briefly: formatting, a console line).
+    pub fn get(&self) -> spin::RwLockReadGuard<'_, String> {
+        self.0.read()
+    }
+
+    /// Rename (the old name is freed after the lock is released).
+    pub fn set(&self, name: String) {
+        let old = core::mem::replace(&mut *self.0.write(), name);
+        drop(old);
+    }
+}
+
+impl core::fmt::Display for VmName {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.0.read())
+    }
+}
+
+impl PartialEq<str> for VmName {
+    fn eq(&self, other: &str) -> bool {
+        *self.0.read() == other
+    }
+}
+
+impl PartialEq<&str> for VmName {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0.read() == *other
+    }
+}
+
+impl PartialEq<String> for VmName {
+    fn eq(&self, other: &String) -> bool {
+        *self.0.read() == *other
+    }
+}
+
 /// A virtual machine.
 pub struct Vm {
-    /// Name from the manifest; prefixes its console lines when several VMs run.
-    pub name: String,
+    /// Its name; prefixes its console lines when several VMs run.
+    pub name: VmName,
     /// VTTBR_EL2 value (stage-2 root and VMID).
     pub vttbr: u64,
     /// The virtual GIC.
@@ -215,7 +262,7 @@ impl Vm {
         vgic: VGic,
     ) -> Self {
         Self {
-            name,
+            name: VmName::new(name),
             vttbr: space.vttbr().unwrap_or(0),
             vgic: Mutex::new(vgic),
             uart: Mutex::new(VPl011::new()),

@@ -27,7 +27,7 @@ use wurley_abi::vcpu_run::{
 use crate::arch::aarch64::guest::GuestRegs;
 use crate::arch::aarch64::percpu;
 use crate::hypercall::ProxyRequest;
-use crate::object::vcpu::VcpuObject;
+use crate::object::vcpu::{ANY_OWNER, VcpuObject};
 
 use super::exit::{Next, VmmioAccess};
 use super::machine::{self, EndReason, Power, Vm};
@@ -81,11 +81,7 @@ impl ProxySlot {
 /// to its owner: the vCPU is proxy-scheduled and `ipa` is in one of the VM's VMMIO ranges.
 pub fn is_vmmio(vm: &Vm, vcpu: usize, ipa: u64) -> bool {
     vm.vcpus.get(vcpu).is_some_and(|s| s.proxy.get().is_some())
-        && vm
-            .objects
-            .get()
-            .and_then(|o| o.addrspace.get())
-            .is_some_and(|a| a.vmmio_contains(ipa))
+        && vm.space().is_some_and(|a| a.vmmio_contains(ipa))
 }
 
 /// Vcpu `vcpu` of `vm` called PSCI `fid` (`x1`, `x2` its first arguments) and its VM ended:
@@ -160,6 +156,10 @@ pub fn call(vm: &Vm, caller: usize, regs: &mut GuestRegs, request: ProxyRequest)
             regs.x[1] = super::vpm::state(&group) as u64;
             return Next::Resume;
         }
+        ProxyRequest::SetName { space } => {
+            rename(&space);
+            return Next::Resume;
+        }
         ProxyRequest::SetAffinity { vcpu, cpu } => {
             // One output: X0.
             let r = set_affinity(&vcpu, cpu);
@@ -175,6 +175,25 @@ pub fn call(vm: &Vm, caller: usize, regs: &mut GuestRegs, request: ProxyRequest)
         *dst = src;
     }
     Next::Resume
+}
+
+/// `WURLEY_VM_SET_NAME` named the VM on `space`: if that VM runs already, it takes the name
+/// (and the console focus, if asked); otherwise `vm::assemble` applies it when it builds the VM.
+fn rename(space: &Arc<crate::object::addrspace::AddrSpaceObject>) {
+    let Some((name, focus)) = space.vm_name() else {
+        return;
+    };
+    let live = (0..machine::slots()).find_map(|i| {
+        let vm = machine::get(i)?;
+        let on = vm.space().is_some_and(|s| Arc::ptr_eq(&s, space));
+        (on && !vm.has_ended()).then_some((i, vm))
+    });
+    let Some((slot, vm)) = live else { return };
+    log::info!("VM {}: now named {name}", vm.name);
+    vm.name.set(name);
+    if focus {
+        super::console::set_focus(slot);
+    }
 }
 
 /// `vcpu_set_affinity`: move the vCPU `object` names to physical CPU `cpu`; a thread still in
@@ -200,16 +219,40 @@ fn set_affinity(object: &VcpuObject, cpu: usize) -> Result<(), Error> {
     Ok(())
 }
 
-/// The proxied vCPU `object` names, if `vm` is its owner.
-fn target(vm: &Vm, object: &VcpuObject) -> Result<(&'static Vm, usize), Error> {
+/// Where the proxied vCPU `object` names lives, if `vm` may run it: its owner for a VM of the
+/// manifest, anyone for a VM built from objects ([`ANY_OWNER`]: the cap's rights are the
+/// authority). `Ok(None)`: its VM was retired (its slot may hold another VM now), so it exited
+/// for good.
+fn target(vm: &Vm, object: &VcpuObject) -> Result<Option<(&'static Vm, usize)>, Error> {
     let t = object.target().ok_or(Error::ObjectState)?;
     let mine = vm.vcpus.first().map(|s| s.vm_index());
-    if mine != Some(t.owner) {
+    if t.owner != ANY_OWNER && mine != Some(t.owner) {
         return Err(Error::Busy);
     }
-    let tvm = machine::get(t.vm).ok_or(Error::ObjectState)?;
-    Ok((tvm, t.index))
+    Ok(live(object).map(|(tvm, _)| (tvm, t.index)))
 }
+
+/// The VM and slot of the vCPU `object` stands for, if its VM is still in the slot its target
+/// names (a retired VM's slot may have been given to another VM).
+fn live(object: &VcpuObject) -> Option<(&'static Vm, &'static super::machine::VcpuSlot)> {
+    let t = object.target()?;
+    let tvm = machine::get(t.vm)?;
+    let slot = tvm.vcpus.get(t.index)?;
+    let mine = match slot.proxy.get() {
+        Some(p) => core::ptr::eq(Arc::as_ptr(&p.object), object),
+        // Not proxy-scheduled: the VM's own objects name its vCPUs.
+        None => tvm
+            .objects
+            .get()
+            .and_then(|o| o.vcpus.get())
+            .and_then(|v| v.get(t.index))
+            .is_some_and(|o| core::ptr::eq(Arc::as_ptr(o), object)),
+    };
+    mine.then_some((tvm, slot))
+}
+
+/// What a vCPU whose VM was retired answers: powered off, exited.
+const RETIRED: Outcome = (RunState::PoweredOff, [POWERED_OFF_EXITED, 0, 0]);
 
 /// The state of a vCPU that will not run again until something changes, if it is in one.
 fn halted_state(vm: &Vm, index: usize) -> Option<Outcome> {
@@ -234,7 +277,9 @@ fn halted_state(vm: &Vm, index: usize) -> Option<Outcome> {
 /// rights are the authority: any holder may ask.
 fn check(object: &VcpuObject) -> Result<Outcome, Error> {
     let t = object.target().ok_or(Error::ObjectState)?;
-    let vm = machine::get(t.vm).ok_or(Error::ObjectState)?;
+    let Some((vm, _)) = live(object) else {
+        return Ok(RETIRED);
+    };
     halted_state(vm, t.index).ok_or(Error::Busy)
 }
 
@@ -250,11 +295,13 @@ impl Drop for Claim<'_> {
 /// `vcpu_run` of `object` by vCPU `caller` of `vm`.
 fn run(vm: &Vm, caller: usize, object: &VcpuObject, resume: [u64; 3]) -> Result<Outcome, Error> {
     let owner = vm.vcpus.get(caller).ok_or(Error::Busy)?;
-    // A proxied vCPU never runs another (owners are not proxy-scheduled: the manifest says so).
+    // A proxy-scheduled vCPU never runs another.
     if owner.proxy.get().is_some() {
         return Err(Error::Busy);
     }
-    let (tvm, index) = target(vm, object)?;
+    let Some((tvm, index)) = target(vm, object)? else {
+        return Ok(RETIRED);
+    };
     let slot = tvm.vcpus.get(index).ok_or(Error::ObjectState)?;
     let proxy = slot.proxy.get().ok_or(Error::Busy)?;
     let me = percpu::current().map(|c| c.index).ok_or(Error::Busy)?;
@@ -270,12 +317,37 @@ fn run(vm: &Vm, caller: usize, object: &VcpuObject, resume: [u64; 3]) -> Result<
     {
         return Err(Error::Busy);
     }
-    let _claim = Claim(slot);
+    let claim = Claim(slot);
+    let outcome = run_claimed(vm, caller, owner, tvm, index, proxy, me, resume);
+    drop(claim);
+    // A VM built from objects that ended while this ran is retired now that its vCPU is off
+    // the CPU (a no-op for the manifest's VMs).
+    if tvm.has_ended() {
+        machine::retire(tvm);
+    }
+    Ok(outcome)
+}
+
+/// The body of [`run`] once the vCPU is claimed (its `place` is RUNNING).
+#[allow(clippy::too_many_arguments)]
+fn run_claimed(
+    vm: &Vm,
+    caller: usize,
+    owner: &super::machine::VcpuSlot,
+    tvm: &'static Vm,
+    index: usize,
+    proxy: &ProxySlot,
+    me: usize,
+    resume: [u64; 3],
+) -> Outcome {
+    let Some(slot) = tvm.vcpus.get(index) else {
+        return (RunState::Fault, [0; 3]);
+    };
     if let Some(state) = halted_state(tvm, index) {
-        return Ok(state);
+        return state;
     }
     if slot.blocked.load(Ordering::Acquire) {
-        return Ok(expects_wakeup());
+        return expects_wakeup();
     }
     let mut v = vcpu::take_context(tvm, slot);
     if let Some(access) = proxy.pending.lock().take() {
@@ -321,7 +393,7 @@ fn run(vm: &Vm, caller: usize, object: &VcpuObject, resume: [u64; 3]) -> Result<
         Next::CpuOff | Next::Ended => proxy.object.raise(VcpuVirqType::Halt),
         _ => *slot.context.lock() = Some(v),
     }
-    Ok(outcome)
+    outcome
 }
 
 fn expects_wakeup() -> Outcome {
