@@ -232,7 +232,8 @@ pub struct Vm {
     /// Unhandled traps already reported (log once per VM).
     pub reported_unknown_trap: AtomicBool,
     /// The root VM (the resource manager): not a VM of the manifest, so its output is always
-    /// prefixed, it never has console input, and the machine does not wait for it to end.
+    /// prefixed, it never has console input, and the machine does not wait for it to end; its
+    /// SYSTEM_OFF / SYSTEM_RESET end the machine.
     pub root: bool,
     /// A critical VM: when it ends, the machine powers off (or resets, if the VM reset) whatever
     /// the other VMs do.

@@ -11,7 +11,9 @@
 //! `rm-<vm name>`.
 //!
 //! The RM does not count as a VM of the manifest: when those have all ended, the machine powers
-//! off.
+//! off. Its own SYSTEM_OFF powers the machine off and its SYSTEM_RESET resets it. With
+//! `launch=rm` the hypervisor makes only the RM ([`give_all_hwirqs`]: a hwirq cap per SPI; no VM
+//! entries) and the RM launches the manifest's VMs itself.
 
 use alloc::format;
 use alloc::string::String;
