@@ -741,3 +741,266 @@ fn directed_yield_runs_its_target_next() {
     }
     run.expect("VMAPI yield-to DONE pass=3 fail=0");
 }
+
+/// A hostile VM (`vmapi-guest`, role `objects-hostile`) with caps to its own partition (a
+/// child that owns no memory), cspace and VIC abuses the VM-building and memory calls: extents
+/// over memory it does not own, bad ranges, attributes, rights, VMIDs; a VM without memory
+/// built in every wrong order, then powered on (its vCPU faults forever), killed, replaced by
+/// another one in the hypervisor (the killed thread must not reach the newcomer), and freed
+/// by deleting its caps; a thread killed before its first power-on; 200 random calls. Every
+/// answer must be the documented code, the hypervisor must not fault or panic, must log the
+/// VM retired and destroyed, and a bystander VM (role `heartbeat`) must still run afterwards.
+#[test]
+fn objects_hostile_guest_cannot_break_the_hypervisor() {
+    let dir = scratch("vmapi-objects-hostile");
+    let kernel = build_guest("vmapi-guest", &dir);
+    let k = kernel.display();
+    let text = format!(
+        r#"/dts-v1/;
+/ {{
+    compatible = "wurley,bundle-v1";
+    vms {{
+        attacker {{
+            kernel = /incbin/("{k}");
+            memory-size = <0x0 0x1000000>;
+            bootargs = "role=objects-hostile";
+            capabilities = "partition", "cspace", "vic";
+            object-memory = <0x100000>;
+            console;
+        }};
+        bystander {{
+            kernel = /incbin/("{k}");
+            memory-size = <0x0 0x1000000>;
+            bootargs = "role=heartbeat";
+        }};
+    }};
+}};
+"#
+    );
+    let q = Qemu {
+        initrd: Some(compile(&dir, &text)),
+        // Hypervisor options for a closer look, as for `make run` (e.g. loglevel=debug).
+        append: std::env::var("WURLEY_ARGS").ok().filter(|a| !a.is_empty()),
+        ..Qemu::smp(2)
+    };
+    // Done when the bystander has beaten three times after the attacker's tally.
+    let beats_after_done = |log: &str| {
+        log.find("VMAPI objects-hostile DONE").map_or(0, |at| {
+            log[at..].matches("VMAPI heartbeat beat INFO").count()
+        })
+    };
+    let timeout = Duration::from_secs(50);
+    let run = q.run_until(timeout, |log| beats_after_done(log) >= 3);
+    for line in run
+        .log
+        .lines()
+        .filter(|l| !l.contains("fuzz-call") && !l.contains("heartbeat beat"))
+    {
+        eprintln!("{line}");
+    }
+    run.reject("*** EL2 EXCEPTION")
+        .reject("*** PANIC")
+        .reject("guest exception");
+    fail_on_failed_checks(&run, "VMAPI objects-hostile ");
+    let done = run
+        .log
+        .lines()
+        .find(|l| l.contains("VMAPI objects-hostile DONE"))
+        .unwrap_or_else(|| run.fail("the attacker did not report DONE"));
+    if beats_after_done(&run.log) < 3 {
+        run.fail("the bystander VM stopped beating after the attack");
+    }
+    for name in OBJECTS_HOSTILE_CHECKS {
+        run.expect(&format!("VMAPI objects-hostile {name} PASS"));
+    }
+    if !done.contains(&format!("pass={} fail=0", OBJECTS_HOSTILE_CHECKS.len())) {
+        run.fail(&format!("unexpected tally: {done}"));
+    }
+    let fuzz = run
+        .log
+        .lines()
+        .filter(|l| l.contains("VMAPI objects-hostile fuzz-call INFO"))
+        .count();
+    if fuzz != 200 {
+        run.fail(&format!("{fuzz} random calls logged, want 200"));
+    }
+    // The memoryless VM (VMID 0x4242), its successor (0x4244): built, retired, destroyed.
+    for (vmid, hex) in [(0x4242, "0x4242"), (0x4244, "0x4244")] {
+        run.expect(&format!("VM vm{vmid}: made by hypercalls, 1 vCPU(s)"))
+            .expect(&format!("VM vm{vmid}: retired"))
+            .expect(&format!("VM {hex} destroyed: "));
+    }
+}
+
+/// Every check of role `objects-hostile`, in the order it runs them.
+const OBJECTS_HOSTILE_CHECKS: &[&str] = &[
+    "extent-activate-unconfigured",
+    "extent-hypervisor-image",
+    "extent-ram-start",
+    "extent-own-ram-ipa-as-pa",
+    "extent-all-of-ram",
+    "extent-uart-window",
+    "extent-beyond-ram",
+    "extent-huge",
+    "extent-unaligned-base",
+    "extent-unaligned-size",
+    "extent-size-0",
+    "extent-wraps",
+    "extent-huge-wraps",
+    "extent-sparse-type",
+    "extent-unknown-attr-bit",
+    "extent-append-bit",
+    "extent-reconfigure-after-failures",
+    "derive-from-vic",
+    "derive-from-partition",
+    "derive-from-init-extent",
+    "derive-from-itself",
+    "derive-from-made-up-cap",
+    "derive-without-right",
+    "extent-configure-without-activate-right",
+    "modify-init-extent",
+    "modify-unknown-flags",
+    "donate-init-extents",
+    "donate-unknown-options",
+    "addrspace-activate-no-vmid",
+    "addrspace-vmid-0",
+    "addrspace-vmid-17-bits",
+    "addrspace-vmid-of-rm",
+    "addrspace-vmid-of-manifest-vm",
+    "addrspace-vmid",
+    "addrspace-vmid-replaced",
+    "addrspace-vmid-duplicate",
+    "addrspace-replaced-vmid-free",
+    "addrspace-activate",
+    "addrspace-activate-twice",
+    "addrspace-configure-active",
+    "map-init-extent",
+    "map-partial-flag",
+    "map-unknown-flag",
+    "map-undefined-memtype",
+    "map-unknown-attr-bit",
+    "map-vic-as-extent",
+    "map-into-extent",
+    "map-extent-without-map-right",
+    "map-space-without-map-right",
+    "unmap-space-without-map-right",
+    "unmap-init-extent",
+    "unmap-unknown-flag",
+    "update-access-init-extent",
+    "update-access-bad-attrs",
+    "lookup-init-extent",
+    "lookup-without-right",
+    "map-into-init-space",
+    "configure-vic-as-thread",
+    "poweron-partition-as-thread",
+    "kill-cspace-as-thread",
+    "register-write-vic-as-thread",
+    "poweroff-vic-as-thread",
+    "priority-vic-as-thread",
+    "cspace-attach-thread-vic",
+    "cspace-attach-to-thread",
+    "vic-attach-cspace-as-thread",
+    "vpm-state-thread-as-group",
+    "hwirq-bind-vic-as-hwirq",
+    "hwirq-unbind-thread-as-hwirq",
+    "configure-without-activate-right",
+    "poweron-without-power-right",
+    "kill-without-lifecycle-right",
+    "register-write-without-right",
+    "priority-without-right",
+    "timeslice-without-right",
+    "attach-thread-without-activate-right",
+    "addrspace-attach-without-right",
+    "attach-to-own-vic",
+    "thread-activate-unattached",
+    "attach-to-init-cspace",
+    "attach-to-init-addrspace",
+    "attach-to-init-vic",
+    "attach-to-init-vpm-group",
+    "cspace-activate-unconfigured",
+    "vic-activate-unconfigured",
+    "poweron-init-thread",
+    "kill-init-thread",
+    "vcpu-configure-run-scheduled",
+    "vcpu-configure-unknown-bit",
+    "vcpu-configure",
+    "priority-64",
+    "priority-huge",
+    "priority-init",
+    "timeslice-too-short",
+    "timeslice-too-long",
+    "timeslice-init",
+    "affinity-invalid-cpu",
+    "affinity-absent-cpu",
+    "affinity-init",
+    "vic-0-vcpus",
+    "vic-9-vcpus",
+    "vic-989-virqs",
+    "vic-msis",
+    "vic-unknown-option",
+    "vic-configure",
+    "cspace-configure",
+    "vpm-configure-unknown-flag",
+    "vpm-configure",
+    "vic-activate",
+    "cspace-activate",
+    "vpm-activate",
+    "vic-configure-active",
+    "cspace-attach",
+    "vic-attach-index-beyond",
+    "vic-attach",
+    "vic-attach-twice",
+    "vpm-attach-index-8",
+    "vpm-state-empty",
+    "vpm-state-without-query-right",
+    "vpm-attach-vic-as-thread",
+    "vpm-attach",
+    "vpm-attach-twice",
+    "thread-activate-no-addrspace",
+    "addrspace-ready",
+    "addrspace-attach",
+    "register-write-bad-set",
+    "register-write-x31",
+    "register-write-sp-el2",
+    "register-write-init",
+    "thread-activate",
+    "thread-activate-twice",
+    "vcpu-configure-active",
+    "priority-active",
+    "timeslice-active",
+    "cspace-attach-active-thread",
+    "register-write-pc-before-poweron",
+    "poweroff-other-vcpu-before-poweron",
+    "vpm-state-before-poweron",
+    "vpm-bind-uart-virq",
+    "vpm-bind",
+    "vpm-bind-twice",
+    "poweron-unknown-flag",
+    "poweron-no-memory",
+    "poweron-twice",
+    "register-write-while-on",
+    "poweroff-other-vcpu",
+    "poweroff-unknown-flag",
+    "vpm-state-running",
+    "priority-running",
+    "kill",
+    "poweron-after-kill",
+    "vpm-state-after-kill",
+    "register-write-after-kill",
+    "vpm-unbind",
+    "vpm-unbind-twice",
+    "successor-poweron",
+    "stale-thread-poweron",
+    "stale-thread-kill",
+    "stale-vpm-state",
+    "stale-thread-affinity",
+    "successor-untouched",
+    "successor-kill",
+    "delete-every-cap",
+    "poweron-deleted-thread",
+    "early-kill-activate",
+    "early-kill",
+    "poweron-after-early-kill",
+    "fuzz-200-calls",
+    "after-fuzz-create",
+];

@@ -62,18 +62,20 @@ pub fn vm_of(object: &Arc<VcpuObject>) -> Result<(&'static Vm, usize), Error> {
 }
 
 fn existing(object: &VcpuObject) -> Result<Option<(&'static Vm, usize)>, Error> {
-    match object.target() {
-        Some(t) => machine::get(t.vm)
-            .filter(|vm| vm.vcpus.get(t.index).is_some())
-            .map(|vm| Some((vm, t.index)))
-            .ok_or(Error::ObjectState),
-        None => Ok(None),
+    if object.target().is_none() {
+        return Ok(None);
     }
+    // Its VM is gone (retired) if the slot holds another VM or none.
+    machine::vcpu_of(object).map(Some).ok_or(Error::ObjectState)
 }
 
 fn build(object: &Arc<VcpuObject>) -> Result<(&'static Vm, usize), Error> {
     let (addrspace, vic, cspace) = {
         let cfg = object.config.lock();
+        if cfg.killed {
+            // Killed before its first power-on: it never runs.
+            return Err(Error::ObjectState);
+        }
         match (&cfg.addrspace, &cfg.vic, &cfg.cspace) {
             (Some(a), Some((v, _)), Some(c)) => (a.clone(), v.clone(), c.clone()),
             _ => return Err(Error::ObjectState),
@@ -125,6 +127,8 @@ fn build(object: &Arc<VcpuObject>) -> Result<(&'static Vm, usize), Error> {
             // Before the VM is published: the scheduler never queues it.
             slot.proxy.call_once(|| ProxySlot::new(t.clone()));
         }
+        // Killed before the VM existed: neither `vcpu_poweron` nor PSCI CPU_ON starts it.
+        slot.killed.store(cfg.killed, Ordering::Release);
         slots.push(slot);
     }
     let mpidrs: Vec<u64> = slots.iter().map(|s| s.mpidr).collect();

@@ -38,11 +38,10 @@ fn gunyah_call(
     };
     let reply = f(&regs.x, &mut caller)?;
     reply.apply(&mut regs.x);
-    if let Some(request) = caller.proxy.take() {
-        let next = super::proxy::call(vm, vcpu, regs, request);
-        if next != Next::Resume {
-            return Some(next);
-        }
+    if let Some(request) = caller.proxy.take()
+        && super::proxy::call(vm, vcpu, regs, request)
+    {
+        return Some(Next::CpuOff);
     }
     let yielded = caller.yield_cpu;
     Some(match vm.vcpus.get(vcpu) {

@@ -52,16 +52,22 @@ impl<'a> CallerMemory<'a> {
 
 impl GuestAccess for CallerMemory<'_> {
     fn read(&mut self, va: u64, buf: &mut [u8]) -> Result<(), Error> {
-        let space = self.vm.space().ok_or(Error::AddrInvalid)?;
-        self.each_page(va, buf.len(), false, |pa, r| {
-            guestmem::read_mapped(&space, pa, &mut buf[r]).map_err(|_| Error::AddrInvalid)
+        let vm = self.vm;
+        vm.with_space(|space| {
+            self.each_page(va, buf.len(), false, |pa, r| {
+                guestmem::read_mapped(space, pa, &mut buf[r]).map_err(|_| Error::AddrInvalid)
+            })
         })
+        .unwrap_or(Err(Error::AddrInvalid))
     }
 
     fn write(&mut self, va: u64, data: &[u8]) -> Result<(), Error> {
-        let space = self.vm.space().ok_or(Error::AddrInvalid)?;
-        self.each_page(va, data.len(), true, |pa, r| {
-            guestmem::write_mapped(&space, pa, &data[r]).map_err(|_| Error::AddrInvalid)
+        let vm = self.vm;
+        vm.with_space(|space| {
+            self.each_page(va, data.len(), true, |pa, r| {
+                guestmem::write_mapped(space, pa, &data[r]).map_err(|_| Error::AddrInvalid)
+            })
         })
+        .unwrap_or(Err(Error::AddrInvalid))
     }
 }

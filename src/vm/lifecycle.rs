@@ -20,7 +20,6 @@ use crate::arch::aarch64::guest::GuestRegs;
 use crate::hypercall::ProxyRequest;
 use crate::object::vcpu::{BootReg, VcpuObject};
 
-use super::exit::Next;
 use super::machine::{self, BootState, EndReason, Power, Vm};
 
 /// `vcpu_poweron_flags` bit 0: keep the entry point written before.
@@ -36,7 +35,7 @@ pub enum After {
     /// Return to it with `X0` = the result.
     Return(Result<(), Error>),
     /// It powered itself off.
-    Stop(Next),
+    PoweredOff,
 }
 
 /// Carry out a checked lifecycle `request` of vCPU `caller` of `vm`.
@@ -57,14 +56,14 @@ pub fn call(vm: &Vm, caller: usize, request: ProxyRequest) -> After {
     }
 }
 
-/// Write the reply of a lifecycle call into `regs`; the exit handler's next step.
-pub fn finish(after: After, regs: &mut GuestRegs) -> Next {
+/// Write the reply of a lifecycle call into `regs`; whether the caller powered itself off.
+pub fn finish(after: After, regs: &mut GuestRegs) -> bool {
     match after {
         After::Return(r) => {
             regs.x[0] = wurley_abi::error::to_register(&r);
-            Next::Resume
+            false
         }
-        After::Stop(next) => next,
+        After::PoweredOff => true,
     }
 }
 
@@ -110,26 +109,26 @@ fn power_off(vm: &Vm, caller: usize, object: &VcpuObject, flags: u64) -> After {
     let Some(slot) = vm.vcpus.get(caller) else {
         return After::Return(Err(Error::ArgumentInvalid));
     };
-    let target = object.target().map(|t| (t.vm, t.index));
-    if target != Some((slot.vm_index(), slot.index)) {
+    let target = machine::vcpu_of(object);
+    if !target.is_some_and(|(v, i)| core::ptr::eq(v, vm) && i == slot.index) {
         return After::Return(Err(Error::ArgumentInvalid));
     }
     // last_vcpu must say whether it is the last vCPU of its VPM group that is on.
     if slot.vpm.get().is_some() && (flags & LAST_VCPU != 0) != super::vpm::is_last_on(slot) {
         return After::Return(Err(Error::Denied));
     }
-    After::Stop(Next::CpuOff)
+    After::PoweredOff
 }
 
 fn kill(object: &VcpuObject) -> Result<(), Error> {
-    let Some(t) = object.target() else {
+    if object.target().is_none() {
         // Never powered on: it can never run now.
         object.config.lock().killed = true;
         object.raise(VcpuVirqType::Halt);
         return Ok(());
-    };
-    let vm = machine::get(t.vm).ok_or(Error::ObjectState)?;
-    let slot = vm.vcpus.get(t.index).ok_or(Error::ObjectState)?;
+    }
+    // Its VM retired: nothing left to kill (and another VM may have its slot).
+    let (vm, slot) = machine::vcpu_slot_of(object).ok_or(Error::ObjectState)?;
     if slot.killed.swap(true, Ordering::AcqRel) {
         return Ok(());
     }
@@ -140,7 +139,7 @@ fn kill(object: &VcpuObject) -> Result<(), Error> {
         super::machine::kick(slot);
     }
     object.raise(VcpuVirqType::Halt);
-    log::debug!("VM {}: vCPU {} killed", vm.name, t.index);
+    log::debug!("VM {}: vCPU {} killed", vm.name, slot.index);
     if vm.vcpus.iter().all(|s| s.killed.load(Ordering::Acquire)) {
         vm.end(EndReason::Killed);
     }
@@ -148,9 +147,11 @@ fn kill(object: &VcpuObject) -> Result<(), Error> {
 }
 
 fn register_write(object: &VcpuObject, reg: BootReg, value: u64) -> Result<(), Error> {
-    let t = object.target().ok_or(Error::ObjectState)?;
-    let vm = machine::get(t.vm).ok_or(Error::ObjectState)?;
-    let slot = vm.vcpus.get(t.index).ok_or(Error::ObjectState)?;
+    let (vm, slot) = machine::vcpu_slot_of(object).ok_or(Error::ObjectState)?;
+    if vm.has_ended() || slot.killed.load(Ordering::Acquire) {
+        // It can never run again.
+        return Err(Error::ObjectState);
+    }
     if slot.power() != Power::Off {
         return Err(Error::Busy);
     }

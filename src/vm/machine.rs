@@ -299,6 +299,12 @@ impl Vm {
         self.space.read().clone()
     }
 
+    /// Run `f` on its address space (`None` once retired) without taking a reference: the
+    /// hypercall-buffer path, where an `Arc` clone and drop per access show in the benchmarks.
+    pub fn with_space<R>(&self, f: impl FnOnce(&AddrSpaceObject) -> R) -> Option<R> {
+        self.space.read().as_deref().map(f)
+    }
+
     /// Whether the VM has ended.
     pub fn has_ended(&self) -> bool {
         self.ended.load(Ordering::Acquire)
@@ -360,7 +366,19 @@ impl Vm {
     fn release_objects(&self) {
         drop(self.space.write().take());
         let Some(o) = self.objects.get() else { return };
-        o.cspace.clear();
+        // Its vCPUs' cspace is emptied: this record keeps it alive, so its caps would never go.
+        // Not if a live VM uses it as its own (a VM that attached the threads to its own
+        // cspace keeps its caps).
+        let shared = all().any(|other| {
+            !core::ptr::eq(other, self)
+                && other
+                    .objects
+                    .get()
+                    .is_some_and(|p| Arc::ptr_eq(&p.cspace, &o.cspace))
+        });
+        if !shared {
+            o.cspace.clear();
+        }
         for v in o.vcpus.get().into_iter().flatten() {
             v.release();
         }
@@ -504,6 +522,30 @@ pub fn leak(vm: Vm) -> &'static Vm {
 /// The VM in slot `i`, if any.
 pub fn get(i: usize) -> Option<&'static Vm> {
     *VMS.get(i)?.read()
+}
+
+/// The VM and the index of the vCPU that vCPU object `object` stands for, while that VM is in
+/// the machine. A VM made by hypercalls leaves its slot when it is retired and a new VM may
+/// take the slot: the VM found there must list `object` itself at that index, so a thread
+/// whose VM is gone reaches no other VM's vCPU.
+pub fn vcpu_of(object: &crate::object::vcpu::VcpuObject) -> Option<(&'static Vm, usize)> {
+    let t = object.target()?;
+    let vm = get(t.vm)?;
+    let same = vm
+        .objects
+        .get()
+        .and_then(|o| o.vcpus.get())
+        .and_then(|v| v.get(t.index))
+        .is_some_and(|o| core::ptr::eq(Arc::as_ptr(o), object));
+    (same && vm.vcpus.get(t.index).is_some()).then_some((vm, t.index))
+}
+
+/// [`vcpu_of`] with the vCPU's slot.
+pub fn vcpu_slot_of(
+    object: &crate::object::vcpu::VcpuObject,
+) -> Option<(&'static Vm, &'static VcpuSlot)> {
+    let (vm, index) = vcpu_of(object)?;
+    Some((vm, vm.vcpus.get(index)?))
 }
 
 /// One past the highest slot index ever used.

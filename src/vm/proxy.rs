@@ -128,22 +128,19 @@ pub fn owner_ended(owner: &Vm) {
 /// What `vcpu_run` / `vcpu_run_check` return: state and its three data words.
 type Outcome = (RunState, [u64; 3]);
 
-/// Do a checked request of vCPU `caller` of `vm`, writing the reply into `regs`; what the
-/// vCPU does next (it resumes unless it powered itself off). The lifecycle requests go to
-/// `vm::lifecycle`.
-pub fn call(vm: &Vm, caller: usize, regs: &mut GuestRegs, request: ProxyRequest) -> Next {
+/// Do a checked request of vCPU `caller` of `vm`, writing the reply into `regs`; whether the
+/// vCPU powered itself off (else it resumes). The lifecycle requests go to `vm::lifecycle`.
+/// (A `bool`, not a [`Next`]: a large return value costs a byte-wise copy on every hypercall.)
+pub fn call(vm: &Vm, caller: usize, regs: &mut GuestRegs, request: ProxyRequest) -> bool {
     let r = match request {
         ProxyRequest::Run { vcpu, resume } => run(vm, caller, &vcpu, resume),
         ProxyRequest::Check { vcpu } => check(&vcpu),
         ProxyRequest::YieldTo { vcpu } => {
             // X0 is already OK; the yield itself follows the call (`vm::exit`).
-            if let Some(slot) = vcpu
-                .target()
-                .and_then(|t| machine::get(t.vm).and_then(|vm| vm.vcpus.get(t.index)))
-            {
+            if let Some((_, slot)) = machine::vcpu_slot_of(&vcpu) {
                 super::sched::yield_to(slot);
             }
-            return Next::Resume;
+            return false;
         }
         request @ (ProxyRequest::PowerOn { .. }
         | ProxyRequest::PowerOff { .. }
@@ -154,17 +151,17 @@ pub fn call(vm: &Vm, caller: usize, regs: &mut GuestRegs, request: ProxyRequest)
         }
         ProxyRequest::VpmState { group } => {
             regs.x[1] = super::vpm::state(&group) as u64;
-            return Next::Resume;
+            return false;
         }
         ProxyRequest::SetName { space } => {
             rename(&space);
-            return Next::Resume;
+            return false;
         }
         ProxyRequest::SetAffinity { vcpu, cpu } => {
             // One output: X0.
             let r = set_affinity(&vcpu, cpu);
             regs.x[0] = r.err().map_or(0, Error::to_register);
-            return Next::Resume;
+            return false;
         }
     };
     let values = match r {
@@ -174,7 +171,7 @@ pub fn call(vm: &Vm, caller: usize, regs: &mut GuestRegs, request: ProxyRequest)
     for (dst, src) in regs.x.iter_mut().zip(values) {
         *dst = src;
     }
-    Next::Resume
+    false
 }
 
 /// `WURLEY_VM_SET_NAME` named the VM on `space`: if that VM runs already, it takes the name
@@ -208,51 +205,26 @@ fn set_affinity(object: &VcpuObject, cpu: usize) -> Result<(), Error> {
             Ok(())
         });
     }
-    let t = object.target().ok_or(Error::ObjectState)?;
-    let vm = machine::get(t.vm).ok_or(Error::ObjectState)?;
-    let slot = vm.vcpus.get(t.index).ok_or(Error::ObjectState)?;
+    let (vm, slot) = machine::vcpu_slot_of(object).ok_or(Error::ObjectState)?;
     if vm.has_ended() {
         return Err(Error::ObjectState);
     }
     super::sched::set_affinity(slot, cpu)?;
-    log::info!("VM {}: vCPU {} now on CPU {cpu}", vm.name, t.index);
+    log::info!("VM {}: vCPU {} now on CPU {cpu}", vm.name, slot.index);
     Ok(())
 }
 
 /// Where the proxied vCPU `object` names lives, if `vm` may run it: its owner for a VM of the
 /// manifest, anyone for a VM built from objects ([`ANY_OWNER`]: the cap's rights are the
-/// authority). `Ok(None)`: its VM was retired (its slot may hold another VM now), so it exited
-/// for good.
-fn target(vm: &Vm, object: &VcpuObject) -> Result<Option<(&'static Vm, usize)>, Error> {
+/// authority). `ObjectState` once its VM was retired.
+fn target(vm: &Vm, object: &VcpuObject) -> Result<(&'static Vm, usize), Error> {
     let t = object.target().ok_or(Error::ObjectState)?;
     let mine = vm.vcpus.first().map(|s| s.vm_index());
     if t.owner != ANY_OWNER && mine != Some(t.owner) {
         return Err(Error::Busy);
     }
-    Ok(live(object).map(|(tvm, _)| (tvm, t.index)))
+    machine::vcpu_of(object).ok_or(Error::ObjectState)
 }
-
-/// The VM and slot of the vCPU `object` stands for, if its VM is still in the slot its target
-/// names (a retired VM's slot may have been given to another VM).
-fn live(object: &VcpuObject) -> Option<(&'static Vm, &'static super::machine::VcpuSlot)> {
-    let t = object.target()?;
-    let tvm = machine::get(t.vm)?;
-    let slot = tvm.vcpus.get(t.index)?;
-    let mine = match slot.proxy.get() {
-        Some(p) => core::ptr::eq(Arc::as_ptr(&p.object), object),
-        // Not proxy-scheduled: the VM's own objects name its vCPUs.
-        None => tvm
-            .objects
-            .get()
-            .and_then(|o| o.vcpus.get())
-            .and_then(|v| v.get(t.index))
-            .is_some_and(|o| core::ptr::eq(Arc::as_ptr(o), object)),
-    };
-    mine.then_some((tvm, slot))
-}
-
-/// What a vCPU whose VM was retired answers: powered off, exited.
-const RETIRED: Outcome = (RunState::PoweredOff, [POWERED_OFF_EXITED, 0, 0]);
 
 /// The state of a vCPU that will not run again until something changes, if it is in one.
 fn halted_state(vm: &Vm, index: usize) -> Option<Outcome> {
@@ -276,11 +248,8 @@ fn halted_state(vm: &Vm, index: usize) -> Option<Outcome> {
 /// `vcpu_run_check`: the state of a halted vCPU; `Busy` while it has not halted. The cap's
 /// rights are the authority: any holder may ask.
 fn check(object: &VcpuObject) -> Result<Outcome, Error> {
-    let t = object.target().ok_or(Error::ObjectState)?;
-    let Some((vm, _)) = live(object) else {
-        return Ok(RETIRED);
-    };
-    halted_state(vm, t.index).ok_or(Error::Busy)
+    let (vm, index) = machine::vcpu_of(object).ok_or(Error::ObjectState)?;
+    halted_state(vm, index).ok_or(Error::Busy)
 }
 
 /// Holds a proxied vCPU's `place` at RUNNING; gives it back when dropped.
@@ -299,9 +268,7 @@ fn run(vm: &Vm, caller: usize, object: &VcpuObject, resume: [u64; 3]) -> Result<
     if owner.proxy.get().is_some() {
         return Err(Error::Busy);
     }
-    let Some((tvm, index)) = target(vm, object)? else {
-        return Ok(RETIRED);
-    };
+    let (tvm, index) = target(vm, object)?;
     let slot = tvm.vcpus.get(index).ok_or(Error::ObjectState)?;
     let proxy = slot.proxy.get().ok_or(Error::Busy)?;
     let me = percpu::current().map(|c| c.index).ok_or(Error::Busy)?;

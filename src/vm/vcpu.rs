@@ -175,10 +175,14 @@ fn run(vm: &'static Vm, index: usize, me: usize) {
         return;
     }
     let mut v = take_context(vm, slot);
-    v.hw.load(vm, slot, sched::shared(me));
-    // Leave when the scheduler says so, or when the vCPU was moved to another CPU.
+    let shared = sched::shared(me);
+    v.hw.load(vm, slot, shared);
+    // Leave when the scheduler says so, when the vCPU was moved to another CPU, or when the
+    // CPU became shared while it ran with WFI untrapped (a VM was made or a vCPU moved here):
+    // it comes back with WFI trapped, or a lower priority vCPU would wait forever behind a
+    // guest idling in WFI (and a killed one would never leave the queue to be retired).
     let next = trap_loop(vm, index, &mut v, &mut || {
-        sched::should_switch(me) || slot.pcpu() != me
+        sched::should_switch(me) || slot.pcpu() != me || (!shared && sched::shared(me))
     });
     v.hw.unload(vm, index);
     vcpu_hw::load_host_controls();

@@ -9,11 +9,12 @@ use super::machine::{self, Power, VcpuSlot};
 /// The group's state now: each member that is part of a VM counts as on unless powered off;
 /// one not yet in a VM counts as off.
 pub fn state(group: &VpmGroup) -> VpmState {
-    VpmGroup::aggregate(group.members().iter().map(|m| {
-        m.target()
-            .and_then(|t| machine::get(t.vm).and_then(|vm| vm.vcpus.get(t.index)))
-            .is_some_and(|s| s.power() != Power::Off)
-    }))
+    VpmGroup::aggregate(
+        group
+            .members()
+            .iter()
+            .map(|m| machine::vcpu_slot_of(m).is_some_and(|(_, s)| s.power() != Power::Off)),
+    )
 }
 
 /// `slot`'s power changed: refresh its group, if it has one.
@@ -31,9 +32,8 @@ pub fn is_last_on(slot: &VcpuSlot) -> bool {
     let on = g
         .members()
         .iter()
-        .filter_map(|m| m.target())
-        .filter_map(|t| machine::get(t.vm).and_then(|vm| vm.vcpus.get(t.index)))
-        .filter(|s| s.power() != Power::Off)
+        .filter_map(|m| machine::vcpu_slot_of(m))
+        .filter(|(_, s)| s.power() != Power::Off)
         .count();
     on <= 1
 }

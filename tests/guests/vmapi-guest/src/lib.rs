@@ -8,6 +8,10 @@
 //! * `role=hostile`: holds caps to its own partition, cspace and VIC and walks the error paths
 //!   of the ABI, checking exact error codes ([`hostile`]). An optional message-queue pair
 //!   (`spare=`, default `spare`) adds checks on caps with restricted rights.
+//! * `role=objects-hostile`: with the same caps, abuses the VM-building and memory calls
+//!   (extents over memory it does not own, a VM without memory built in every wrong order,
+//!   stale threads, random calls), checking exact error codes ([`objects`]).
+//! * `role=heartbeat`: prints a line every 100 ms forever: a bystander VM ([`objects`]).
 //! * `role=rmclient`: a client of the Resource Manager VM over its `rm-<name>` link: RPC
 //!   framing and the RM's answers ([`rmclient`]).
 //! * `role=proxy-owner guest=<vm> dev=<ipa>` / `role=proxied dev=<ipa>`: proxy scheduling:
@@ -44,6 +48,8 @@ mod affinity;
 mod hostile;
 #[cfg(target_os = "none")]
 mod latency;
+#[cfg(target_os = "none")]
+mod objects;
 #[cfg(target_os = "none")]
 mod pingpong;
 #[cfg(target_os = "none")]
@@ -86,6 +92,8 @@ pub fn guest_main(_dtb: usize) -> ! {
     match role {
         "ping" | "pong" => pingpong::run(&mut r, &fdt, bootargs, role == "ping"),
         "hostile" => hostile::run(&mut r, &fdt, bootargs),
+        "objects-hostile" => objects::run(&mut r, &fdt, bootargs),
+        "heartbeat" => objects::heartbeat(&mut r),
         "spin" => spin::run(&mut r, &fdt, bootargs),
         "latency" => latency::run(&mut r, bootargs),
         "rmclient" => rmclient::run(&mut r, &fdt, bootargs),
@@ -100,7 +108,7 @@ pub fn guest_main(_dtb: usize) -> ! {
                 "setup",
                 false,
                 format_args!(
-                    "unknown role (want role=ping|pong|hostile|rmclient|proxy-owner|proxied|affinity|yield-to|vmlife|vmchild)"
+                    "unknown role (want role=ping|pong|hostile|objects-hostile|heartbeat|rmclient|proxy-owner|proxied|affinity|yield-to|vmlife|vmchild)"
                 ),
             );
         }
