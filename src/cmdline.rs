@@ -7,6 +7,8 @@
 //!   number 0-8 (0-3 error, 4 warn, 5-6 info, 7 debug, 8 trace).
 //! - `wurley.fault=<kind>`: deliberately fault after boot to check the crash path:
 //!   `data-abort`, `undefined` or `panic`.
+//! - `launch=<who>`: who starts the boot bundle's VMs: `kernel` (the default) or `rm` (the
+//!   hypervisor starts only the resource manager, which launches them through hypercalls).
 
 use log::LevelFilter;
 
@@ -55,6 +57,24 @@ pub fn fault(bootargs: &str) -> Option<Fault> {
     }
 }
 
+/// Who launches the boot bundle's VMs (`launch=`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Launch {
+    /// The hypervisor launches them itself, then the resource manager (the default).
+    #[default]
+    Kernel,
+    /// The hypervisor starts only the resource manager, which launches them.
+    Rm,
+}
+
+/// `launch=` parsed: `rm`, or `kernel` (also when absent or not understood).
+pub fn launch(bootargs: &str) -> Launch {
+    match param(bootargs, "launch") {
+        Some("rm") => Launch::Rm,
+        _ => Launch::Kernel,
+    }
+}
+
 /// The build-time default log level: `WURLEY_LOG_LEVEL` when the image was built, else `info`.
 pub fn default_log_level() -> LevelFilter {
     match option_env!("WURLEY_LOG_LEVEL") {
@@ -96,5 +116,14 @@ mod tests {
         assert_eq!(fault("wurley.fault=panic"), Some(Fault::Panic));
         assert_eq!(fault("wurley.fault=other"), None);
         assert_eq!(fault("fault=panic"), None);
+    }
+
+    #[test]
+    fn launch_mode() {
+        assert_eq!(launch(""), Launch::Kernel);
+        assert_eq!(launch("loglevel=info launch=rm"), Launch::Rm);
+        assert_eq!(launch("launch=rm launch=kernel"), Launch::Kernel);
+        assert_eq!(launch("launch=other"), Launch::Kernel);
+        assert_eq!(launch("xlaunch=rm"), Launch::Kernel);
     }
 }

@@ -36,6 +36,7 @@ pub mod rm;
 pub mod smccc;
 pub mod types;
 pub mod vcpu_run;
+pub mod vendor;
 
 pub use error::Error;
 pub use hypcall::HypCall;

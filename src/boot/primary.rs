@@ -199,6 +199,13 @@ extern "C" fn primary_main(untrusted_dtb: u64, _load_base: u64) -> ! {
             size(crate::mm::memdb::Owner::Hypervisor) >> 10
         );
     }
+    // Device windows the hypervisor does not use are the root partition's: the resource
+    // manager makes extents of them for the VMs it gives devices to.
+    let (windows, bytes) = crate::mm::record_device_windows(&platform.free_device_windows());
+    log::info!(
+        "memory database: {windows} device window(s) of the platform ({} KiB) for the root partition",
+        bytes >> 10
+    );
 
     if let Some(fault) = cmdline::fault(&platform.bootargs) {
         log::warn!("wurley.fault={fault:?}: faulting on purpose");

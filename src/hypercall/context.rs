@@ -100,6 +100,11 @@ pub enum ProxyRequest {
         /// The group.
         group: Arc<crate::object::vpm::VpmGroup>,
     },
+    /// `WURLEY_VM_SET_NAME`: the name is on the address space; a VM running on it takes it.
+    SetName {
+        /// The address space.
+        space: Arc<AddrSpaceObject>,
+    },
     /// `vcpu_set_affinity`.
     SetAffinity {
         /// The vCPU.

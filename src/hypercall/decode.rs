@@ -10,6 +10,9 @@
 //! - Native: `HVC #imm16` with `imm16` in `0x6000..=0x6000 + HypCall::MAX_NUMBER`; the arguments
 //!   are `X0..X7`. Other immediates are ordinary HVC traps.
 //!
+//! Besides Gunyah's calls, Wurley's own vendor call `WURLEY_VM_SET_NAME` (`0xC600_0100`, the
+//! SMCCC path only) is ours.
+//!
 //! A decoded hypercall carries its number, which may be a reserved slot (no call): the
 //! dispatcher answers those with `ERROR_UNIMPLEMENTED`.
 
@@ -22,6 +25,9 @@ pub enum SmcccCall {
     Service(ServiceCall),
     /// Gunyah hypercall number `N` (`0xC600_8000 | N`); arguments in `X1..X7`.
     Hypercall(u16),
+    /// Wurley's `WURLEY_VM_SET_NAME` (`0xC600_0100`, [`wurley_abi::vendor`]); arguments in
+    /// `X1..X4`.
+    VmSetName,
 }
 
 /// Classifies the SMCCC function ID `fid` (`W0` of `HVC #0` / `SMC #0`), or `None` if it is not
@@ -29,6 +35,9 @@ pub enum SmcccCall {
 pub fn smccc(fid: u32) -> Option<SmcccCall> {
     if let Some(service) = ServiceCall::from_function_id(fid) {
         return Some(SmcccCall::Service(service));
+    }
+    if fid == wurley_abi::vendor::VM_SET_NAME {
+        return Some(SmcccCall::VmSetName);
     }
     hypcall::smccc_hypercall_number(fid).map(SmcccCall::Hypercall)
 }
@@ -78,6 +87,15 @@ mod tests {
                 Some(SmcccCall::Hypercall(call.number()))
             );
         }
+    }
+
+    #[test]
+    fn vm_set_name_is_ours_on_the_smccc_path_only() {
+        assert_eq!(smccc(0xC600_0100), Some(SmcccCall::VmSetName));
+        // Its SMC32 form, and the function numbers around it, are not.
+        assert_eq!(smccc(0x8600_0100), None);
+        assert_eq!(smccc(0xC600_0101), None);
+        assert_eq!(smccc(0xC600_00FF), None);
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //!   ([`super::ipc`]); proxy scheduling ([`super::vcpu`]); memory extents and address spaces
 //!   ([`super::memory`]).
 //!
+//! Wurley's vendor call `WURLEY_VM_SET_NAME` is answered by [`super::thread::vm_set_name`].
+//!
 //! Every other hypercall number, assigned or reserved, answers `ERROR_UNIMPLEMENTED` (`-1`) in
 //! `X0`. On the native path, reserved inputs are checked first ([`super::reserved`]).
 //! `docs/abi.md` lists every call with its arguments and errors.
@@ -123,6 +125,14 @@ pub fn smccc(x: &[u64], caller: &mut Caller) -> Option<Reply> {
         SmcccCall::Hypercall(n) => {
             let args: [u64; 8] = core::array::from_fn(|i| reg(i + 1));
             hypercall(n, &args, false, caller)
+        }
+        SmcccCall::VmSetName => {
+            let args: [u64; 4] = core::array::from_fn(|i| reg(i + 1));
+            let reply = thread::vm_set_name(caller, &args);
+            if let Some(e) = reply.error_code() {
+                log::debug!("WURLEY_VM_SET_NAME({:#x}, ..): {e:?}", args[0]);
+            }
+            reply
         }
     })
 }

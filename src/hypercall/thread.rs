@@ -251,3 +251,36 @@ pub fn hwirq_unbind(c: &Caller, a: &[u64]) -> Reply {
             .and_then(|h| h.unbind()),
     )
 }
+
+/// `WURLEY_VM_SET_NAME` (SMCCC `0xC600_0100`): X1 address space (MAP), X2 guest VA of the name,
+/// X3 its length, X4 flags (bit 0: the VM takes console input first). Checked in this order:
+/// the cap; flags other than bit 0 `ArgumentInvalid`; a length outside 1..=29 `ArgumentSize`;
+/// a buffer that cannot be read `AddrInvalid` (`AddrOverflow` if it wraps); a byte outside
+/// `A-Z a-z 0-9 , . _ + -` `ArgumentInvalid`. The name is kept on the address space for the VM
+/// built on it; `vm::proxy` renames a VM that runs on it already ([`ProxyRequest::SetName`]).
+pub fn vm_set_name(c: &mut Caller, a: &[u64; 4]) -> Reply {
+    use wurley_abi::vendor::{VM_NAME_CONSOLE_FOCUS, VM_NAME_MAX, is_valid_vm_name};
+    let r = (|| {
+        let space = c.addrspace(a[0], AddrspaceRights::MAP.bits())?;
+        if a[3] & !VM_NAME_CONSOLE_FOCUS != 0 {
+            return Err(Error::ArgumentInvalid);
+        }
+        let len = usize::try_from(a[2]).map_err(|_| Error::ArgumentSize)?;
+        if !(1..=VM_NAME_MAX).contains(&len) {
+            return Err(Error::ArgumentSize);
+        }
+        let mut buf = [0u8; VM_NAME_MAX];
+        let name = buf.get_mut(..len).ok_or(Error::ArgumentSize)?;
+        c.mem.read(a[1], name)?;
+        if !is_valid_vm_name(name) {
+            return Err(Error::ArgumentInvalid);
+        }
+        // Only the characters checked above: always UTF-8.
+        let name = core::str::from_utf8(name).map_err(|_| Error::ArgumentInvalid)?;
+        let focus = a[3] & VM_NAME_CONSOLE_FOCUS != 0;
+        space.set_vm_name(name, focus)?;
+        c.proxy = Some(ProxyRequest::SetName { space });
+        Ok(())
+    })();
+    Reply::result(r)
+}

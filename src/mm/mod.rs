@@ -61,6 +61,22 @@ pub fn record_boot_memory(
     Ok(())
 }
 
+/// Record the platform's device windows the hypervisor does not use (`windows`: page aligned,
+/// disjoint) as the root partition's, so the resource manager can make memory extents of them.
+/// Returns how many were recorded and their bytes; a window someone owns already is skipped
+/// and logged.
+pub fn record_device_windows(windows: &[addr::PhysRange]) -> (usize, u64) {
+    let mut db = MEMDB.lock();
+    let mut done = (0, 0);
+    for w in windows {
+        match db.insert(w.start(), w.size(), ROOT_PARTITION) {
+            Ok(()) => done = (done.0 + 1, done.1 + w.size()),
+            Err(e) => log::warn!("memory database: device window {w} not recorded: {e:?}"),
+        }
+    }
+    done
+}
+
 /// Move `range`, allocated from the root partition for the hypervisor's own use before any VM
 /// exists (the heap), to the hypervisor.
 pub fn keep_for_hypervisor(range: addr::PhysRange) -> Result<(), wurley_abi::Error> {

@@ -11,6 +11,7 @@
 //! plain data; `vm::exit` asks [`AddrSpaceObject::vmmio_contains`]).
 
 use alloc::boxed::Box;
+use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -146,6 +147,9 @@ pub struct AddrSpaceObject {
     /// VTTBR_EL2 once active (0 before).
     vttbr: AtomicU64,
     inner: Mutex<Inner>,
+    /// The name `WURLEY_VM_SET_NAME` gave the VM on this address space, and whether it takes
+    /// console input first.
+    vm_name: Mutex<Option<(String, bool)>>,
     _charge: Option<Charge>,
 }
 
@@ -159,8 +163,25 @@ impl AddrSpaceObject {
             vmid: AtomicU32::new(0),
             vttbr: AtomicU64::new(0),
             inner: Mutex::new(Inner::default()),
+            vm_name: Mutex::new(None),
             _charge: charge,
         }
+    }
+
+    /// Record the name of the VM on this address space (`WURLEY_VM_SET_NAME`) and whether it
+    /// takes console input first. `Nomem` if the name cannot be allocated.
+    pub fn set_vm_name(&self, name: &str, focus: bool) -> Result<(), Error> {
+        let mut owned = String::new();
+        owned.try_reserve(name.len()).map_err(|_| Error::Nomem)?;
+        owned.push_str(name);
+        let old = self.vm_name.lock().replace((owned, focus));
+        drop(old);
+        Ok(())
+    }
+
+    /// The name and console-focus flag given with `WURLEY_VM_SET_NAME`, if any.
+    pub fn vm_name(&self) -> Option<(String, bool)> {
+        self.vm_name.lock().clone()
     }
 
     /// `partition_create_addrspace`: a new address space in INIT, charged to `partition`.

@@ -6,7 +6,8 @@
 //!
 //! There is no create call: the hypervisor makes one per SPI of the devices the boot bundle
 //! passes through, bound to the VM that has the device, and gives the resource manager caps to
-//! them (so it can lend the interrupt elsewhere).
+//! them (so it can lend the interrupt elsewhere); with `launch=rm`, one per SPI of the GIC
+//! except the console's, unbound.
 
 use alloc::sync::Arc;
 use spin::Mutex;

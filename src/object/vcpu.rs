@@ -26,13 +26,15 @@ use super::vic::{Vic, VirqSource};
 
 /// `vcpu_option_flags` bits Wurley accepts: pinned (0), ras_error_handler (1),
 /// amu_counting_disabled (2), sve_allowed (3), debug_allowed (4), trace_allowed (5),
-/// critical (8), hlos_vm (63). Bits 0-5 and 63 change nothing here (every vCPU keeps the
-/// affinity it is given; the features bits 1-5 allow are hidden from every guest); critical
-/// makes the VM's end power the machine off. vcpu_run_scheduled (9) is not accepted yet:
-/// proxy scheduling of VMs made by hypercalls is not there (`ArgumentInvalid`).
-pub const VCPU_OPTIONS: u64 = 0b11_1111 | 1 << 8 | 1 << 63;
+/// critical (8), vcpu_run_scheduled (9), hlos_vm (63). Bits 0-5 and 63 change nothing here
+/// (every vCPU keeps the affinity it is given; the features bits 1-5 allow are hidden from
+/// every guest); critical makes the VM's end end the machine; vcpu_run_scheduled makes the
+/// vCPU proxy-scheduled: never queued, run by a holder of its cap with `vcpu_run`.
+pub const VCPU_OPTIONS: u64 = 0b11_1111 | OPTION_CRITICAL | OPTION_RUN_SCHEDULED | 1 << 63;
 /// `vcpu_option_flags` bit 8: the VM ends the machine when this vCPU's VM ends.
 pub const OPTION_CRITICAL: u64 = 1 << 8;
+/// `vcpu_option_flags` bit 9 (vcpu_run_scheduled): the vCPU runs only inside `vcpu_run`.
+pub const OPTION_RUN_SCHEDULED: u64 = 1 << 9;
 
 /// Boot registers written by `vcpu_register_write` before power-on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -120,9 +122,14 @@ pub struct VcpuTarget {
     pub vm: usize,
     /// The vCPU's index in its VM.
     pub index: usize,
-    /// Index of the VM allowed to run it (its proxy scheduler).
+    /// Index of the VM allowed to run it (its proxy scheduler), [`ANY_OWNER`] if any holder
+    /// of a cap with the run rights may, `usize::MAX` if it is not proxy-scheduled.
     pub owner: usize,
 }
+
+/// [`VcpuTarget::owner`] of a proxy-scheduled vCPU of a VM built from objects: whoever holds a
+/// cap to it with the run rights (and is not proxy-scheduled itself) may run it.
+pub const ANY_OWNER: usize = usize::MAX - 1;
 
 /// A vCPU object.
 pub struct VcpuObject {

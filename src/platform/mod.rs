@@ -7,6 +7,7 @@
 
 mod chosen;
 mod cpus;
+mod devices;
 mod error;
 mod fdt;
 mod gic;
@@ -30,6 +31,7 @@ use alloc::vec::Vec;
 use crate::mm::addr::PhysRange;
 
 pub use cpus::CpuInfo;
+pub use devices::DeviceNode;
 pub use error::DtError;
 pub use gic::{GicInfo, IrqSpec};
 pub use psci::{Conduit, PsciInfo};
@@ -63,9 +65,50 @@ pub struct Platform {
     pub cpus: Vec<CpuInfo>,
     /// How to call PSCI firmware.
     pub psci: PsciInfo,
+    /// Every device node with MMIO windows, in tree order (the GIC and the console included).
+    pub devices: Vec<DeviceNode>,
 }
 
 impl Platform {
+    /// The MMIO windows of the platform's devices that the hypervisor does not use, as whole
+    /// pages, sorted and merged: every device node's `reg` except the GIC's (and its
+    /// children's, such as an ITS), the console UART's, and any page overlapping RAM, reserved
+    /// memory, the GIC's frames or the console.
+    pub fn free_device_windows(&self) -> Vec<PhysRange> {
+        let gic_children = alloc::format!("{}/", self.gic.node);
+        let used: Vec<PhysRange> = [self.uart.base, self.gic.dist]
+            .iter()
+            .chain(self.gic.redists.iter())
+            .map(devices::pages)
+            .collect();
+        let windows = self
+            .devices
+            .iter()
+            .filter(|d| {
+                d.path != self.gic.node
+                    && !d.path.starts_with(&gic_children)
+                    && d.path != self.uart.path
+            })
+            .flat_map(|d| d.regs.iter().map(devices::pages))
+            .filter(|w| {
+                !self.memory.iter().any(|m| m.overlaps(w))
+                    && !self.reserved.iter().any(|r| r.range.overlaps(w))
+                    && !used.iter().any(|u| u.overlaps(w))
+            })
+            .collect();
+        devices::merge(windows)
+    }
+
+    /// Whether SPI `intid` is level-sensitive, as the first device node that has it says;
+    /// `None` if no node of the tree names it.
+    pub fn spi_level(&self, intid: u32) -> Option<bool> {
+        self.devices
+            .iter()
+            .flat_map(|d| d.irqs.iter())
+            .find(|i| i.intid == intid)
+            .map(|i| i.level)
+    }
+
     /// Parses a flattened device tree blob. `dtb` may extend past the header's `totalsize` and
     /// need not be aligned (an unaligned blob is copied).
     pub fn parse(dtb: &[u8]) -> Result<Platform, DtError> {
@@ -81,6 +124,7 @@ impl Platform {
                 timer: timer::find(tree, &gic)?,
                 cpus: cpus::enumerate(tree)?,
                 psci: psci::find(tree)?,
+                devices: devices::enumerate(tree, &gic),
             })
         })
     }

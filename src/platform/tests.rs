@@ -56,8 +56,79 @@ fn qemu_virt_smp2_1g_in_full() {
                 .map(Into::into)
                 .into(),
         },
+        devices: p.devices.clone(),
     };
     assert_eq!(p, want);
+}
+
+#[test]
+fn qemu_virt_device_windows() {
+    let p = Platform::parse(VIRT_SMP2).unwrap();
+    let paths: Vec<&str> = p.devices.iter().map(|d| d.path.as_str()).collect();
+    // Devices with translatable windows, the GIC and console among them; not RAM, not CPUs.
+    for want in [
+        "/flash@0",
+        "/pl011@9000000",
+        "/intc@8000000",
+        "/virtio_mmio@a000000",
+    ] {
+        assert!(paths.contains(&want), "{want} in {paths:?}");
+    }
+    assert!(
+        !paths
+            .iter()
+            .any(|p| p.starts_with("/memory") || p.starts_with("/cpus"))
+    );
+    let rtc = p
+        .devices
+        .iter()
+        .find(|d| d.path == "/pl031@9010000")
+        .unwrap();
+    assert_eq!(rtc.regs, [r(0x901_0000, 0x1000)]);
+    assert_eq!(rtc.irqs, [level(34)]);
+    // virtio-mmio is edge-triggered (flags 1), the RTC level (4).
+    assert_eq!(p.spi_level(48), Some(false));
+    assert_eq!(p.spi_level(34), Some(true));
+    assert_eq!(p.spi_level(1000), None);
+
+    let free = p.free_device_windows();
+    // The 32 virtio-mmio slots of 512 bytes are four pages, merged.
+    assert!(free.contains(&r(0xa00_0000, 0x4000)), "{free:?}");
+    assert!(free.contains(&r(0x901_0000, 0x1000)));
+    assert!(free.contains(&r(0, 0x800_0000)), "flash: {free:?}");
+    // Not the GIC (nor its ITS), not the console, not RAM.
+    for used in [
+        r(0x800_0000, 0x1_0000),
+        r(0x808_0000, 0x2_0000),
+        r(0x80a_0000, 0xf6_0000),
+        r(0x900_0000, 0x1000),
+        r(0x4000_0000, 0x4000_0000),
+    ] {
+        assert!(
+            !free.iter().any(|w| w.overlaps(&used)),
+            "{used} in {free:?}"
+        );
+    }
+    // Sorted and disjoint.
+    assert!(free.windows(2).all(|w| w[0].end() < w[1].start()));
+}
+
+#[test]
+fn soc_device_windows_are_translated() {
+    let p = Platform::parse(SOC).unwrap();
+    let free = p.free_device_windows();
+    // The other serial port, through the /soc `ranges` (0x2000_0000 + 0x1b_0000); the console
+    // (reached through two `ranges`) and the GIC (with its GICC/GICH frames) are not given.
+    assert_eq!(free, [r(0x201b_0000, 0x1000)]);
+    let dev = p
+        .devices
+        .iter()
+        .find(|d| d.path == "/soc/serial@1b0000")
+        .unwrap();
+    assert_eq!(dev.irqs, [level(72)]);
+    for d in &p.devices {
+        assert!(!d.path.starts_with("/cpus"), "{}", d.path);
+    }
 }
 
 #[test]

@@ -7,7 +7,9 @@
 //! addresses of [`super::layout`]) is the one every VM sees. Threads attached later cannot
 //! join a VM that exists. Each vCPU gets the affinity, priority and timeslice its thread was
 //! configured with, or the defaults (CPUs round robin, [`crate::sched::PRIORITY_DEFAULT`], the
-//! default timeslice).
+//! default timeslice). A vCPU configured with `vcpu_run_scheduled` (bit 9) is proxy-scheduled:
+//! it gets a [`ProxySlot`] before the VM is published, so the scheduler never queues it, and any
+//! holder of a cap to it with the run rights runs it with `vcpu_run` (`vm::proxy`).
 
 use alloc::format;
 use alloc::sync::Arc;
@@ -17,11 +19,14 @@ use spin::Mutex;
 use wurley_abi::Error;
 
 use crate::object::ObjectState;
-use crate::object::vcpu::{OPTION_CRITICAL, VcpuObject, VcpuTarget};
+use crate::object::vcpu::{
+    ANY_OWNER, OPTION_CRITICAL, OPTION_RUN_SCHEDULED, VcpuObject, VcpuTarget,
+};
 
 use super::layout;
 use super::machine::{self, VcpuSlot, Vm};
 use super::objects::VmObjects;
+use super::proxy::ProxySlot;
 use super::vgic::VGic;
 
 /// Serialises assembly (two first power-ons of the same VM at once).
@@ -101,9 +106,15 @@ fn build(object: &Arc<VcpuObject>) -> Result<(&'static Vm, usize), Error> {
             return Err(Error::ObjectState);
         }
         critical |= cfg.options & OPTION_CRITICAL != 0;
-        let pcpu = cfg
-            .affinity
-            .unwrap_or_else(|| NEXT_CPU.fetch_add(1, Ordering::Relaxed) % cpus);
+        let proxied = cfg.options & OPTION_RUN_SCHEDULED != 0;
+        // A proxy-scheduled vCPU runs on its runner's CPU: it takes none in the round robin.
+        let pcpu = cfg.affinity.unwrap_or_else(|| {
+            if proxied {
+                0
+            } else {
+                NEXT_CPU.fetch_add(1, Ordering::Relaxed) % cpus
+            }
+        });
         let slot = VcpuSlot::new(
             i,
             layout::vcpu_mpidr(i),
@@ -112,6 +123,10 @@ fn build(object: &Arc<VcpuObject>) -> Result<(&'static Vm, usize), Error> {
             cfg.timeslice_ns
                 .unwrap_or(crate::sched::TIMESLICE_DEFAULT_NS),
         );
+        if proxied {
+            // Before the VM is published: the scheduler never queues it.
+            slot.proxy.call_once(|| ProxySlot::new(t.clone()));
+        }
         // Killed before the VM existed: neither `vcpu_poweron` nor PSCI CPU_ON starts it.
         slot.killed.store(cfg.killed, Ordering::Release);
         slots.push(slot);
@@ -123,7 +138,10 @@ fn build(object: &Arc<VcpuObject>) -> Result<(&'static Vm, usize), Error> {
         vgic.map_hw(layout::VTIMER_INTID, i, pintid);
     }
     let vmid = addrspace.vmid().unwrap_or(0);
-    let name = format!("vm{vmid}");
+    // The name WURLEY_VM_SET_NAME gave it, else `vm<vmid>`.
+    let given = addrspace.vm_name();
+    let focus = given.as_ref().is_some_and(|(_, f)| *f);
+    let name = given.map_or_else(|| format!("vm{vmid}"), |(n, _)| n);
     let objects = VmObjects::assembled(cspace, vic.clone(), threads.clone());
     let mut vm = Vm::assembled(name, addrspace, slots, vgic);
     vm.critical = critical;
@@ -132,22 +150,37 @@ fn build(object: &Arc<VcpuObject>) -> Result<(&'static Vm, usize), Error> {
     vic.set_controller(objects.virqs.clone());
     vm.objects.call_once(|| objects);
     let index = machine::add(vm)?;
+    if focus {
+        super::console::set_focus(index);
+    } else {
+        super::console::focus_if_unfocused(index);
+    }
     let me = threads
         .iter()
         .position(|t| Arc::ptr_eq(t, object))
         .unwrap_or(0);
-    for (i, t) in threads.iter().enumerate() {
+    for (i, (t, slot)) in threads.iter().zip(&vm.vcpus).enumerate() {
         t.attach(VcpuTarget {
             vm: index,
             index: i,
-            owner: NO_OWNER,
+            owner: if slot.proxy.get().is_some() {
+                ANY_OWNER
+            } else {
+                NO_OWNER
+            },
         });
     }
+    let proxied = vm.vcpus.iter().filter(|s| s.proxy.get().is_some()).count();
     log::info!(
-        "VM {}: made by hypercalls, {} vCPU(s) on CPUs {:?}",
+        "VM {}: made by hypercalls, {} vCPU(s) on CPUs {:?}{}",
         vm.name,
         vm.vcpus.len(),
-        vm.vcpus.iter().map(|s| s.pcpu()).collect::<Vec<_>>()
+        vm.vcpus.iter().map(|s| s.pcpu()).collect::<Vec<_>>(),
+        if proxied > 0 {
+            format!(", {proxied} proxy-scheduled (run with vcpu_run)")
+        } else {
+            alloc::string::String::new()
+        }
     );
     Ok((vm, me))
 }

@@ -16,9 +16,20 @@ pub const FOCUS_SWITCH: u8 = 0x1d;
 
 static FOCUS: AtomicUsize = AtomicUsize::new(0);
 
-/// Give input focus to VM `index` (in manifest order) first.
+/// Give input focus to the VM in slot `index`.
 pub fn set_focus(index: usize) {
     FOCUS.store(index, Ordering::Relaxed);
+}
+
+/// Give input focus to the VM in slot `index` if no live VM has it (the VM in focus ended, or
+/// the focus is on the root VM, which takes no input): a VM built from objects that did not
+/// ask for the focus takes it when nobody else can use it.
+pub fn focus_if_unfocused(index: usize) {
+    let current = FOCUS.load(Ordering::Relaxed);
+    let taken = machine::get(current).is_some_and(|vm| !vm.has_ended() && !vm.root);
+    if !taken {
+        FOCUS.store(index, Ordering::Relaxed);
+    }
 }
 
 /// Longest line kept back before it is written anyway.
@@ -63,7 +74,7 @@ pub fn output(vm: &Vm, byte: u8) {
         // A line collected while the console was shared goes out first.
         let mut line = vm.out_line.lock();
         if line.len != 0 {
-            line.flush(&vm.name);
+            line.flush(&vm.name.get());
         }
         drop(line);
         crate::console::write_guest(byte);
@@ -77,7 +88,7 @@ pub fn output(vm: &Vm, byte: u8) {
     }
     line.quiet = false;
     if byte == b'\n' || line.len == LINE_MAX {
-        line.flush(&vm.name);
+        line.flush(&vm.name.get());
     }
 }
 
@@ -91,7 +102,7 @@ pub fn flush_quiet_lines() {
             .any(|v| v.place.load(Ordering::Acquire) == super::sched::QUEUED);
         if let Some(mut line) = vm.out_line.try_lock() {
             if line.quiet && !preempted {
-                line.flush(&vm.name);
+                line.flush(&vm.name.get());
             }
             line.quiet = true;
         }
@@ -135,7 +146,9 @@ fn deliver(bytes: &[u8]) {
     if bytes.is_empty() {
         return;
     }
-    let Some(vm) = machine::get(FOCUS.load(Ordering::Relaxed)).filter(|vm| !vm.has_ended()) else {
+    let Some(vm) =
+        machine::get(FOCUS.load(Ordering::Relaxed)).filter(|vm| !vm.has_ended() && !vm.root)
+    else {
         return;
     };
     let (accepted, level) = {

@@ -38,6 +38,9 @@ pub fn launch(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]
     let mpidrs: Vec<u64> = cpus.iter().map(|c| c.mpidr).collect();
     super::sched::init(&mpidrs);
     super::assemble::set_vtimer_intid(platform.timer.virt.intid);
+    if crate::cmdline::launch(&platform.bootargs) == crate::cmdline::Launch::Rm {
+        return launch_rm_only(platform, bundle_bytes, cpus);
+    }
     let bundle = match bundle::parse(bundle_bytes, &limits) {
         Ok(b) => b,
         Err(e) => {
@@ -97,7 +100,7 @@ pub fn launch(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]
                     vm.objects.call_once(|| objects);
                 }
                 super::passthrough::connect(vm, &spec.devices);
-                log_held(&vm.name, before, spec.memory_size);
+                log_held(&vm.name.get(), before, spec.memory_size);
                 // Proxy-scheduled vCPUs run on their owner's CPU: they take none.
                 if spec.scheduled_by.is_none() {
                     next_pcpu += vm.vcpus.len();
@@ -118,7 +121,7 @@ pub fn launch(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]
     let count = vms.len();
     // The RM serves the VMs that started: the first is the primary, and the links of those
     // that did not start leave its device tree.
-    let primary = vms.first().map(|vm| vm.name.as_str());
+    let primary = vms.first().map(|vm| vm.name.get().clone());
     if let Some(mut ep) = rm_endpoint {
         ep.nodes.retain(|node| match node {
             HypNode::MsgQueuePair { peer, .. } => vms.iter().any(|vm| vm.name == *peer),
@@ -133,14 +136,22 @@ pub fn launch(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]
             None => Vec::new(),
         };
         let before = held();
-        match super::rm::create(platform, &ep, cpus, primary, bundle_bytes, &rm_vms, &hwirqs) {
+        match super::rm::create(
+            platform,
+            &ep,
+            cpus,
+            primary.as_deref(),
+            bundle_bytes,
+            &rm_vms,
+            &hwirqs,
+        ) {
             Ok(vm) => {
                 let vm = machine::leak(vm);
                 if let Some(objects) = ep.objects {
                     objects.virqs.attach(vm);
                     vm.objects.call_once(|| objects);
                 }
-                log_held(&vm.name, before, super::rm::RM_MEMORY);
+                log_held(&vm.name.get(), before, super::rm::RM_MEMORY);
                 vms.push(vm);
                 owners.push(None);
             }
@@ -162,6 +173,46 @@ pub fn launch(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]
         }
     }
     count
+}
+
+/// `launch=rm`: start only the resource manager, which reads the manifest from the bundle and
+/// builds its VMs with hypercalls. Its boot information has no VM entries; it gets a hardware
+/// IRQ cap for every SPI the hypervisor does not use. Returns 1 if it started.
+fn launch_rm_only(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]) -> usize {
+    log::info!("launch=rm: the resource manager launches the bundle's VMs");
+    let Some(ep) = super::rm::endpoint() else {
+        log::error!("resource manager: not started");
+        return 0;
+    };
+    let hwirqs = match ep.objects.as_ref() {
+        Some(o) => super::rm::give_all_hwirqs(platform, o),
+        None => Vec::new(),
+    };
+    let before = held();
+    let vm = match super::rm::create(platform, &ep, cpus, None, bundle_bytes, &[], &hwirqs) {
+        Ok(vm) => machine::leak(vm),
+        Err(e) => {
+            log::error!("resource manager: not started: {e}");
+            return 0;
+        }
+    };
+    if let Some(objects) = ep.objects {
+        objects.virqs.attach(vm);
+        vm.objects.call_once(|| objects);
+    }
+    log_held(&vm.name.get(), before, super::rm::RM_MEMORY);
+    log::info!(
+        "resource manager: {} hardware IRQ cap(s) in its boot information",
+        hwirqs.len()
+    );
+    let _ = super::proxy_wiring::attach(&[vm], &[None]);
+    machine::publish(Vec::from([vm]));
+    if let Some(boot) = vm.vcpus.first() {
+        log::info!("VM {}: starting vCPU 0 on CPU {}", vm.name, boot.pcpu());
+        boot.set_power(Power::OnPending);
+        super::sched::make_runnable(boot);
+    }
+    1
 }
 
 /// The VMID of the address space of the `i`th VM of the manifest (what `addrspace_configure`

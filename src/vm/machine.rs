@@ -166,10 +166,57 @@ pub enum EndReason {
     Killed,
 }
 
+/// A VM's name: from the manifest, `vm<vmid>` for a VM built from objects, or what
+/// `WURLEY_VM_SET_NAME` said, which may rename a running VM. A leaf lock, held only to copy or
+/// format the name (readers never wait for each other; the writer swaps it in at once).
+pub struct VmName(RwLock<String>);
+
+impl VmName {
+    /// The name `name`.
+    pub fn new(name: String) -> Self {
+        Self(RwLock::new(name))
+    }
+
+    /// The name now (held briefly: formatting, a console line).
+    pub fn get(&self) -> spin::RwLockReadGuard<'_, String> {
+        self.0.read()
+    }
+
+    /// Rename (the old name is freed after the lock is released).
+    pub fn set(&self, name: String) {
+        let old = core::mem::replace(&mut *self.0.write(), name);
+        drop(old);
+    }
+}
+
+impl core::fmt::Display for VmName {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.0.read())
+    }
+}
+
+impl PartialEq<str> for VmName {
+    fn eq(&self, other: &str) -> bool {
+        *self.0.read() == other
+    }
+}
+
+impl PartialEq<&str> for VmName {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0.read() == *other
+    }
+}
+
+impl PartialEq<String> for VmName {
+    fn eq(&self, other: &String) -> bool {
+        *self.0.read() == *other
+    }
+}
+
 /// A virtual machine.
 pub struct Vm {
-    /// Name from the manifest; prefixes its console lines when several VMs run.
-    pub name: String,
+    /// Its name; prefixes its console lines when several VMs run.
+    pub name: VmName,
     /// VTTBR_EL2 value (stage-2 root and VMID).
     pub vttbr: u64,
     /// The virtual GIC.
@@ -185,7 +232,8 @@ pub struct Vm {
     /// Unhandled traps already reported (log once per VM).
     pub reported_unknown_trap: AtomicBool,
     /// The root VM (the resource manager): not a VM of the manifest, so its output is always
-    /// prefixed, it never has console input, and the machine does not wait for it to end.
+    /// prefixed, it never has console input, and the machine does not wait for it to end; its
+    /// SYSTEM_OFF / SYSTEM_RESET end the machine.
     pub root: bool,
     /// A critical VM: when it ends, the machine powers off (or resets, if the VM reset) whatever
     /// the other VMs do.
@@ -215,7 +263,7 @@ impl Vm {
         vgic: VGic,
     ) -> Self {
         Self {
-            name,
+            name: VmName::new(name),
             vttbr: space.vttbr().unwrap_or(0),
             vgic: Mutex::new(vgic),
             uart: Mutex::new(VPl011::new()),
@@ -267,8 +315,10 @@ impl Vm {
         *self.end_reason.lock()
     }
 
-    /// End the VM: every vCPU stops at its next exit. When the last VM or a critical one ends,
-    /// the machine powers off (or resets, if that VM asked for a reset).
+    /// End the VM: every vCPU stops at its next exit. When the last VM of the manifest, a
+    /// critical one (of the manifest, or built from objects with a critical vCPU) or the root VM
+    /// (with SYSTEM_OFF / SYSTEM_RESET) ends, the machine powers off, or resets if that VM asked
+    /// for a reset.
     pub fn end(&self, reason: EndReason) {
         if self.ended.swap(true, Ordering::AcqRel) {
             return;
@@ -281,32 +331,23 @@ impl Vm {
         self.raise_halts();
         super::proxy::owner_ended(self);
         retire(self);
-        if self.made_by_hypercalls {
-            if self.critical {
-                log::info!("critical VM ended: powering off");
-                let e = psci::system_off();
-                log::error!("PSCI SYSTEM_OFF failed: {e:?}");
+        if self.root {
+            // The resource manager decides when the machine ends: its SYSTEM_OFF powers it
+            // off, its SYSTEM_RESET resets it.
+            if matches!(reason, EndReason::PowerOff | EndReason::Reset) {
+                end_machine("the resource manager", reason);
             }
             return;
         }
-        if self.root {
+        if self.made_by_hypercalls {
+            if self.critical {
+                end_machine("critical VM", reason);
+            }
             return;
         }
         let last = RUNNING_VMS.fetch_sub(1, Ordering::AcqRel) == 1;
         if last || self.critical {
-            let which = if last { "last" } else { "critical" };
-            match reason {
-                EndReason::Reset => {
-                    log::info!("{which} VM ended with a reset: resetting the machine");
-                    let e = psci::system_reset();
-                    log::error!("PSCI SYSTEM_RESET failed: {e:?}");
-                }
-                _ => {
-                    log::info!("{which} VM ended: powering off");
-                    let e = psci::system_off();
-                    log::error!("PSCI SYSTEM_OFF failed: {e:?}");
-                }
-            }
+            end_machine(if last { "last VM" } else { "critical VM" }, reason);
         }
     }
 
@@ -347,6 +388,20 @@ impl Vm {
     pub fn vcpu_by_mpidr(&self, mpidr: u64) -> Option<&VcpuSlot> {
         let mpidr = mpidr & crate::arch::aarch64::cpu::MPIDR_AFFINITY_MASK;
         self.vcpus.iter().find(|v| v.mpidr == mpidr)
+    }
+}
+
+/// `who` ended with `reason`, and the machine ends with it: reset if it reset, otherwise power
+/// off.
+fn end_machine(who: &str, reason: EndReason) {
+    if reason == EndReason::Reset {
+        log::info!("{who} ended with a reset: resetting the machine");
+        let e = psci::system_reset();
+        log::error!("PSCI SYSTEM_RESET failed: {e:?}");
+    } else {
+        log::info!("{who} ended: powering off");
+        let e = psci::system_off();
+        log::error!("PSCI SYSTEM_OFF failed: {e:?}");
     }
 }
 

@@ -120,8 +120,14 @@ pub struct VmObjects {
 impl VmObjects {
     /// Fresh objects for a VM whose partition may hold `quota` bytes of objects.
     pub fn new(quota: usize) -> Result<Self, Error> {
+        Self::with_capacity(quota, VM_CSPACE_CAPACITY)
+    }
+
+    /// Fresh objects for a VM whose partition may hold `quota` bytes of objects and whose
+    /// cspace `caps` caps (the resource manager holds many).
+    pub fn with_capacity(quota: usize, caps: usize) -> Result<Self, Error> {
         let partition = crate::hypercall::objects::vm_partition(root_partition(), quota);
-        let cspace = CSpace::new(VM_CSPACE_CAPACITY, entropy::seed())?;
+        let cspace = CSpace::new(caps, entropy::seed())?;
         crate::object::registry().register(&cspace);
         let cspace_object = CSpaceObject::new(Header::new_active(), cspace.clone(), None, None);
         let virqs = VmVirqs::new();

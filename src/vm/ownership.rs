@@ -8,9 +8,9 @@
 
 use alloc::string::String;
 
-use crate::mm::MEMDB;
 use crate::mm::addr::PhysRange;
 use crate::mm::memdb::Owner;
+use crate::mm::{MEMDB, ROOT_PARTITION};
 use crate::object::addrspace::{AddrSpaceObject, Direct};
 
 /// The memory-database owner of the direct mappings of address space `space` (by its VMID).
@@ -19,23 +19,33 @@ pub fn owner(space: &AddrSpaceObject) -> Owner {
 }
 
 /// Record device window `window` (page aligned) as the VM's and map it at the same address.
-/// `MEMDB_NOT_OWNER` if anyone owns any page of it: RAM, the hypervisor, another VM's device,
-/// the root partition (a window the resource manager may make extents of).
+/// The window is taken from the root partition (which owns the platform's device windows the
+/// hypervisor does not use) or, if nobody owns it (a window the platform's device tree does not
+/// list), recorded afresh. `MEMDB_NOT_OWNER` if anyone else owns a page of it: RAM, the
+/// hypervisor, another VM's device, an extent the resource manager made of it.
 pub fn give_device(space: &AddrSpaceObject, window: PhysRange) -> Result<(), String> {
     let vm = owner(space);
-    MEMDB
-        .lock()
-        .insert(window.start(), window.size(), vm)
+    let (start, size) = (window.start(), window.size());
+    let from_root = {
+        let mut db = MEMDB.lock();
+        let from_root = db.is_owned_by(start, size, ROOT_PARTITION);
+        if from_root {
+            db.update(start, size, ROOT_PARTITION, vm)
+        } else {
+            db.insert(start, size, vm)
+        }
         .map_err(|e| alloc::format!("window {window} is owned already: {e:?}"))?;
+        from_root
+    };
     space
-        .map_direct(
-            window.start(),
-            window.start(),
-            window.size(),
-            Direct::Device,
-        )
+        .map_direct(start, start, size, Direct::Device)
         .map_err(|e| {
-            let _ = MEMDB.lock().remove(window.start(), window.size(), vm);
+            let mut db = MEMDB.lock();
+            let _ = if from_root {
+                db.update(start, size, vm, ROOT_PARTITION)
+            } else {
+                db.remove(start, size, vm)
+            };
             alloc::format!("stage-2 mapping of {window}: {e:?}")
         })
 }

@@ -27,7 +27,7 @@ use wurley_abi::vcpu_run::{
 use crate::arch::aarch64::guest::GuestRegs;
 use crate::arch::aarch64::percpu;
 use crate::hypercall::ProxyRequest;
-use crate::object::vcpu::VcpuObject;
+use crate::object::vcpu::{ANY_OWNER, VcpuObject};
 
 use super::exit::{Next, VmmioAccess};
 use super::machine::{self, EndReason, Power, Vm};
@@ -81,11 +81,7 @@ impl ProxySlot {
 /// to its owner: the vCPU is proxy-scheduled and `ipa` is in one of the VM's VMMIO ranges.
 pub fn is_vmmio(vm: &Vm, vcpu: usize, ipa: u64) -> bool {
     vm.vcpus.get(vcpu).is_some_and(|s| s.proxy.get().is_some())
-        && vm
-            .objects
-            .get()
-            .and_then(|o| o.addrspace.get())
-            .is_some_and(|a| a.vmmio_contains(ipa))
+        && vm.space().is_some_and(|a| a.vmmio_contains(ipa))
 }
 
 /// Vcpu `vcpu` of `vm` called PSCI `fid` (`x1`, `x2` its first arguments) and its VM ended:
@@ -157,6 +153,10 @@ pub fn call(vm: &Vm, caller: usize, regs: &mut GuestRegs, request: ProxyRequest)
             regs.x[1] = super::vpm::state(&group) as u64;
             return false;
         }
+        ProxyRequest::SetName { space } => {
+            rename(&space);
+            return false;
+        }
         ProxyRequest::SetAffinity { vcpu, cpu } => {
             // One output: X0.
             let r = set_affinity(&vcpu, cpu);
@@ -172,6 +172,25 @@ pub fn call(vm: &Vm, caller: usize, regs: &mut GuestRegs, request: ProxyRequest)
         *dst = src;
     }
     false
+}
+
+/// `WURLEY_VM_SET_NAME` named the VM on `space`: if that VM runs already, it takes the name
+/// (and the console focus, if asked); otherwise `vm::assemble` applies it when it builds the VM.
+fn rename(space: &Arc<crate::object::addrspace::AddrSpaceObject>) {
+    let Some((name, focus)) = space.vm_name() else {
+        return;
+    };
+    let live = (0..machine::slots()).find_map(|i| {
+        let vm = machine::get(i)?;
+        let on = vm.space().is_some_and(|s| Arc::ptr_eq(&s, space));
+        (on && !vm.has_ended()).then_some((i, vm))
+    });
+    let Some((slot, vm)) = live else { return };
+    log::info!("VM {}: now named {name}", vm.name);
+    vm.name.set(name);
+    if focus {
+        super::console::set_focus(slot);
+    }
 }
 
 /// `vcpu_set_affinity`: move the vCPU `object` names to physical CPU `cpu`; a thread still in
@@ -195,11 +214,13 @@ fn set_affinity(object: &VcpuObject, cpu: usize) -> Result<(), Error> {
     Ok(())
 }
 
-/// The proxied vCPU `object` names, if `vm` is its owner.
+/// Where the proxied vCPU `object` names lives, if `vm` may run it: its owner for a VM of the
+/// manifest, anyone for a VM built from objects ([`ANY_OWNER`]: the cap's rights are the
+/// authority). `ObjectState` once its VM was retired.
 fn target(vm: &Vm, object: &VcpuObject) -> Result<(&'static Vm, usize), Error> {
     let t = object.target().ok_or(Error::ObjectState)?;
     let mine = vm.vcpus.first().map(|s| s.vm_index());
-    if mine != Some(t.owner) {
+    if t.owner != ANY_OWNER && mine != Some(t.owner) {
         return Err(Error::Busy);
     }
     machine::vcpu_of(object).ok_or(Error::ObjectState)
@@ -243,7 +264,7 @@ impl Drop for Claim<'_> {
 /// `vcpu_run` of `object` by vCPU `caller` of `vm`.
 fn run(vm: &Vm, caller: usize, object: &VcpuObject, resume: [u64; 3]) -> Result<Outcome, Error> {
     let owner = vm.vcpus.get(caller).ok_or(Error::Busy)?;
-    // A proxied vCPU never runs another (owners are not proxy-scheduled: the manifest says so).
+    // A proxy-scheduled vCPU never runs another.
     if owner.proxy.get().is_some() {
         return Err(Error::Busy);
     }
@@ -263,12 +284,37 @@ fn run(vm: &Vm, caller: usize, object: &VcpuObject, resume: [u64; 3]) -> Result<
     {
         return Err(Error::Busy);
     }
-    let _claim = Claim(slot);
+    let claim = Claim(slot);
+    let outcome = run_claimed(vm, caller, owner, tvm, index, proxy, me, resume);
+    drop(claim);
+    // A VM built from objects that ended while this ran is retired now that its vCPU is off
+    // the CPU (a no-op for the manifest's VMs).
+    if tvm.has_ended() {
+        machine::retire(tvm);
+    }
+    Ok(outcome)
+}
+
+/// The body of [`run`] once the vCPU is claimed (its `place` is RUNNING).
+#[allow(clippy::too_many_arguments)]
+fn run_claimed(
+    vm: &Vm,
+    caller: usize,
+    owner: &super::machine::VcpuSlot,
+    tvm: &'static Vm,
+    index: usize,
+    proxy: &ProxySlot,
+    me: usize,
+    resume: [u64; 3],
+) -> Outcome {
+    let Some(slot) = tvm.vcpus.get(index) else {
+        return (RunState::Fault, [0; 3]);
+    };
     if let Some(state) = halted_state(tvm, index) {
-        return Ok(state);
+        return state;
     }
     if slot.blocked.load(Ordering::Acquire) {
-        return Ok(expects_wakeup());
+        return expects_wakeup();
     }
     let mut v = vcpu::take_context(tvm, slot);
     if let Some(access) = proxy.pending.lock().take() {
@@ -314,7 +360,7 @@ fn run(vm: &Vm, caller: usize, object: &VcpuObject, resume: [u64; 3]) -> Result<
         Next::CpuOff | Next::Ended => proxy.object.raise(VcpuVirqType::Halt),
         _ => *slot.context.lock() = Some(v),
     }
-    Ok(outcome)
+    outcome
 }
 
 fn expects_wakeup() -> Outcome {

@@ -11,7 +11,9 @@
 //! `rm-<vm name>`.
 //!
 //! The RM does not count as a VM of the manifest: when those have all ended, the machine powers
-//! off.
+//! off. Its own SYSTEM_OFF powers the machine off and its SYSTEM_RESET resets it. With
+//! `launch=rm` the hypervisor makes only the RM ([`give_all_hwirqs`]: a hwirq cap per SPI; no VM
+//! entries) and the RM launches the manifest's VMs itself.
 
 use alloc::format;
 use alloc::string::String;
@@ -31,6 +33,7 @@ use crate::mm::addr::{PAGE_SIZE, PhysRange};
 use crate::mm::guestmem::GuestMemory;
 use crate::object::Object;
 use crate::object::handle::{Header, PartitionObject};
+use crate::object::hwirq::HwirqObject;
 use crate::platform::Platform;
 
 use super::devicetree::hypervisor::{self, HypNode, RM_MESSAGE_SIZE, RM_QUEUE_DEPTH};
@@ -61,12 +64,17 @@ pub const WINDOW_IPA: u64 = 0x60_0000_0000;
 pub const WINDOW_SIZE: u64 = 1 << 30;
 /// Object memory the RM may create objects with (its partition cap is the root partition's).
 const RM_OBJECT_MEMORY: usize = 4 << 20;
+/// Caps the RM's cspace holds (slots are allocated as they are used): a hwirq cap per SPI
+/// (up to 988) besides the objects of every VM it builds.
+const RM_CSPACE_CAPACITY: usize = 4096;
 const MIB2: u64 = 2 << 20;
+/// Largest boot-information block (what the RM's runtime reads at most).
+const BOOT_INFO_MAX: usize = 64 << 10;
 
 /// The RM's objects and its link endpoint, made before the other VMs (their device trees list
 /// their RM queues).
 pub fn endpoint() -> Option<Endpoint<'static>> {
-    let objects = VmObjects::new(RM_OBJECT_MEMORY)
+    let objects = VmObjects::with_capacity(RM_OBJECT_MEMORY, RM_CSPACE_CAPACITY)
         .inspect_err(|e| log::error!("resource manager: objects: {e:?}"))
         .ok()?;
     if let Err(e) = objects.space(wurley_abi::rm::VMID_RM.raw()) {
@@ -215,6 +223,31 @@ pub fn give_hwirq_caps(rm: &VmObjects) -> Vec<HwirqEntry> {
         .collect()
 }
 
+/// `launch=rm`: a hardware IRQ object for every SPI the GIC implements except the console's
+/// (the one the hypervisor uses), unbound, with a cap for the RM (objects `rm`) listed in its
+/// boot information as vmid 0, virq = the INTID. Level or edge as the platform's device tree
+/// says (level if it does not).
+pub fn give_all_hwirqs(platform: &Platform, rm: &VmObjects) -> Vec<HwirqEntry> {
+    let console = platform.uart.irq.map(|i| i.intid);
+    let spis = crate::arch::aarch64::gic::spi_count();
+    (32..32 + spis.min(988))
+        .filter(|&intid| Some(intid) != console)
+        .filter_map(|intid| {
+            let level = platform.spi_level(intid).unwrap_or(true);
+            let object = HwirqObject::new(intid, level);
+            let cap = rm
+                .grant(Object::Hwirq(object), HwirqRights::BIND_VIC.bits())
+                .inspect_err(|e| log::error!("resource manager: hwirq {intid}: no cap: {e:?}"))
+                .ok()?;
+            Some(HwirqEntry {
+                vmid: 0,
+                virq: intid,
+                cap: CapId(cap),
+            })
+        })
+        .collect()
+}
+
 /// Link every VM endpoint in `eps` (all but the last, which is the RM's) to the RM.
 pub fn link_clients(eps: &mut [Endpoint<'_>]) {
     let Some(rm) = eps.len().checked_sub(1) else {
@@ -339,7 +372,6 @@ fn build(
         });
 
     let dtb_ipa = base + RM_MEMORY - MIB2;
-    let info_ipa = dtb_ipa - PAGE_SIZE;
     let mpidrs = [layout::vcpu_mpidr(0)];
     // The RM's own options: the primary VM, and `rm.debug=` passed on from the hypervisor's
     // command line.
@@ -396,8 +428,19 @@ fn build(
     let mut block_bytes = alloc::vec![0u8; bootinfo::size_v2(free.len(), vms.len(), hwirqs.len())];
     info.encode_v2(&free, vms, hwirqs, &mut block_bytes)
         .ok_or_else(|| String::from("boot information does not fit"))?;
-    if block_bytes.len() as u64 > PAGE_SIZE {
-        return Err(String::from("boot information longer than a page"));
+    // Whole pages right below the device tree, clear of the image (its BSS and stack too).
+    let info_ipa = dtb_ipa - (block_bytes.len() as u64).next_multiple_of(PAGE_SIZE);
+    let image_end = image
+        .segments
+        .iter()
+        .map(|s| s.ipa + s.mem_size.max(s.bytes.len() as u64))
+        .max()
+        .unwrap_or(base);
+    if block_bytes.len() > BOOT_INFO_MAX || info_ipa < image_end {
+        return Err(alloc::format!(
+            "boot information of {} bytes does not fit below the device tree",
+            block_bytes.len()
+        ));
     }
     memory
         .write(info_ipa, &block_bytes)

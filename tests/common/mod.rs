@@ -37,6 +37,23 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// The hypervisor command line of a run: `append` followed by the words of `WURLEY_TEST_ARGS`
+/// (if set and not blank), so a whole suite can run with other boot options (for instance
+/// `WURLEY_TEST_ARGS=launch=rm`).
+pub fn append_with_test_args(append: Option<&str>) -> Option<String> {
+    let extra = std::env::var("WURLEY_TEST_ARGS").unwrap_or_default();
+    join_args(append, &extra)
+}
+
+fn join_args(append: Option<&str>, extra: &str) -> Option<String> {
+    let extra = extra.trim();
+    match (append, extra.is_empty()) {
+        (a, true) => a.map(str::to_string),
+        (Some(a), false) if !a.trim().is_empty() => Some(format!("{a} {extra}")),
+        (_, false) => Some(extra.to_string()),
+    }
+}
+
 /// How to start QEMU.
 #[derive(Clone, Debug)]
 pub struct Qemu {
@@ -99,7 +116,7 @@ impl Qemu {
         let mut cmd = Command::new("qemu-system-aarch64");
         cmd.args(machine_args(self.smp, &self.mem));
         cmd.arg("-kernel").arg(image());
-        if let Some(a) = &self.append {
+        if let Some(a) = append_with_test_args(self.append.as_deref()) {
             cmd.arg("-append").arg(a);
         }
         if let Some(d) = &self.dtb {
@@ -332,4 +349,16 @@ pub fn dump_dtb(smp: u32, mem: &str, path: &Path) {
         status.success() && path.exists(),
         "QEMU could not dump its DTB"
     );
+}
+
+#[test]
+fn test_args_are_appended() {
+    assert_eq!(join_args(None, ""), None);
+    assert_eq!(join_args(Some("a=1"), "  "), Some("a=1".into()));
+    assert_eq!(
+        join_args(Some("a=1"), "launch=rm"),
+        Some("a=1 launch=rm".into())
+    );
+    assert_eq!(join_args(None, " launch=rm "), Some("launch=rm".into()));
+    assert_eq!(join_args(Some(""), "launch=rm"), Some("launch=rm".into()));
 }

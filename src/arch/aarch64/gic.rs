@@ -189,6 +189,12 @@ pub fn send_sgi(n: u32, mpidr: u64) {
     }
 }
 
+/// How many SPIs the distributor implements (GICD_TYPER.ITLinesNumber): INTIDs 32 up to
+/// 32 + this. 0 before the GIC is set up.
+pub fn spi_count() -> u32 {
+    GIC.get().map_or(0, |gic| gic.lock().typer().num_spis())
+}
+
 /// Disable a shared interrupt (SPI): it is no longer signalled to any CPU.
 pub fn disable_spi(intid: u32) -> Result<(), Error> {
     if !(32..1020).contains(&intid) {

@@ -126,10 +126,11 @@ fn thread_activation_needs_cspace_addrspace_and_vic() {
 #[test]
 fn configuration_values_are_checked_and_kept() {
     let (mut vm, t, _, _) = builder();
+    // vcpu_run_scheduled (bit 9) is accepted, and kept.
+    assert_eq!(vm.err(HypCall::VcpuConfigure, &[t, 1 << 9, 0]), None);
     assert_eq!(
-        vm.err(HypCall::VcpuConfigure, &[t, 1 << 9, 0]),
-        Some(Error::ArgumentInvalid),
-        "proxy scheduling of hypercall-made VMs is not accepted"
+        vm.err(HypCall::VcpuConfigure, &[t, 1 << 10, 0]),
+        Some(Error::ArgumentInvalid)
     );
     assert_eq!(
         vm.err(HypCall::VcpuConfigure, &[t, 1 << 6, 0]),
@@ -348,4 +349,92 @@ fn hwirq_bind_and_unbind() {
         vm.native(HypCall::HwirqBindVirq, &[cap, vic, 40, 1])[0],
         code(Error::ArgumentInvalid)
     );
+}
+
+/// `WURLEY_VM_SET_NAME` with `x1..x4`: the reply and the request it left.
+fn set_name(vm: &mut Vm, args: [u64; 4]) -> (u64, Option<ProxyRequest>) {
+    let mut x = alloc::vec![u64::from(wurley_abi::vendor::VM_SET_NAME)];
+    x.extend_from_slice(&args);
+    x.resize(8, 0);
+    let mut c = super::super::context::Caller {
+        cspace: Some(&vm.cspace),
+        mem: &mut vm.mem,
+        yield_cpu: false,
+        proxy: None,
+    };
+    let r = super::super::smccc(&x, &mut c).unwrap().values().to_vec();
+    (r[0], c.proxy)
+}
+
+#[test]
+fn vm_set_name_checks_and_keeps_the_name_on_the_address_space() {
+    let mut vm = Vm::new(1 << 20);
+    let object =
+        AddrSpaceObject::new_for_vm(crate::object::memextent::tests::fake_ctx(), 1).unwrap();
+    let map = vm
+        .cspace
+        .insert_master(
+            Object::AddrSpace(object.clone()),
+            AddrspaceRights::MAP.bits(),
+        )
+        .unwrap()
+        .raw();
+    let lookup_only = vm
+        .cspace
+        .insert_master(
+            Object::AddrSpace(object.clone()),
+            AddrspaceRights::LOOKUP.bits(),
+        )
+        .unwrap()
+        .raw();
+    let va = super::BASE + 0x100;
+    vm.mem.bytes[0x100..0x100 + 10].copy_from_slice(b"linux_1.0+");
+    vm.mem.bytes[0x200..0x200 + 3].copy_from_slice(b"a b");
+    let bad_chars = super::BASE + 0x200;
+
+    // Cap first, then flags, length, buffer, characters.
+    assert_eq!(
+        set_name(&mut vm, [!0, va, 5, 0]).0,
+        code(Error::CspaceCapNull)
+    );
+    assert_eq!(
+        set_name(&mut vm, [lookup_only, va, 5, 0]).0,
+        code(Error::CspaceInsufficientRights)
+    );
+    let vic = vm.vic;
+    assert_eq!(
+        set_name(&mut vm, [vic, va, 5, 0]).0,
+        code(Error::CspaceWrongObjectType)
+    );
+    assert_eq!(
+        set_name(&mut vm, [map, va, 5, 2]).0,
+        code(Error::ArgumentInvalid)
+    );
+    assert_eq!(
+        set_name(&mut vm, [map, va, 0, 0]).0,
+        code(Error::ArgumentSize)
+    );
+    assert_eq!(
+        set_name(&mut vm, [map, va, 30, 0]).0,
+        code(Error::ArgumentSize)
+    );
+    assert_eq!(
+        set_name(&mut vm, [map, 0x10, 5, 0]).0,
+        code(Error::AddrInvalid)
+    );
+    assert_eq!(
+        set_name(&mut vm, [map, bad_chars, 3, 0]).0,
+        code(Error::ArgumentInvalid)
+    );
+    assert_eq!(object.vm_name(), None);
+
+    let (r, req) = set_name(&mut vm, [map, va, 5, 0]);
+    assert_eq!(r, 0);
+    assert!(matches!(req, Some(ProxyRequest::SetName { space }) if Arc::ptr_eq(&space, &object)));
+    assert_eq!(object.vm_name(), Some(("linux".into(), false)));
+    // Named again, with the console focus.
+    assert_eq!(set_name(&mut vm, [map, va, 10, 1]).0, 0);
+    assert_eq!(object.vm_name(), Some(("linux_1.0+".into(), true)));
+    // The native range has no such call.
+    assert_eq!(crate::hypercall::decode::native(0x0100), None);
 }
