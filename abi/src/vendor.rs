@@ -4,7 +4,7 @@
 //!
 //! - [`VM_SET_NAME`] (`0xC600_0100`, fast, SMC64): `X1` address-space cap (right MAP), `X2`
 //!   guest VA of the name, `X3` its length (1..=[`VM_NAME_MAX`] bytes of
-//!   `A-Z a-z 0-9 , . _ + -`), `X4` flags ([`VM_NAME_CONSOLE_FOCUS`]; other bits
+//!   `A-Z a-z 0-9 , . _ + -`), `X4` flags ([`VM_NAME_CONSOLE_FOCUS`], [`VM_NAME_CONSOLE_SHARED`]; other bits
 //!   `ARGUMENT_INVALID`). Names the VM built (or to be built) on that address space: its
 //!   console lines are prefixed `[name] ` and the hypervisor's log lines say `VM <name>: ...`.
 
@@ -14,6 +14,10 @@ pub const VM_SET_NAME: u32 = 0xC600_0100;
 pub const VM_NAME_MAX: usize = 29;
 /// `VM_SET_NAME` flags bit 0: the VM takes console input first.
 pub const VM_NAME_CONSOLE_FOCUS: u64 = 1 << 0;
+/// `VM_SET_NAME` flags bit 1: several VMs share the console (from now on, every VM's output
+/// goes out a whole line at a time, prefixed with its name), as the launcher knows before the
+/// VMs start.
+pub const VM_NAME_CONSOLE_SHARED: u64 = 1 << 1;
 
 /// Whether `name` is a name `VM_SET_NAME` accepts: 1..=[`VM_NAME_MAX`] bytes, each a letter,
 /// a digit or one of `, . _ + -`.

@@ -133,6 +133,8 @@ pub trait Hypercalls {
         virq: u32,
         kind: u64,
     ) -> Result<(), Error>;
+    /// `vcpu_unbind_virq`.
+    fn vcpu_unbind_virq(&mut self, thread: CapId, kind: u64) -> Result<(), Error>;
     /// `msgqueue_configure`.
     fn msgqueue_configure(&mut self, mq: CapId, depth: u32, msg_size: u32) -> Result<(), Error>;
     /// `msgqueue_bind_send_virq` (the sender's "not full").

@@ -1091,6 +1091,12 @@ impl<C: Hypercalls> Hyp for Gunyah<C> {
             let _ = self.calls.cspace_delete(self.rm.cspace, r.extent);
         }
         let [tx, rx] = objects.link_virqs;
+        // The RM's HALT vIRQ for it is free again (the vCPU object may outlive the VM).
+        if let Some(&v0) = objects.vcpus.first() {
+            let _ = self
+                .calls
+                .vcpu_unbind_virq(v0, wurley_abi::vcpu_run::VcpuVirqType::Halt as u64);
+        }
         self.events.push(Event::Unwatch {
             vmid,
             virq: objects.halt_virq,

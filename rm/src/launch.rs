@@ -742,9 +742,11 @@ impl<'a> Launcher<'a> {
                     self.doorbell(g, &link.name, sender, receiver)
                 }
             };
-            if let Err(e) = r {
-                self.lines
-                    .push(format!("link {}: not made: {e}", link.name));
+            match r {
+                Ok(()) => self.lines.push(format!("link {}: ready", link.name)),
+                Err(e) => self
+                    .lines
+                    .push(format!("link {}: not made: {e}", link.name)),
             }
         }
         self.bundle.links = links;
@@ -1290,10 +1292,16 @@ impl<'a> Launcher<'a> {
             .find(|&i| self.bundle.vms[i].console)
             .or(alive.first().copied());
         let mut out = Vec::new();
+        // Several VMs: the console is shared from the start (whole lines, named).
+        let shared = if alive.len() > 1 {
+            wurley_abi::vendor::VM_NAME_CONSOLE_SHARED
+        } else {
+            0
+        };
         for &i in &alive {
             let spec = &self.bundle.vms[i];
             let vm = &mut self.vms[i];
-            let flags = u64::from(Some(i) == focus);
+            let flags = u64::from(Some(i) == focus) | shared;
             let c = g.calls_mut();
             if let Err(e) = c.vm_set_name(vm.addrspace, &spec.name, flags) {
                 self.lines

@@ -175,7 +175,7 @@ fn one_vm_is_built_in_the_contract_order() {
     let on = l.power_on(&mut g);
     assert_eq!(on, [true, true]);
     let log = &g.calls().log[n..];
-    assert_eq!(log[0], "vm_set_name(0x103, linux, 1)");
+    assert_eq!(log[0], "vm_set_name(0x103, linux, 3)");
     let text_offset = u64::from_le_bytes(FAKE_IMAGE[8..16].try_into().unwrap());
     assert_eq!(
         log[1],
@@ -184,7 +184,7 @@ fn one_vm_is_built_in_the_contract_order() {
             0x4000_0000 + text_offset
         )
     );
-    assert_eq!(log[2], "vm_set_name(0x10b, rtos, 0)");
+    assert_eq!(log[2], "vm_set_name(0x10b, rtos, 2)");
     assert!(l.done());
     assert_eq!(l.step(&mut g), Step::Done);
 }

@@ -55,7 +55,7 @@ mod el1 {
     use alloc::vec;
     use alloc::vec::Vec;
     use core::fmt;
-    use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+    use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
     use buddy_system_allocator::LockedHeap;
     use wurley_abi::rm::status::VmStatus;
@@ -204,6 +204,10 @@ mod el1 {
             kind: u64,
         ) -> Result<(), Error> {
             hyp::vcpu_bind_virq(thread, vic, virq.into(), kind)
+        }
+
+        fn vcpu_unbind_virq(&mut self, thread: CapId, kind: u64) -> Result<(), Error> {
+            hyp::vcpu_unbind_virq(thread, kind)
         }
         fn msgqueue_configure(&mut self, mq: CapId, depth: u32, size: u32) -> Result<(), Error> {
             hyp::msgqueue_configure(mq, depth, size as usize)
@@ -614,7 +618,9 @@ mod el1 {
             println!("RM: error: rm.primary={p}: no RM link to such a VM");
         }
         let launch = launcher(info.as_ref());
-        println!("RM: serving {} client(s)", server.clients());
+        if launch.is_none() {
+            println!("RM: serving {} client(s)", server.clients());
+        }
         serve(&mut server, watches, &mut out, launch)
     }
 
@@ -719,6 +725,7 @@ mod el1 {
                 let _ = server.vms_mut().set_status(vmid, VmStatus::Exited);
             }
         }
+        println!("RM: serving {} client(s)", server.clients());
         if l.ending.is_empty() {
             println!("RM: no VM of the manifest runs: powering off");
             wurley_rt::power_off();
@@ -833,6 +840,9 @@ mod el1 {
         vmids
     }
 
+    /// Whether the last VM to exit reset (the machine then resets rather than powers off).
+    static LAST_EXIT_RESET: AtomicBool = AtomicBool::new(false);
+
     /// When every VM launched from the manifest has exited, the machine ends.
     fn check_end(server: &RmServer, launch: Option<&Launch>) {
         let Some(l) = launch else { return };
@@ -846,7 +856,12 @@ mod el1 {
                 .is_none_or(|r| r.status == VmStatus::Exited)
         });
         if exited {
-            println!("RM: every VM of the manifest has exited: powering off");
+            // As the hypervisor did: the machine resets if the last VM to end reset.
+            if LAST_EXIT_RESET.load(Ordering::Acquire) {
+                println!("RM: last VM ended with a reset: resetting the machine");
+                wurley_rt::reset();
+            }
+            println!("RM: last VM ended: powering off (every VM of the manifest has exited)");
             wurley_rt::power_off();
         }
     }
@@ -894,6 +909,7 @@ mod el1 {
             _ => return,
         };
         if server.vm_exited(w.vmid, exit, out) {
+            LAST_EXIT_RESET.store(exit == ExitType::PlatformReset, Ordering::Release);
             println!(
                 "RM: VM {} (vmid {:#x}) exited: {how}",
                 w.name,

@@ -44,7 +44,7 @@ pub mod time;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub use rt::{
     boot_info, boot_info_bytes, dtb, enable_irqs, fdt, irqs_masked, mask_irqs, mpidr_affinity,
-    power_off, ram, wait_for_interrupt,
+    power_off, ram, reset, wait_for_interrupt,
 };
 
 /// Names the guest's main function, `fn(dtb: usize) -> !`, which the runtime calls once the

@@ -170,6 +170,15 @@ pub fn power_off() -> ! {
     }
 }
 
+/// Reset the VM with PSCI SYSTEM_RESET (the resource manager: the machine).
+pub fn reset() -> ! {
+    hyp::hvc_smccc(psci::SYSTEM_RESET, [0; 7]);
+    mask_irqs();
+    loop {
+        wait_for_interrupt();
+    }
+}
+
 /// Vector index of an IRQ taken from EL1 with SP_EL1 (the only expected asynchronous one).
 const VECTOR_IRQ_EL1H: u64 = 5;
 

@@ -104,6 +104,8 @@ pub enum ProxyRequest {
     SetName {
         /// The address space.
         space: Arc<AddrSpaceObject>,
+        /// Several VMs share the console from now on.
+        shared: bool,
     },
     /// `vcpu_set_affinity`.
     SetAffinity {

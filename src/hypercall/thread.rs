@@ -253,16 +253,18 @@ pub fn hwirq_unbind(c: &Caller, a: &[u64]) -> Reply {
 }
 
 /// `WURLEY_VM_SET_NAME` (SMCCC `0xC600_0100`): X1 address space (MAP), X2 guest VA of the name,
-/// X3 its length, X4 flags (bit 0: the VM takes console input first). Checked in this order:
-/// the cap; flags other than bit 0 `ArgumentInvalid`; a length outside 1..=29 `ArgumentSize`;
+/// X3 its length, X4 flags (bit 0: the VM takes console input first; bit 1: several VMs share
+/// the console from now on). Checked in this order: the cap; other flags `ArgumentInvalid`; a length outside 1..=29 `ArgumentSize`;
 /// a buffer that cannot be read `AddrInvalid` (`AddrOverflow` if it wraps); a byte outside
 /// `A-Z a-z 0-9 , . _ + -` `ArgumentInvalid`. The name is kept on the address space for the VM
 /// built on it; `vm::proxy` renames a VM that runs on it already ([`ProxyRequest::SetName`]).
 pub fn vm_set_name(c: &mut Caller, a: &[u64; 4]) -> Reply {
-    use wurley_abi::vendor::{VM_NAME_CONSOLE_FOCUS, VM_NAME_MAX, is_valid_vm_name};
+    use wurley_abi::vendor::{
+        VM_NAME_CONSOLE_FOCUS, VM_NAME_CONSOLE_SHARED, VM_NAME_MAX, is_valid_vm_name,
+    };
     let r = (|| {
         let space = c.addrspace(a[0], AddrspaceRights::MAP.bits())?;
-        if a[3] & !VM_NAME_CONSOLE_FOCUS != 0 {
+        if a[3] & !(VM_NAME_CONSOLE_FOCUS | VM_NAME_CONSOLE_SHARED) != 0 {
             return Err(Error::ArgumentInvalid);
         }
         let len = usize::try_from(a[2]).map_err(|_| Error::ArgumentSize)?;
@@ -279,7 +281,10 @@ pub fn vm_set_name(c: &mut Caller, a: &[u64; 4]) -> Reply {
         let name = core::str::from_utf8(name).map_err(|_| Error::ArgumentInvalid)?;
         let focus = a[3] & VM_NAME_CONSOLE_FOCUS != 0;
         space.set_vm_name(name, focus)?;
-        c.proxy = Some(ProxyRequest::SetName { space });
+        c.proxy = Some(ProxyRequest::SetName {
+            space,
+            shared: a[3] & VM_NAME_CONSOLE_SHARED != 0,
+        });
         Ok(())
     })();
     Reply::result(r)

@@ -139,6 +139,8 @@ pub struct VcpuObject {
     /// Configuration of a guest-created thread (empty for a manifest VM's vCPU).
     pub config: Mutex<ThreadConfig>,
     target: Once<VcpuTarget>,
+    /// What `vcpu_run_check` answers once its VM is retired: the run state and its data.
+    final_state: Once<(u64, [u64; 3])>,
     halt: Mutex<Option<VirqSource>>,
     wakeup: Mutex<Option<VirqSource>>,
     charge: Option<Charge>,
@@ -160,6 +162,7 @@ impl VcpuObject {
             header,
             config: Mutex::new(ThreadConfig::default()),
             target: Once::new(),
+            final_state: Once::new(),
             halt: Mutex::new(None),
             wakeup: Mutex::new(None),
             charge,
@@ -204,11 +207,20 @@ impl VcpuObject {
         self.header.activate()
     }
 
-    /// Let go of the cspace, address space and VIC it was attached to, and unbind its vIRQ
-    /// sources (its VM was retired: it has nothing more to report).
+    /// Record the state its VM left it in (raw `vcpu_run_state` and its three data words), for
+    /// `vcpu_run_check` after the VM is retired.
+    pub fn set_final_state(&self, state: u64, data: [u64; 3]) {
+        self.final_state.call_once(|| (state, data));
+    }
+
+    /// The state recorded by [`set_final_state`](Self::set_final_state).
+    pub fn final_state(&self) -> Option<(u64, [u64; 3])> {
+        self.final_state.get().copied()
+    }
+
+    /// Let go of the cspace, address space and VIC it was attached to (its VM was retired).
+    /// Its vIRQ sources stay bound until their holders unbind them, as for any object.
     pub fn release(&self) {
-        drop(self.halt.lock().take());
-        drop(self.wakeup.lock().take());
         let held = {
             let mut cfg = self.config.lock();
             (

@@ -379,7 +379,10 @@ impl Vm {
         if !shared {
             o.cspace.clear();
         }
-        for v in o.vcpus.get().into_iter().flatten() {
+        for (i, v) in o.vcpus.get().into_iter().flatten().enumerate() {
+            if let Some((state, data)) = super::proxy::halted_state(self, i) {
+                v.set_final_state(state.raw(), data);
+            }
             v.release();
         }
     }
@@ -426,11 +429,21 @@ pub fn guests() -> usize {
 /// not yet retired.
 static LIVE_GUESTS: AtomicUsize = AtomicUsize::new(0);
 
+/// Set by the VMs' launcher (`WURLEY_VM_SET_NAME` flag): several VMs share the console.
+static CONSOLE_SHARED: AtomicBool = AtomicBool::new(false);
+
+/// From now on several VMs share the console (the resource manager launches more than one).
+pub fn share_console() {
+    CONSOLE_SHARED.store(true, Ordering::Release);
+}
+
 /// Whether several guests share the console (their output then goes out a line at a time,
-/// prefixed with their names): more than one manifest VM was started, or VMs made by
-/// hypercalls run beside them.
+/// prefixed with their names): more than one manifest VM was started, the launcher said so,
+/// or VMs made by hypercalls run beside others.
 pub fn console_shared() -> bool {
-    GUESTS.load(Ordering::Acquire) > 1 || LIVE_GUESTS.load(Ordering::Acquire) > 1
+    GUESTS.load(Ordering::Acquire) > 1
+        || CONSOLE_SHARED.load(Ordering::Relaxed)
+        || LIVE_GUESTS.load(Ordering::Acquire) > 1
 }
 
 /// Most VMs alive at once (the manifest's, the resource manager, and those made by hypercalls).

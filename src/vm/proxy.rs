@@ -153,7 +153,10 @@ pub fn call(vm: &Vm, caller: usize, regs: &mut GuestRegs, request: ProxyRequest)
             regs.x[1] = super::vpm::state(&group) as u64;
             return false;
         }
-        ProxyRequest::SetName { space } => {
+        ProxyRequest::SetName { space, shared } => {
+            if shared {
+                machine::share_console();
+            }
             rename(&space);
             return false;
         }
@@ -226,8 +229,18 @@ fn target(vm: &Vm, object: &VcpuObject) -> Result<(&'static Vm, usize), Error> {
     machine::vcpu_of(object).ok_or(Error::ObjectState)
 }
 
+/// The state a retired VM left the vCPU `object` names in, if its VM was retired.
+fn retired_state(object: &VcpuObject) -> Option<Outcome> {
+    if machine::vcpu_of(object).is_some() {
+        return None;
+    }
+    object
+        .final_state()
+        .and_then(|(s, d)| RunState::from_raw(s).map(|s| (s, d)))
+}
+
 /// The state of a vCPU that will not run again until something changes, if it is in one.
-fn halted_state(vm: &Vm, index: usize) -> Option<Outcome> {
+pub(super) fn halted_state(vm: &Vm, index: usize) -> Option<Outcome> {
     let slot = vm.vcpus.get(index)?;
     if vm.has_ended() {
         return Some(match vm.end_reason() {
@@ -248,8 +261,11 @@ fn halted_state(vm: &Vm, index: usize) -> Option<Outcome> {
 /// `vcpu_run_check`: the state of a halted vCPU; `Busy` while it has not halted. The cap's
 /// rights are the authority: any holder may ask.
 fn check(object: &VcpuObject) -> Result<Outcome, Error> {
-    let (vm, index) = machine::vcpu_of(object).ok_or(Error::ObjectState)?;
-    halted_state(vm, index).ok_or(Error::Busy)
+    match machine::vcpu_of(object) {
+        Some((vm, index)) => halted_state(vm, index).ok_or(Error::Busy),
+        // Its VM was retired: the state it ended in.
+        None => retired_state(object).ok_or(Error::ObjectState),
+    }
 }
 
 /// Holds a proxied vCPU's `place` at RUNNING; gives it back when dropped.
@@ -267,6 +283,10 @@ fn run(vm: &Vm, caller: usize, object: &VcpuObject, resume: [u64; 3]) -> Result<
     // A proxy-scheduled vCPU never runs another.
     if owner.proxy.get().is_some() {
         return Err(Error::Busy);
+    }
+    // Its VM ended and was retired: it stays in the state it ended in.
+    if let Some(state) = retired_state(object) {
+        return Ok(state);
     }
     let (tvm, index) = target(vm, object)?;
     let slot = tvm.vcpus.get(index).ok_or(Error::ObjectState)?;

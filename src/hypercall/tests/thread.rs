@@ -407,7 +407,7 @@ fn vm_set_name_checks_and_keeps_the_name_on_the_address_space() {
         code(Error::CspaceWrongObjectType)
     );
     assert_eq!(
-        set_name(&mut vm, [map, va, 5, 2]).0,
+        set_name(&mut vm, [map, va, 5, 4]).0,
         code(Error::ArgumentInvalid)
     );
     assert_eq!(
@@ -430,7 +430,7 @@ fn vm_set_name_checks_and_keeps_the_name_on_the_address_space() {
 
     let (r, req) = set_name(&mut vm, [map, va, 5, 0]);
     assert_eq!(r, 0);
-    assert!(matches!(req, Some(ProxyRequest::SetName { space }) if Arc::ptr_eq(&space, &object)));
+    assert!(matches!(req, Some(ProxyRequest::SetName { space, shared: false }) if Arc::ptr_eq(&space, &object)));
     assert_eq!(object.vm_name(), Some(("linux".into(), false)));
     // Named again, with the console focus.
     assert_eq!(set_name(&mut vm, [map, va, 10, 1]).0, 0);
