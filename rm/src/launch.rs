@@ -55,15 +55,17 @@ pub const VCPU_OPTION_RUN_SCHEDULED: u64 = 1 << 9;
 /// `memextent_attrs`: access RWX, memtype CACHED.
 const RAM_EXTENT_ATTRS: u32 = 7 | 3 << 8;
 /// `memextent_attrs`: access RW, memtype CACHED (a window piece derived from RAM).
-const PIECE_EXTENT_ATTRS: u32 = 3 | 3 << 8;
+const PIECE_EXTENT_ATTRS: u32 = ACCESS_RW | 3 << 8;
 /// `memextent_attrs`: access RW, memtype DEVICE.
-const DEVICE_EXTENT_ATTRS: u32 = 3 | 1 << 8;
+const DEVICE_EXTENT_ATTRS: u32 = ACCESS_RW | 1 << 8;
 /// `map_attrs`: RWX for user and kernel, normal write-back.
 const RAM_MAP_ATTRS: u32 = 7 | 7 << 4 | 0xF << 16;
 /// `map_attrs`: RW, normal write-back (the RM's window).
-const WINDOW_MAP_ATTRS: u32 = 3 | 3 << 4 | 0xF << 16;
+const WINDOW_MAP_ATTRS: u32 = ACCESS_RW | ACCESS_RW << 4 | 0xF << 16;
 /// `map_attrs`: RW, never executable, Device-nGnRE.
-const DEVICE_MAP_ATTRS: u32 = 3 | 3 << 4 | 1 << 16;
+const DEVICE_MAP_ATTRS: u32 = ACCESS_RW | ACCESS_RW << 4 | 1 << 16;
+/// `pgtable_access` RW: R (4) | W (2).
+const ACCESS_RW: u32 = 6;
 
 /// Rights of a VM's caps to its own vCPUs (`capabilities = "vcpus"`), as the hypervisor gives.
 const OWN_VCPU_RIGHTS: ThreadRights = ThreadRights::AFFINITY

@@ -278,11 +278,11 @@ fn devices_are_identity_mapped_and_their_irqs_bound() {
     );
     // The windows, whole pages, device memory, at their own addresses.
     assert!(log.iter().any(
-        |c| c.starts_with("memextent_configure(") && c.ends_with(", 0xa003000, 0x1000, 0x103)")
+        |c| c.starts_with("memextent_configure(") && c.ends_with(", 0xa003000, 0x1000, 0x106)")
     ));
     assert!(
         log.iter().any(
-            |c| c.starts_with("addrspace_map(") && c.ends_with(", 0xa003000, 0x10033, 0x1000)")
+            |c| c.starts_with("addrspace_map(") && c.ends_with(", 0xa003000, 0x10066, 0x1000)")
         )
     );
     // SPIs 47, 3, 4 at INTIDs 79, 35, 36.
