@@ -377,6 +377,18 @@ impl<'a> Launcher<'a> {
     }
 
     /// Lines to print (errors, what was placed where), oldest first.
+    /// The VMs of the manifest proxy-scheduled by VM `owner` that were built: their names
+    /// and vCPU caps (in the RM's cspace).
+    pub fn proxied_by(&self, owner: &str) -> Vec<(String, Vec<CapId>)> {
+        self.bundle
+            .vms
+            .iter()
+            .zip(&self.vms)
+            .filter(|(spec, vm)| spec.scheduled_by.as_deref() == Some(owner) && vm.alive())
+            .map(|(spec, vm)| (spec.name.clone(), vm.vcpus.clone()))
+            .collect()
+    }
+
     pub fn take_lines(&mut self) -> Vec<String> {
         core::mem::take(&mut self.lines)
     }

@@ -653,6 +653,7 @@ mod el1 {
                 Some(Launch {
                     launcher,
                     ending: Vec::new(),
+                    ended: Vec::new(),
                 })
             }
             Err(e) => {
@@ -683,7 +684,10 @@ mod el1 {
     /// The launch of the manifest's VMs, and the VMIDs whose end ends the machine.
     struct Launch {
         launcher: Launcher<'static>,
+        /// The VMs whose end ends the machine, and whether each has ended (its HALT watch said
+        /// so: a VM_EXIT request alone does not end a VM the hypervisor runs).
         ending: Vec<VmId>,
+        ended: Vec<VmId>,
     }
 
     fn print_lines(launcher: &mut Launcher<'_>) {
@@ -840,6 +844,21 @@ mod el1 {
         vmids
     }
 
+    /// VM `vmid` (`name`) of the manifest ended: record it, and stop the VMs it proxy-schedules
+    /// (they can never run again), as the hypervisor does for the manifest VMs it launches.
+    fn vm_ended(launch: Option<&mut Launch>, vmid: VmId, name: &str) {
+        let Some(l) = launch else { return };
+        if !l.ended.contains(&vmid) {
+            l.ended.push(vmid);
+        }
+        for (proxied, vcpus) in l.launcher.proxied_by(name) {
+            println!("RM: VM {proxied}: its scheduler VM {name} ended");
+            for t in vcpus {
+                let _ = hyp::vcpu_kill(t);
+            }
+        }
+    }
+
     /// Whether the last VM to exit reset (the machine then resets rather than powers off).
     static LAST_EXIT_RESET: AtomicBool = AtomicBool::new(false);
 
@@ -849,12 +868,10 @@ mod el1 {
         if !l.launcher.done() || l.ending.is_empty() {
             return;
         }
-        let exited = l.ending.iter().all(|&v| {
-            server
-                .vms()
-                .get(v)
-                .is_none_or(|r| r.status == VmStatus::Exited)
-        });
+        let exited = l
+            .ending
+            .iter()
+            .all(|v| l.ended.contains(v) || server.vms().get(*v).is_none());
         if exited {
             // As the hypervisor did: the machine resets if the last VM to end reset.
             if LAST_EXIT_RESET.load(Ordering::Acquire) {
@@ -894,11 +911,11 @@ mod el1 {
     /// A watched VM's vCPU 0 halted: ask the hypervisor how (`vcpu_run_check`). A VM that
     /// stopped for good becomes EXITED, and its owner hears of it; a vCPU that only powered
     /// off (its VM goes on) or is running again is no news.
-    fn check_watch(server: &mut RmServer, w: &Watch, out: &mut Console) {
+    fn check_watch(server: &mut RmServer, w: &Watch, out: &mut Console) -> Option<VmId> {
         use wurley_abi::rm::status::ExitType;
         use wurley_abi::vcpu_run::{POWERED_OFF_EXITED, RunState};
         let Ok(r) = hyp::vcpu_run_check(w.cap) else {
-            return;
+            return None;
         };
         let (exit, how) = match RunState::from_raw(r.state) {
             Some(RunState::PoweredOff) if r.data[0] & POWERED_OFF_EXITED != 0 => {
@@ -906,7 +923,7 @@ mod el1 {
             }
             Some(RunState::PsciSystemReset) => (ExitType::PlatformReset, "reset"),
             Some(RunState::Fault) => (ExitType::SoftwareError, "stopped by a fault"),
-            _ => return,
+            _ => return None,
         };
         if server.vm_exited(w.vmid, exit, out) {
             LAST_EXIT_RESET.store(exit == ExitType::PlatformReset, Ordering::Release);
@@ -916,6 +933,7 @@ mod el1 {
                 VmId::raw(w.vmid)
             );
         }
+        Some(w.vmid)
     }
 
     fn add_client(server: &mut RmServer, link: &Link<'_>, primary: Option<&str>) {
@@ -1151,7 +1169,9 @@ mod el1 {
                 if halts & (1u64 << i) != 0
                     && let Some(w) = w
                 {
-                    check_watch(server, w, out);
+                    if let Some(vmid) = check_watch(server, w, out) {
+                        vm_ended(launch.as_mut(), vmid, &w.name);
+                    }
                 }
             }
             for id in 0..server.clients() {
