@@ -103,7 +103,9 @@ fn initrd_and_bootargs_are_reported_and_kept_out_of_free_memory() {
         append: Some("console=ttyAMA0 loglevel=info".into()),
         ..Qemu::smp(1)
     });
-    run.expect("bootargs: \"console=ttyAMA0 loglevel=info\"");
+    // The command line as given, with what the test run appends to every one.
+    let want = common::append_with_test_args(Some("console=ttyAMA0 loglevel=info"));
+    run.expect(&format!("bootargs: \"{}\"", want.unwrap_or_default()));
     let line = run
         .log
         .lines()

@@ -179,6 +179,11 @@ pub fn launch(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]
 /// builds its VMs with hypercalls. Its boot information has no VM entries; it gets a hardware
 /// IRQ cap for every SPI the hypervisor does not use. Returns 1 if it started.
 fn launch_rm_only(platform: &Platform, bundle_bytes: &[u8], cpus: &[&'static PerCpu]) -> usize {
+    // Only a device tree can be a bundle: anything else (no magic) has nothing to launch.
+    if bundle_bytes.get(..4) != Some(&[0xd0, 0x0d, 0xfe, 0xed]) {
+        log::error!("bundle: not a flattened device tree (no FDT magic)");
+        return 0;
+    }
     log::info!("launch=rm: the resource manager launches the bundle's VMs");
     let Some(ep) = super::rm::endpoint() else {
         log::error!("resource manager: not started");

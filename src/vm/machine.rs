@@ -363,6 +363,18 @@ impl Vm {
     /// Let go of the objects a VM made by hypercalls holds (retirement): empty its cspace and
     /// drop what its vCPU objects were attached to, so the caps and objects only the VM held
     /// are freed and the rest live exactly as long as their other holders keep them.
+    /// Record in each vCPU object the state the VM ended in, for `vcpu_run_check` once the VM
+    /// is out of the machine (before it leaves its slot: a check between the two must find
+    /// one or the other).
+    fn record_final_states(&self) {
+        let Some(o) = self.objects.get() else { return };
+        for (i, v) in o.vcpus.get().into_iter().flatten().enumerate() {
+            if let Some((state, data)) = super::proxy::halted_state(self, i) {
+                v.set_final_state(state.raw(), data);
+            }
+        }
+    }
+
     fn release_objects(&self) {
         drop(self.space.write().take());
         let Some(o) = self.objects.get() else { return };
@@ -379,10 +391,7 @@ impl Vm {
         if !shared {
             o.cspace.clear();
         }
-        for (i, v) in o.vcpus.get().into_iter().flatten().enumerate() {
-            if let Some((state, data)) = super::proxy::halted_state(self, i) {
-                v.set_final_state(state.raw(), data);
-            }
+        for v in o.vcpus.get().into_iter().flatten() {
             v.release();
         }
     }
@@ -511,6 +520,7 @@ pub fn retire(vm: &Vm) -> bool {
     let Some(i) = vm.vcpus.first().map(|v| v.vm_index()) else {
         return false;
     };
+    vm.record_final_states();
     super::sched::remove_residents(i);
     if let Some(slot) = VMS.get(i) {
         let mut s = slot.write();

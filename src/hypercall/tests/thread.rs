@@ -430,7 +430,9 @@ fn vm_set_name_checks_and_keeps_the_name_on_the_address_space() {
 
     let (r, req) = set_name(&mut vm, [map, va, 5, 0]);
     assert_eq!(r, 0);
-    assert!(matches!(req, Some(ProxyRequest::SetName { space, shared: false }) if Arc::ptr_eq(&space, &object)));
+    assert!(
+        matches!(req, Some(ProxyRequest::SetName { space, shared: false }) if Arc::ptr_eq(&space, &object))
+    );
     assert_eq!(object.vm_name(), Some(("linux".into(), false)));
     // Named again, with the console focus.
     assert_eq!(set_name(&mut vm, [map, va, 10, 1]).0, 0);
