@@ -7,8 +7,9 @@
 //!   number 0-8 (0-3 error, 4 warn, 5-6 info, 7 debug, 8 trace).
 //! - `wurley.fault=<kind>`: deliberately fault after boot to check the crash path:
 //!   `data-abort`, `undefined` or `panic`.
-//! - `launch=<who>`: who starts the boot bundle's VMs: `kernel` (the default) or `rm` (the
-//!   hypervisor starts only the resource manager, which launches them through hypercalls).
+//! - `launch=<who>`: who starts the boot bundle's VMs: `rm` (the default: the hypervisor starts
+//!   only the resource manager, which launches them through hypercalls) or `kernel` (the
+//!   hypervisor launches them itself: the older path, kept until it is removed).
 
 use log::LevelFilter;
 
@@ -60,18 +61,18 @@ pub fn fault(bootargs: &str) -> Option<Fault> {
 /// Who launches the boot bundle's VMs (`launch=`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Launch {
-    /// The hypervisor launches them itself, then the resource manager (the default).
-    #[default]
+    /// The hypervisor launches them itself, then the resource manager.
     Kernel,
-    /// The hypervisor starts only the resource manager, which launches them.
+    /// The hypervisor starts only the resource manager, which launches them (the default).
+    #[default]
     Rm,
 }
 
-/// `launch=` parsed: `rm`, or `kernel` (also when absent or not understood).
+/// `launch=` parsed: `kernel`, or `rm` (also when absent or not understood).
 pub fn launch(bootargs: &str) -> Launch {
     match param(bootargs, "launch") {
-        Some("rm") => Launch::Rm,
-        _ => Launch::Kernel,
+        Some("kernel") => Launch::Kernel,
+        _ => Launch::Rm,
     }
 }
 
@@ -120,10 +121,10 @@ mod tests {
 
     #[test]
     fn launch_mode() {
-        assert_eq!(launch(""), Launch::Kernel);
-        assert_eq!(launch("loglevel=info launch=rm"), Launch::Rm);
-        assert_eq!(launch("launch=rm launch=kernel"), Launch::Kernel);
-        assert_eq!(launch("launch=other"), Launch::Kernel);
-        assert_eq!(launch("xlaunch=rm"), Launch::Kernel);
+        assert_eq!(launch(""), Launch::Rm);
+        assert_eq!(launch("loglevel=info launch=kernel"), Launch::Kernel);
+        assert_eq!(launch("launch=kernel launch=rm"), Launch::Rm);
+        assert_eq!(launch("launch=other"), Launch::Rm);
+        assert_eq!(launch("xlaunch=kernel"), Launch::Rm);
     }
 }
