@@ -376,7 +376,6 @@ impl<'a> Launcher<'a> {
         &self.bundle.vms
     }
 
-    /// Lines to print (errors, what was placed where), oldest first.
     /// The VMs of the manifest proxy-scheduled by VM `owner` that were built: their names
     /// and vCPU caps (in the RM's cspace).
     pub fn proxied_by(&self, owner: &str) -> Vec<(String, Vec<CapId>)> {
@@ -389,6 +388,7 @@ impl<'a> Launcher<'a> {
             .collect()
     }
 
+    /// Lines to print (errors, what was placed where), oldest first.
     pub fn take_lines(&mut self) -> Vec<String> {
         core::mem::take(&mut self.lines)
     }

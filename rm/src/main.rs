@@ -1168,10 +1168,9 @@ mod el1 {
             for (i, w) in watches.iter().enumerate() {
                 if halts & (1u64 << i) != 0
                     && let Some(w) = w
+                    && let Some(vmid) = check_watch(server, w, out)
                 {
-                    if let Some(vmid) = check_watch(server, w, out) {
-                        vm_ended(launch.as_mut(), vmid, &w.name);
-                    }
+                    vm_ended(launch.as_mut(), vmid, &w.name);
                 }
             }
             for id in 0..server.clients() {
