@@ -143,7 +143,10 @@ pub struct VcpuObject {
     final_state: Once<(u64, [u64; 3])>,
     halt: Mutex<Option<VirqSource>>,
     wakeup: Mutex<Option<VirqSource>>,
-    charge: Option<Charge>,
+    /// What it costs its partition; given back when its VM is retired (the retired VM's
+    /// record keeps the object itself).
+    charge: Mutex<Option<Charge>>,
+    guest_created: bool,
 }
 
 impl VcpuObject {
@@ -165,7 +168,8 @@ impl VcpuObject {
             final_state: Once::new(),
             halt: Mutex::new(None),
             wakeup: Mutex::new(None),
-            charge,
+            guest_created: charge.is_some(),
+            charge: Mutex::new(charge),
         })
     }
 
@@ -218,9 +222,12 @@ impl VcpuObject {
         self.final_state.get().copied()
     }
 
-    /// Let go of the cspace, address space and VIC it was attached to (its VM was retired).
-    /// Its vIRQ sources stay bound until their holders unbind them, as for any object.
+    /// Let go of the cspace, address space and VIC it was attached to (its VM was retired), and
+    /// give its memory charge back to its partition: the retired VM's record keeps this object
+    /// (small) alive, and a partition must not lose quota to VMs that are gone. Its vIRQ
+    /// sources stay bound until their holders unbind them, as for any object.
     pub fn release(&self) {
+        drop(self.charge.lock().take());
         let held = {
             let mut cfg = self.config.lock();
             (
@@ -235,7 +242,7 @@ impl VcpuObject {
 
     /// Whether the thread was made by a guest (rather than standing for a manifest VM's vCPU).
     pub fn is_guest_created(&self) -> bool {
-        self.charge.is_some()
+        self.guest_created
     }
 
     /// Attach the vCPU (once, when the VMs are published).
@@ -322,5 +329,16 @@ mod tests {
             owner: 0,
         });
         assert_eq!(v.target().map(|t| t.vm), Some(1));
+    }
+
+    #[test]
+    fn release_refunds_the_partition() {
+        let p = crate::object::partition::Partition::new_root(1 << 20);
+        let t = VcpuObject::new_init(p.charge(4096).unwrap());
+        assert_eq!(p.used(), 4096);
+        assert!(t.is_guest_created());
+        t.release();
+        assert_eq!(p.used(), 0, "the charge went back when its VM was retired");
+        assert!(t.is_guest_created());
     }
 }
