@@ -420,8 +420,10 @@ fn four_vms_of_two_vcpus_on_two_cpus_share_fairly() {
 
 /// One physical CPU: `busy` (priority 16) spins for 4 s while `rt` (priority 48) waits for its
 /// virtual timer every 2 ms. Each wake-up of the higher priority preempts `busy` at once, so
-/// `rt`'s worst lateness stays well under `busy`'s 5 ms timeslice. The same pair at equal
-/// priorities is run too and its latency printed (there `rt` waits for the timeslice).
+/// `rt`'s median lateness stays far under `busy`'s 5 ms timeslice and at most two of its 200
+/// samples are over 1 ms (the host's scheduler may hold QEMU back once), none over two
+/// timeslices. The same pair at equal priorities is run too and its latency printed (there
+/// `rt` waits for the timeslice every time).
 ///
 /// `rt` starts sampling 200 ms after it boots: the resource manager, which Wurley starts on
 /// CPU 0 at priority 48 as well, sets up its links meanwhile, and round robin between equal
@@ -463,10 +465,22 @@ fn high_priority_guest_preempts_within_a_timeslice() {
         "rt and busy both at priority 32: max {eq_max} us, median {eq_median} us (busy counted {eq_busy:?}); {eq_host}"
     );
 
+    // Without preemption every wakeup waits for busy's timeslice (the equal-priority run above
+    // shows it: all 200 samples over 1 ms). With it, almost none does; a single sample can
+    // still be late by what the host's own scheduler held QEMU back (QEMU's threads share this
+    // machine's cores with the other tests), so one or two late samples are allowed, none later
+    // than two timeslices, and the median must stay far below one.
     let timeslice_us = 5000;
-    if max >= timeslice_us {
+    let timer = vm_line(&run, &vms, "rt", "VMAPI latency timer ");
+    let over_1ms: u64 = timer
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("over_1ms="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| run.fail("no over_1ms in rt's latency line"));
+    if max >= 2 * timeslice_us || over_1ms > 2 || median >= 1000 {
         run.fail(&format!(
-            "rt (priority 48) woke up to {max} us late (median {median} us): not below busy's {timeslice_us} us timeslice\n\
+            "rt (priority 48) woke up to {max} us late (median {median} us, {over_1ms} samples over 1 ms): \
+             not preempting busy within its {timeslice_us} us timeslice\n\
              {host} (a spinning CPU: near 100 % and little waiting unless the host held QEMU \
              back, which the guests see as lateness too)"
         ));
