@@ -103,9 +103,9 @@ pub fn trap_fp_at_el2() {
     };
 }
 
-/// Clean the data cache lines covering `[start, start + len)` to the point of coherency, so a CPU
-/// running with its MMU off (a secondary at entry) reads what this CPU wrote.
-pub fn clean_dcache_range(start: u64, len: u64) {
+/// Run `op` on the address of every data cache line covering `[start, start + len)`, then a
+/// DSB.
+fn for_each_dcache_line(start: u64, len: u64, op: impl Fn(u64)) {
     let ctr: u64;
     // SAFETY: reading CTR_EL0 has no side effects.
     unsafe { asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack)) };
@@ -113,29 +113,29 @@ pub fn clean_dcache_range(start: u64, len: u64) {
     let mut addr = start & !(line - 1);
     let end = start.saturating_add(len);
     while addr < end {
-        // SAFETY: cleaning a line has no architectural effect on memory contents.
-        unsafe { asm!("dc cvac, {}", in(reg) addr, options(nostack)) };
+        op(addr);
         addr += line;
     }
     barrier::dsb(barrier::SY);
 }
 
+/// Clean the data cache lines covering `[start, start + len)` to the point of coherency, so a CPU
+/// running with its MMU off (a secondary at entry) reads what this CPU wrote.
+pub fn clean_dcache_range(start: u64, len: u64) {
+    for_each_dcache_line(start, len, |addr| {
+        // SAFETY: cleaning a line has no architectural effect on memory contents.
+        unsafe { asm!("dc cvac, {}", in(reg) addr, options(nostack)) };
+    });
+}
+
 /// Clean and invalidate the data cache lines covering `[start, start + len)` to the point of
 /// coherency (`memextent_modify` cache_flush_range): written back, then dropped.
 pub fn clean_invalidate_dcache_range(start: u64, len: u64) {
-    let ctr: u64;
-    // SAFETY: reading CTR_EL0 has no side effects.
-    unsafe { asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack)) };
-    let line = 4u64 << ((ctr >> 16) & 0xf);
-    let mut addr = start & !(line - 1);
-    let end = start.saturating_add(len);
-    while addr < end {
+    for_each_dcache_line(start, len, |addr| {
         // SAFETY: a clean and invalidate writes dirty data back first: memory contents do not
         // change.
         unsafe { asm!("dc civac, {}", in(reg) addr, options(nostack)) };
-        addr += line;
-    }
-    barrier::dsb(barrier::SY);
+    });
 }
 
 /// Invalidate the data cache lines covering `[start, start + len)` (to the point of
