@@ -92,16 +92,12 @@ clippy: deps
 test-host: deps
 	cargo test --workspace --target $(HOST) --lib --bins
 
-# The QEMU suites run twice: as they are (the resource manager launches the bundle's VMs) and
-# with the hypervisor launching them itself (`launch=kernel`, kept until it is removed).
 test-qemu: build guest
 	WURLEY_IMAGE=$(IMAGE) cargo test --target $(HOST) --test '*'
-	WURLEY_TEST_ARGS=launch=kernel WURLEY_IMAGE=$(IMAGE) cargo test --target $(HOST) --test '*'
 
 test: fmt-check clippy build guest
 	@echo "guest kernel: $$(cat $(GUEST)/kernel-version)"
 	WURLEY_IMAGE=$(IMAGE) cargo test --workspace --target $(HOST)
-	WURLEY_TEST_ARGS=launch=kernel WURLEY_IMAGE=$(IMAGE) cargo test --target $(HOST) --test '*'
 
 clean:
 	cargo clean

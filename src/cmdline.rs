@@ -7,9 +7,7 @@
 //!   number 0-8 (0-3 error, 4 warn, 5-6 info, 7 debug, 8 trace).
 //! - `wurley.fault=<kind>`: deliberately fault after boot to check the crash path:
 //!   `data-abort`, `undefined` or `panic`.
-//! - `launch=<who>`: who starts the boot bundle's VMs: `rm` (the default: the hypervisor starts
-//!   only the resource manager, which launches them through hypercalls) or `kernel` (the
-//!   hypervisor launches them itself: the older path, kept until it is removed).
+//! - `rm.debug=<value>`: passed on to the resource manager's command line.
 
 use log::LevelFilter;
 
@@ -58,24 +56,6 @@ pub fn fault(bootargs: &str) -> Option<Fault> {
     }
 }
 
-/// Who launches the boot bundle's VMs (`launch=`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Launch {
-    /// The hypervisor launches them itself, then the resource manager.
-    Kernel,
-    /// The hypervisor starts only the resource manager, which launches them (the default).
-    #[default]
-    Rm,
-}
-
-/// `launch=` parsed: `kernel`, or `rm` (also when absent or not understood).
-pub fn launch(bootargs: &str) -> Launch {
-    match param(bootargs, "launch") {
-        Some("kernel") => Launch::Kernel,
-        _ => Launch::Rm,
-    }
-}
-
 /// The build-time default log level: `WURLEY_LOG_LEVEL` when the image was built, else `info`.
 pub fn default_log_level() -> LevelFilter {
     match option_env!("WURLEY_LOG_LEVEL") {
@@ -117,14 +97,5 @@ mod tests {
         assert_eq!(fault("wurley.fault=panic"), Some(Fault::Panic));
         assert_eq!(fault("wurley.fault=other"), None);
         assert_eq!(fault("fault=panic"), None);
-    }
-
-    #[test]
-    fn launch_mode() {
-        assert_eq!(launch(""), Launch::Rm);
-        assert_eq!(launch("loglevel=info launch=kernel"), Launch::Kernel);
-        assert_eq!(launch("launch=kernel launch=rm"), Launch::Rm);
-        assert_eq!(launch("launch=other"), Launch::Rm);
-        assert_eq!(launch("xlaunch=kernel"), Launch::Rm);
     }
 }

@@ -7,7 +7,6 @@
 //! - [`platform`]: the device tree turned into one [`platform::Platform`] value;
 //! - [`mm`]: physical addresses, the frame allocator and the kernel heap;
 //! - [`cmdline`]: the hypervisor's boot options;
-//! - [`bundle`]: the boot bundle (VM manifest and images) parsed and validated;
 //! - [`object`]: hypervisor objects (partitions, cspaces, message queues, doorbells, VICs) and
 //!   the capabilities that name them;
 //! - [`hypercall`]: the Gunyah hypercall ABI (vendor-hyp services, the hypercall table);
@@ -25,7 +24,6 @@
 extern crate alloc;
 
 pub mod arch;
-pub mod bundle;
 pub mod cmdline;
 pub mod hypercall;
 pub mod mm;

@@ -84,17 +84,6 @@ impl GuestMemory {
         unsafe { core::ptr::copy_nonoverlapping(pa as *const u8, buf.as_mut_ptr(), buf.len()) };
         Ok(())
     }
-
-    /// Copy `data` to host physical `pa`, which must lie inside this VM's RAM.
-    pub fn write_pa(&self, pa: u64, data: &[u8]) -> Result<(), OutOfBounds> {
-        if !self.contains_pa(pa, data.len() as u64) {
-            return Err(OutOfBounds);
-        }
-        // SAFETY: as in `read_pa`: the destination is inside this VM's block, mapped at EL2,
-        // and cannot overlap the hypervisor buffer `data`.
-        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), pa as *mut u8, data.len()) };
-        Ok(())
-    }
 }
 
 /// Copy host physical `[pa, pa + buf.len())` into `buf` if it is RAM of an extent mapped in

@@ -4,10 +4,8 @@
 //! guest's EOI deactivates the physical interrupt); `hwirq_unbind_virq` (or the object's end)
 //! takes it back, physically disabled.
 //!
-//! There is no create call: the hypervisor makes one per SPI of the devices the boot bundle
-//! passes through, bound to the VM that has the device, and gives the resource manager caps to
-//! them (so it can lend the interrupt elsewhere); with `launch=rm`, one per SPI of the GIC
-//! except the console's, unbound.
+//! There is no create call: the hypervisor makes one per SPI of the GIC except the console's,
+//! unbound, and gives the resource manager a cap to each; the RM decides which VM gets it.
 
 use alloc::sync::Arc;
 use spin::Mutex;
@@ -45,17 +43,6 @@ impl HwirqObject {
             return Err(Error::VirqBound);
         }
         *b = Some(vic.bind_hw(virq, self.intid, self.level)?);
-        Ok(())
-    }
-
-    /// Take over the link the hypervisor made from this IRQ to `virq` of `vic` (a device of
-    /// the boot bundle): as if bound with [`HwirqObject::bind`].
-    pub fn adopt(&self, vic: &Arc<Vic>, virq: u32) -> Result<(), Error> {
-        let mut b = self.binding.lock();
-        if b.is_some() {
-            return Err(Error::VirqBound);
-        }
-        *b = Some(vic.adopt_hw(virq, self.intid)?);
         Ok(())
     }
 

@@ -131,6 +131,9 @@ pub struct VcpuTarget {
 /// cap to it with the run rights (and is not proxy-scheduled itself) may run it.
 pub const ANY_OWNER: usize = usize::MAX - 1;
 
+/// [`VcpuTarget::owner`] of a vCPU the scheduler runs (no VM runs it by proxy).
+pub const NO_OWNER: usize = usize::MAX;
+
 /// A vCPU object.
 pub struct VcpuObject {
     /// Lifecycle: INIT while a guest configures it, ACTIVE after activation (or from the start

@@ -294,23 +294,6 @@ impl Vic {
         })
     }
 
-    /// Record that physical SPI `pintid` is already delivered as `virq` (linked by the
-    /// hypervisor when it started the VM with the device): the binding a hardware IRQ object
-    /// then holds. `VirqBound` if something holds the vIRQ.
-    pub fn adopt_hw(self: &Arc<Self>, virq: u32, pintid: u32) -> Result<HwBinding, Error> {
-        let mut bound = self.bound.lock();
-        if bound.contains(&virq) {
-            return Err(Error::VirqBound);
-        }
-        bound.try_reserve(1).map_err(|_| Error::Nomem)?;
-        bound.push(virq);
-        Ok(HwBinding {
-            vic: self.clone(),
-            virq,
-            pintid,
-        })
-    }
-
     pub fn is_bound(&self, virq: u32) -> bool {
         self.bound.lock().contains(&virq)
     }

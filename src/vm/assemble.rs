@@ -20,7 +20,7 @@ use wurley_abi::Error;
 
 use crate::object::ObjectState;
 use crate::object::vcpu::{
-    ANY_OWNER, OPTION_CRITICAL, OPTION_RUN_SCHEDULED, VcpuObject, VcpuTarget,
+    ANY_OWNER, NO_OWNER, OPTION_CRITICAL, OPTION_RUN_SCHEDULED, VcpuObject, VcpuTarget,
 };
 
 use super::layout;
@@ -37,9 +37,6 @@ static VTIMER_PINTID: AtomicU32 = AtomicU32::new(0);
 
 /// Where the next vCPU without an affinity goes.
 static NEXT_CPU: AtomicUsize = AtomicUsize::new(0);
-
-/// [`VcpuTarget::owner`] of a vCPU no VM runs by proxy.
-const NO_OWNER: usize = usize::MAX;
 
 /// Record the platform's virtual-timer INTID (at launch).
 pub fn set_vtimer_intid(intid: u32) {

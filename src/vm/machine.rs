@@ -243,12 +243,9 @@ pub struct Vm {
     /// Its address space: the stage-2 tables ([`Vm::vttbr`]) and what is mapped in them (let
     /// go when a VM made by hypercalls is retired: [`Vm::space`]).
     space: RwLock<Option<Arc<AddrSpaceObject>>>,
-    /// The memory extent over its RAM (mapped in `space` at its memory base), for a VM of the
-    /// manifest; a VM made by hypercalls has whatever its address space maps.
+    /// The memory extent over its RAM (mapped in `space` at its memory base), for the root VM;
+    /// a VM made by hypercalls has whatever its address space maps.
     pub ram: Option<Arc<MemExtent>>,
-    /// Made by hypercalls (`vcpu_poweron` of its first vCPU) rather than from the manifest: its
-    /// end does not count towards powering the machine off, and it is retired once stopped.
-    pub made_by_hypercalls: bool,
     /// Retired ([`retire`]): out of the machine for good.
     retired: AtomicBool,
 }
@@ -273,7 +270,6 @@ impl Vm {
             out_line: Mutex::new(super::console::PendingLine::new()),
             reported_unknown_trap: AtomicBool::new(false),
             objects: Once::new(),
-            made_by_hypercalls: false,
             retired: AtomicBool::new(false),
             root: false,
             critical: false,
@@ -289,9 +285,7 @@ impl Vm {
         vcpus: Vec<VcpuSlot>,
         vgic: VGic,
     ) -> Self {
-        let mut vm = Self::new(name, space, None, vcpus, vgic);
-        vm.made_by_hypercalls = true;
-        vm
+        Self::new(name, space, None, vcpus, vgic)
     }
 
     /// Its address space (`None` once retired).
@@ -315,10 +309,10 @@ impl Vm {
         *self.end_reason.lock()
     }
 
-    /// End the VM: every vCPU stops at its next exit. When the last VM of the manifest, a
-    /// critical one (of the manifest, or built from objects with a critical vCPU) or the root VM
-    /// (with SYSTEM_OFF / SYSTEM_RESET) ends, the machine powers off, or resets if that VM asked
-    /// for a reset.
+    /// End the VM: every vCPU stops at its next exit. When a critical VM (built from objects
+    /// with a critical vCPU) or the root VM (with SYSTEM_OFF / SYSTEM_RESET) ends, the machine
+    /// powers off, or resets if that VM asked for a reset. When the other VMs end is the
+    /// resource manager's business (it powers the machine off once its VMs have all ended).
     pub fn end(&self, reason: EndReason) {
         if self.ended.swap(true, Ordering::AcqRel) {
             return;
@@ -329,7 +323,6 @@ impl Vm {
             kick(v);
         }
         self.raise_halts();
-        super::proxy::owner_ended(self);
         retire(self);
         if self.root {
             // The resource manager decides when the machine ends: its SYSTEM_OFF powers it
@@ -339,15 +332,8 @@ impl Vm {
             }
             return;
         }
-        if self.made_by_hypercalls {
-            if self.critical {
-                end_machine("critical VM", reason);
-            }
-            return;
-        }
-        let last = RUNNING_VMS.fetch_sub(1, Ordering::AcqRel) == 1;
-        if last || self.critical {
-            end_machine(if last { "last VM" } else { "critical VM" }, reason);
+        if self.critical {
+            end_machine("critical VM", reason);
         }
     }
 
@@ -423,19 +409,7 @@ pub fn kick(vcpu: &VcpuSlot) {
     super::sched::wake(vcpu);
 }
 
-/// VMs of the manifest started and not yet ended.
-static RUNNING_VMS: AtomicUsize = AtomicUsize::new(0);
-
-/// VMs of the manifest started.
-static GUESTS: AtomicUsize = AtomicUsize::new(0);
-
-/// How many VMs of the manifest were started (the root VM not counted).
-pub fn guests() -> usize {
-    GUESTS.load(Ordering::Acquire)
-}
-
-/// VMs in the machine now besides the root VM: the manifest's and those made by hypercalls
-/// not yet retired.
+/// VMs in the machine now besides the root VM: those made by hypercalls not yet retired.
 static LIVE_GUESTS: AtomicUsize = AtomicUsize::new(0);
 
 /// Set by the VMs' launcher (`WURLEY_VM_SET_NAME` flag): several VMs share the console.
@@ -447,15 +421,12 @@ pub fn share_console() {
 }
 
 /// Whether several guests share the console (their output then goes out a line at a time,
-/// prefixed with their names): more than one manifest VM was started, the launcher said so,
-/// or VMs made by hypercalls run beside others.
+/// prefixed with their names): the launcher said so, or several VMs run.
 pub fn console_shared() -> bool {
-    GUESTS.load(Ordering::Acquire) > 1
-        || CONSOLE_SHARED.load(Ordering::Relaxed)
-        || LIVE_GUESTS.load(Ordering::Acquire) > 1
+    CONSOLE_SHARED.load(Ordering::Relaxed) || LIVE_GUESTS.load(Ordering::Acquire) > 1
 }
 
-/// Most VMs alive at once (the manifest's, the resource manager, and those made by hypercalls).
+/// Most VMs alive at once (the resource manager and those made by hypercalls).
 pub const MAX_VMS: usize = 64;
 
 /// The live VMs by index (a vCPU's `vm_index`, a run-queue entry's first half). `None`: free.
@@ -468,19 +439,6 @@ static SLOTS_USED: AtomicUsize = AtomicUsize::new(0);
 
 /// Serialises adding and retiring VMs.
 static SLOT_LOCK: Mutex<()> = Mutex::new(());
-
-/// Publish the VMs of the manifest and the root VM (once, after launching, in slots 0..) and
-/// tell the scheduler where their vCPUs live.
-pub fn publish(vms: Vec<&'static Vm>) {
-    let guests = vms.iter().filter(|vm| !vm.root).count();
-    RUNNING_VMS.store(guests, Ordering::Release);
-    GUESTS.store(guests, Ordering::Release);
-    for vm in vms {
-        if let Err(e) = add(vm) {
-            log::error!("VM {}: not published: {e:?}", vm.name);
-        }
-    }
-}
 
 /// Give `vm` a slot, number its vCPUs and give them to the scheduler. `Nomem` if every slot
 /// is taken.
@@ -506,7 +464,7 @@ pub fn add(vm: &'static Vm) -> Result<usize, wurley_abi::Error> {
 /// on a CPU: the scheduler forgets its vCPUs, its slot is free again, and it lets go of its
 /// objects (so they are freed when their last cap goes). Returns whether this call retired it.
 pub fn retire(vm: &Vm) -> bool {
-    if !vm.has_ended() || vm.root || !vm.made_by_hypercalls {
+    if !vm.has_ended() || vm.root {
         return false;
     }
     let _g = SLOT_LOCK.lock();

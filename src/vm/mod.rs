@@ -5,10 +5,11 @@
 //! only at EL2: `machine` (a VM and its vCPUs), `sched` (run queues, blocking and waking),
 //! `vcpu` (the run loop), `exit` (trap handling), `vpsci` (PSCI for guests), `irqs` (raising
 //! virtual interrupts), `console` (shared console), `objects` (a VM's partition, cspace and
-//! VIC), `links` (the manifest's links), `proxy` (running a proxy-scheduled vCPU for its owner's
-//! `vcpu_run`), `proxy_wiring` (giving owners their caps), `guest_access` (hypercall buffers), `launch`
-//! (creating VMs from the boot bundle), `assemble` (a VM out of objects at its first
-//! `vcpu_poweron`) and `lifecycle` (power-on, power-off, kill of vCPUs), `vpm` (VPM group states).
+//! VIC), `passthrough` (hardware IRQs bound to a VM), `proxy` (running a proxy-scheduled vCPU
+//! for its owner's `vcpu_run`), `guest_access` (hypercall buffers), `rm` (the root VM, the
+//! resource manager), `launch` (starting it at boot), `assemble` (a VM out of objects at its
+//! first `vcpu_poweron`) and `lifecycle` (power-on, power-off, kill of vCPUs), `vpm` (VPM group
+//! states).
 
 pub mod devicetree;
 pub mod elf;
@@ -33,8 +34,6 @@ pub mod launch;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod lifecycle;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
-pub mod links;
-#[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod machine;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod objects;
@@ -44,8 +43,6 @@ pub mod ownership;
 pub mod passthrough;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod proxy;
-#[cfg(all(target_arch = "aarch64", target_os = "none"))]
-pub mod proxy_wiring;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]
 pub mod rm;
 #[cfg(all(target_arch = "aarch64", target_os = "none"))]

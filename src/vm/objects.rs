@@ -118,11 +118,6 @@ pub struct VmObjects {
 }
 
 impl VmObjects {
-    /// Fresh objects for a VM whose partition may hold `quota` bytes of objects.
-    pub fn new(quota: usize) -> Result<Self, Error> {
-        Self::with_capacity(quota, VM_CSPACE_CAPACITY)
-    }
-
     /// Fresh objects for a VM whose partition may hold `quota` bytes of objects and whose
     /// cspace `caps` caps (the resource manager holds many).
     pub fn with_capacity(quota: usize, caps: usize) -> Result<Self, Error> {

@@ -105,26 +105,6 @@ pub fn note_reset(vm: &Vm, vcpu: usize, fid: u32, x1: u64, x2: u64) {
     *p.reset.lock() = data;
 }
 
-/// VM `owner` ended: the VMs it proxy-schedules can never run again, so they end too (as if
-/// powered off), and the machine does not wait for them.
-pub fn owner_ended(owner: &Vm) {
-    let Some(me) = owner.vcpus.first().map(|s| s.vm_index()) else {
-        return;
-    };
-    for vm in machine::all() {
-        let owned = vm
-            .vcpus
-            .first()
-            .and_then(|s| s.proxy.get())
-            .and_then(|p| p.object.target())
-            .is_some_and(|t| t.owner == me);
-        if owned && !vm.has_ended() {
-            log::info!("VM {}: its scheduler VM {} ended", vm.name, owner.name);
-            vm.end(EndReason::PowerOff);
-        }
-    }
-}
-
 /// What `vcpu_run` / `vcpu_run_check` return: state and its three data words.
 type Outcome = (RunState, [u64; 3]);
 
@@ -217,9 +197,9 @@ fn set_affinity(object: &VcpuObject, cpu: usize) -> Result<(), Error> {
     Ok(())
 }
 
-/// Where the proxied vCPU `object` names lives, if `vm` may run it: its owner for a VM of the
-/// manifest, anyone for a VM built from objects ([`ANY_OWNER`]: the cap's rights are the
-/// authority). `ObjectState` once its VM was retired.
+/// Where the proxied vCPU `object` names lives, if `vm` may run it: a proxy-scheduled vCPU
+/// ([`ANY_OWNER`]: the cap's rights are the authority), not one the scheduler runs (`Busy`).
+/// `ObjectState` once its VM was retired.
 fn target(vm: &Vm, object: &VcpuObject) -> Result<(&'static Vm, usize), Error> {
     let t = object.target().ok_or(Error::ObjectState)?;
     let mine = vm.vcpus.first().map(|s| s.vm_index());
@@ -307,8 +287,7 @@ fn run(vm: &Vm, caller: usize, object: &VcpuObject, resume: [u64; 3]) -> Result<
     let claim = Claim(slot);
     let outcome = run_claimed(vm, caller, owner, tvm, index, proxy, me, resume);
     drop(claim);
-    // A VM built from objects that ended while this ran is retired now that its vCPU is off
-    // the CPU (a no-op for the manifest's VMs).
+    // A VM that ended while this ran is retired now that its vCPU is off the CPU.
     if tvm.has_ended() {
         machine::retire(tvm);
     }

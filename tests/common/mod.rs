@@ -39,7 +39,7 @@ pub fn scratch(name: &str) -> PathBuf {
 
 /// The hypervisor command line of a run: `append` followed by the words of `WURLEY_TEST_ARGS`
 /// (if set and not blank), so a whole suite can run with other boot options (for instance
-/// `WURLEY_TEST_ARGS=launch=rm`).
+/// `WURLEY_TEST_ARGS=rm.debug=1`).
 pub fn append_with_test_args(append: Option<&str>) -> Option<String> {
     let extra = std::env::var("WURLEY_TEST_ARGS").unwrap_or_default();
     join_args(append, &extra)
