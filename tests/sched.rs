@@ -155,6 +155,13 @@ struct HostCpu {
 }
 
 impl HostCpu {
+    /// Whether the host kept QEMU from spinning for more than a fifth of the run (a spinning
+    /// guest keeps its QEMU thread busy all the time: less CPU than that is time the host ran
+    /// something else, whether it shows as run-queue wait, steal or a throttled cgroup).
+    fn held_back(&self) -> bool {
+        self.cores() < 0.8 || (self.waited_ms + self.stolen_ms) as f64 > self.secs * 200.0
+    }
+
     /// Host cores QEMU kept busy on average (1.0 = one core all the time).
     fn cores(&self) -> f64 {
         self.ticks as f64 / (self.secs * HZ as f64)
@@ -448,7 +455,18 @@ fn high_priority_guest_preempts_within_a_timeslice() {
         ]
     };
     let vms = pair(16, 48);
-    let (run, host) = boot("sched-prio", 1, &vms);
+    // Lateness is what the guest sees, so a host that keeps QEMU off its core looks like
+    // missing preemption: a run during which the host held QEMU back ([`HostCpu::held_back`])
+    // is run again (up to three runs; the last is judged).
+    let mut attempt = 0;
+    let (run, host) = loop {
+        attempt += 1;
+        let (run, host) = boot("sched-prio", 1, &vms);
+        if attempt == 3 || !host.held_back() {
+            break (run, host);
+        }
+        eprintln!("run {attempt}: the host held QEMU back ({host}): running again");
+    };
     let (max, median) = latency(&run, &vms, "rt");
     let busy = spin_counts(&run, &vms, "busy");
     eprintln!("{}", vm_line(&run, &vms, "rt", "VMAPI latency timer "));
