@@ -5,7 +5,9 @@ Sections are grouped from `llvm-size -A`: text (`.text*`, `.vectors`...: executa
 (read-only data, `.rela*`, `.eh_frame*`, `.got*`...), data and bss. The resource manager is
 embedded in the hypervisor's rodata; its own ELF (built by the hypervisor's build script) is
 measured separately. The RAM figures are the hypervisor's own log lines (`RAM held by the
-hypervisor`, `VM <name>: ... hypervisor memory for it`).
+hypervisor`; per VM `VM <name>: ... hypervisor memory for it`, logged when the VM is assembled
+at its first power-on, with its objects' charges and the VM record, and for a VM the resource
+manager built `VM <name>: retired; its translation tables: ...` with the tables' peak).
 """
 import glob
 import os
@@ -78,9 +80,20 @@ def ram(log):
     if m := re.search(r"heap: (\d+) KiB", log):
         res["heap_kib"] = int(m.group(1))
     for m in re.finditer(r"VM (\S+): (\d+) MiB of RAM; hypervisor memory for it: (\d+) KiB of "
-                         r"frames, (\d+) KiB of heap", log):
-        res["vms"][m.group(1)] = {"ram_mib": int(m.group(2)), "frames_kib": int(m.group(3)),
-                                  "heap_kib": int(m.group(4))}
+                         r"frames, (\d+) KiB of heap(?: \(frames for its translation tables; "
+                         r"heap: (\d+) KiB charged for its objects, (\d+) KiB for the VM "
+                         r"record\))?", log):
+        vm = {"ram_mib": int(m.group(2)), "frames_kib": int(m.group(3)),
+              "heap_kib": int(m.group(4))}
+        if m.group(5) is not None:
+            vm["objects_kib"], vm["record_kib"] = int(m.group(5)), int(m.group(6))
+        res["vms"][m.group(1)] = vm
+    # A VM the resource manager built: its tables when it was retired and at their largest
+    # (memory mapped after it started).
+    for m in re.finditer(r"VM (\S+): retired; its translation tables: (\d+) KiB of frames, at "
+                         r"most (\d+) KiB", log):
+        if m.group(1) in res["vms"]:
+            res["vms"][m.group(1)]["frames_peak_kib"] = int(m.group(3))
     return res
 
 

@@ -265,8 +265,16 @@ def markdown(res, hotspots):
                   "of these: its first part in the BSS, the rest frames. Per VM, besides the VM's "
                   "own RAM:", ""]
         for name, v in ram.get("vms", {}).items():
+            parts = []
+            if "objects_kib" in v:
+                parts.append(f"{v['objects_kib']} KiB charged for its objects, "
+                             f"{v['record_kib']} KiB for the VM record")
+            if "frames_peak_kib" in v:
+                parts.append(f"translation tables at most {v['frames_peak_kib']} KiB")
+            tables = " (its translation tables)" if "objects_kib" in v else ""
             lines.append(f"- `{name}`: {v['ram_mib']} MiB of RAM, plus {v['frames_kib']} KiB of "
-                         f"frames and {v['heap_kib']} KiB of heap")
+                         f"frames{tables} and {v['heap_kib']} KiB of heap"
+                         + (f" ({'; '.join(parts)})" if parts else ""))
         lines += ["", f"Lines of Rust in the EL2 kernel (`src/`, tests excluded): "
                   f"{fp['rust_lines']:,}, of which {fp['rust_code_lines']:,} are code (not blank "
                   "or comment)."]

@@ -81,6 +81,60 @@ fn hypcall_probe() {
     if run.exit != Some(Some(0)) {
         run.fail("QEMU should exit with status 0 after the probe powers off");
     }
+    check_footprint(&run, "probe", 16);
+}
+
+/// The numbers after `prefix` in the first log line holding it and `also` (digit runs, in
+/// order).
+fn numbers_after(run: &common::Run, prefix: &str, also: &str) -> Vec<u64> {
+    let line = run
+        .log
+        .lines()
+        .find(|l| l.contains(prefix) && l.contains(also))
+        .unwrap_or_else(|| run.fail(&format!("expected {prefix:?} ... {also:?} in the log")));
+    eprintln!("{line}");
+    let rest = &line[line.find(prefix).unwrap() + prefix.len()..];
+    rest.split(|c: char| !c.is_ascii_digit())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.parse().unwrap())
+        .collect()
+}
+
+/// The hypervisor's footprint lines for VM `name`, which the resource manager built with
+/// `ram_mib` MiB of RAM: at assembly (first power-on)
+/// `VM <name>: <N> MiB of RAM; hypervisor memory for it: <F> KiB of frames, <H> KiB of heap
+/// (frames for its translation tables; heap: <O> KiB charged for its objects, <R> KiB for the VM
+/// record)`, the form
+/// `make bench` reads, and at retirement
+/// `VM <name>: retired; its translation tables: <T> KiB of frames, at most <P> KiB`. Its RAM at
+/// least `ram_mib` (the RM may map more, e.g. shared buffers), tables of a few frames (at least
+/// a root and a table per level below it, well under 1 MiB for this much RAM), the heap the
+/// sum of its parts with both parts non-zero, and the peak at least the figure at start.
+fn check_footprint(run: &common::Run, name: &str, ram_mib: u64) {
+    let n = numbers_after(run, &format!("VM {name}: "), "hypervisor memory for it");
+    let [ram, frames, heap, objects, record, ..] = n[..] else {
+        run.fail(&format!("footprint line of {name}: numbers {n:?}"))
+    };
+    let ok = ram >= ram_mib
+        && frames >= 8
+        && frames.is_multiple_of(4)
+        && frames < 1024
+        && objects > 0
+        && record > 0
+        && heap == objects + record
+        && heap < 1024;
+    if !ok {
+        run.fail(&format!("implausible footprint of {name}: {n:?}"));
+    }
+    let t = numbers_after(run, &format!("VM {name}: retired; "), "");
+    let [now, peak, ..] = t[..] else {
+        run.fail(&format!("retirement line of {name}: numbers {t:?}"))
+    };
+    if peak < frames || peak < now || now == 0 {
+        run.fail(&format!(
+            "implausible stage-2 tables of {name} at retirement: {t:?}"
+        ));
+    }
 }
 
 /// Three EL1 guests (`tests/guests/vmapi-guest`): `ping` and `pong` linked by a message-queue

@@ -150,7 +150,20 @@ pub struct AddrSpaceObject {
     /// The name `WURLEY_VM_SET_NAME` gave the VM on this address space, and whether it takes
     /// console input first.
     vm_name: Mutex<Option<(String, bool)>>,
-    _charge: Option<Charge>,
+    charge: Option<Charge>,
+}
+
+/// What an address space holds, for what its VM costs the hypervisor (`vm::assemble` logs it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SpaceFootprint {
+    /// Bytes of RAM extents mapped as normal memory (each mapping counted whole).
+    pub ram: u64,
+    /// Frames its stage-2 tables take now.
+    pub table_frames: usize,
+    /// The most frames its stage-2 tables took at once.
+    pub peak_table_frames: usize,
+    /// What the object itself costs its partition.
+    pub charged: usize,
 }
 
 impl AddrSpaceObject {
@@ -164,7 +177,7 @@ impl AddrSpaceObject {
             vttbr: AtomicU64::new(0),
             inner: Mutex::new(Inner::default()),
             vm_name: Mutex::new(None),
-            _charge: charge,
+            charge,
         }
     }
 
@@ -239,6 +252,25 @@ impl AddrSpaceObject {
         match self.vttbr.load(Ordering::Acquire) {
             0 => None,
             v => Some(v),
+        }
+    }
+
+    /// RAM mapped, stage-2 table frames and the object's charge (one pass over its mappings).
+    pub fn footprint(&self) -> SpaceFootprint {
+        let inner = self.inner.lock();
+        let ram = inner
+            .maps
+            .iter()
+            .filter(|r| r.ram && !memtype::is_device(r.attrs.memtype))
+            .map(|r| r.size)
+            .sum();
+        let (table_frames, peak_table_frames) =
+            inner.tables.as_ref().map_or((0, 0), |t| t.table_frames());
+        SpaceFootprint {
+            ram,
+            table_frames,
+            peak_table_frames,
+            charged: self.charge.as_ref().map_or(0, Charge::bytes),
         }
     }
 

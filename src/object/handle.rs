@@ -107,7 +107,7 @@ pub struct CSpaceObject {
     partition: Option<Arc<Partition>>,
     table: Mutex<Option<Charge>>,
     configured: AtomicBool,
-    _charge: Option<Charge>,
+    charge: Option<Charge>,
 }
 
 impl CSpaceObject {
@@ -127,8 +127,14 @@ impl CSpaceObject {
             partition,
             table: Mutex::new(None),
             configured: AtomicBool::new(configured),
-            _charge: charge,
+            charge,
         })
+    }
+
+    /// What the object and its table cost its partition (0 for one the hypervisor built).
+    pub fn charged(&self) -> usize {
+        self.charge.as_ref().map_or(0, Charge::bytes)
+            + self.table.lock().as_ref().map_or(0, Charge::bytes)
     }
 
     /// `cspace_configure` (INIT only): the table's capacity, charged to the partition.

@@ -197,6 +197,11 @@ pub trait Stage2Tables: Send {
     fn protect(&mut self, ipa: u64, pa: u64, size: u64, attrs: MapAttrs) -> Result<(), Error>;
     /// VTTBR_EL2 for these tables (root and hardware VMID).
     fn vttbr(&self) -> u64;
+    /// Frames (4 KiB pages) the tables take now and the most they took at once; (0, 0) for
+    /// tables that take none (host tests).
+    fn table_frames(&self) -> (usize, usize) {
+        (0, 0)
+    }
 }
 
 /// What extents and address spaces need from the machine.

@@ -176,6 +176,11 @@ impl VcpuObject {
         })
     }
 
+    /// What it costs its partition now (0 once its VM is retired, or for a manifest VM's).
+    pub fn charged(&self) -> usize {
+        self.charge.lock().as_ref().map_or(0, |c| c.bytes())
+    }
+
     /// Run `f` on the configuration if the thread is still in INIT (`ObjectState` otherwise).
     pub fn configure_with<R>(
         &self,

@@ -79,7 +79,7 @@ pub struct Vic {
     /// Hardware IRQs bound before the VM existed (vIRQ, physical INTID, level), connected by
     /// [`Vic::set_controller`].
     early_hw: Mutex<Vec<(u32, u32, bool)>>,
-    _charge: Option<Charge>,
+    charge: Option<Charge>,
 }
 
 impl Vic {
@@ -95,7 +95,7 @@ impl Vic {
             vcpus: Mutex::new(Vec::new()),
             early: Mutex::new(Vec::new()),
             early_hw: Mutex::new(Vec::new()),
-            _charge: None,
+            charge: None,
         })
     }
 
@@ -109,8 +109,13 @@ impl Vic {
             vcpus: Mutex::new(Vec::new()),
             early: Mutex::new(Vec::new()),
             early_hw: Mutex::new(Vec::new()),
-            _charge: Some(charge),
+            charge: Some(charge),
         })
+    }
+
+    /// What the object costs its partition (0 for a manifest VM's).
+    pub fn charged(&self) -> usize {
+        self.charge.as_ref().map_or(0, Charge::bytes)
     }
 
     /// `vic_configure` (INIT only): `max_vcpus` 1..=[`MAX_VCPUS`], `max_virqs` at most

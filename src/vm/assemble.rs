@@ -10,6 +10,9 @@
 //! default timeslice). A vCPU configured with `vcpu_run_scheduled` (bit 9) is proxy-scheduled:
 //! it gets a [`ProxySlot`] before the VM is published, so the scheduler never queues it, and any
 //! holder of a cap to it with the run rights runs it with `vcpu_run` (`vm::proxy`).
+//!
+//! Once built, the VM's footprint is logged (`log_footprint`): its RAM, the frames of its
+//! stage-2 tables and the heap its objects and its record take (`make bench` reads the line).
 
 use alloc::format;
 use alloc::sync::Arc;
@@ -19,9 +22,11 @@ use spin::Mutex;
 use wurley_abi::Error;
 
 use crate::object::ObjectState;
+use crate::object::handle::CSpaceObject;
 use crate::object::vcpu::{
     ANY_OWNER, NO_OWNER, OPTION_CRITICAL, OPTION_RUN_SCHEDULED, VcpuObject, VcpuTarget,
 };
+use crate::object::vic::Vic;
 
 use super::layout;
 use super::machine::{self, VcpuSlot, Vm};
@@ -37,6 +42,9 @@ static VTIMER_PINTID: AtomicU32 = AtomicU32::new(0);
 
 /// Where the next vCPU without an affinity goes.
 static NEXT_CPU: AtomicUsize = AtomicUsize::new(0);
+
+/// Bytes of one stage-2 table frame.
+const PAGE_BYTES: usize = crate::mm::addr::PAGE_SIZE as usize;
 
 /// Record the platform's virtual-timer INTID (at launch).
 pub fn set_vtimer_intid(intid: u32) {
@@ -139,6 +147,7 @@ fn build(object: &Arc<VcpuObject>) -> Result<(&'static Vm, usize), Error> {
     let given = addrspace.vm_name();
     let focus = given.as_ref().is_some_and(|(_, f)| *f);
     let name = given.map_or_else(|| format!("vm{vmid}"), |(n, _)| n);
+    let charged = objects_charged(&threads, &vic, &cspace);
     let objects = VmObjects::assembled(cspace, vic.clone(), threads.clone());
     let mut vm = Vm::assembled(name, addrspace, slots, vgic);
     vm.critical = critical;
@@ -179,5 +188,55 @@ fn build(object: &Arc<VcpuObject>) -> Result<(&'static Vm, usize), Error> {
             alloc::string::String::new()
         }
     );
+    log_footprint(vm, charged);
     Ok((vm, me))
+}
+
+/// What the objects a VM is made of cost their partitions: its threads, its VIC, its cspace
+/// (the address space's own charge is in its
+/// [`SpaceFootprint`](crate::object::addrspace::SpaceFootprint)). A cspace several VMs share
+/// counts for each of them.
+fn objects_charged(threads: &[Arc<VcpuObject>], vic: &Vic, cspace: &CSpaceObject) -> usize {
+    threads.iter().map(|t| t.charged()).sum::<usize>() + vic.charged() + cspace.charged()
+}
+
+/// Heap the hypervisor allocated for `vm` itself when it assembled it: the `Vm` record (with
+/// its vCPU slots, objects record, vUART and console line), the vGIC's vectors, a saved
+/// context per vCPU and the VM's empty partition.
+fn record_bytes(vm: &Vm) -> usize {
+    use core::mem::size_of;
+    let vgic = vm.vgic.lock().heap_bytes();
+    let name = vm.name.get().capacity();
+    size_of::<Vm>()
+        + vm.vcpus.capacity() * size_of::<VcpuSlot>()
+        + vm.vcpus.len() * size_of::<super::vcpu::VcpuContext>()
+        + vgic
+        + name
+        + size_of::<crate::object::handle::PartitionObject>()
+        + size_of::<crate::object::partition::Partition>()
+}
+
+/// Log what `vm` costs the hypervisor besides its RAM, in the form `make bench` reads:
+/// `VM <name>: <N> MiB of RAM; hypervisor memory for it: <F> KiB of frames, <H> KiB of heap`
+/// (then the parts). RAM: the RAM extents its address space maps as normal memory; frames:
+/// its stage-2 tables; heap: the partition charges of its objects (`objects`, and its
+/// address space's) and [`record_bytes`]. The tables grow as memory is mapped later (lent,
+/// shared): `machine::retire` logs their peak.
+fn log_footprint(vm: &Vm, objects: usize) {
+    let space = vm.with_space(|s| s.footprint()).unwrap_or_default();
+    let objects = objects + space.charged;
+    let record = record_bytes(vm);
+    // Rounded up, so a part is never shown as 0 KiB; the heap is the sum of the parts shown.
+    let (objects, record) = (objects.div_ceil(1024), record.div_ceil(1024));
+    log::info!(
+        "VM {}: {} MiB of RAM; hypervisor memory for it: {} KiB of frames, {} KiB of heap \
+         (frames for its translation tables; heap: {} KiB charged for its objects, {} KiB for \
+         the VM record)",
+        vm.name,
+        space.ram >> 20,
+        space.table_frames * PAGE_BYTES / 1024,
+        objects + record,
+        objects,
+        record
+    );
 }

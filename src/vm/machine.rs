@@ -460,6 +460,9 @@ pub fn add(vm: &'static Vm) -> Result<usize, wurley_abi::Error> {
     Ok(i)
 }
 
+/// KiB in a stage-2 table frame.
+const FRAME_KIB: usize = (crate::mm::addr::PAGE_SIZE >> 10) as usize;
+
 /// Take a VM made by hypercalls out of the machine once it has ended and none of its vCPUs is
 /// on a CPU: the scheduler forgets its vCPUs, its slot is free again, and it lets go of its
 /// objects (so they are freed when their last cap goes). Returns whether this call retired it.
@@ -490,8 +493,15 @@ pub fn retire(vm: &Vm) -> bool {
     for v in &vm.vcpus {
         *v.context.lock() = None;
     }
+    // Its stage-2 tables as they stand and at their largest (memory lent after it started).
+    let tables = vm.with_space(|s| s.footprint()).unwrap_or_default();
     vm.release_objects();
-    log::info!("VM {}: retired", vm.name);
+    log::info!(
+        "VM {}: retired; its translation tables: {} KiB of frames, at most {} KiB",
+        vm.name,
+        tables.table_frames * FRAME_KIB,
+        tables.peak_table_frames * FRAME_KIB
+    );
     true
 }
 

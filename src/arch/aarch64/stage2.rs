@@ -40,8 +40,13 @@ fn root_level() -> usize {
 }
 
 /// Allocates stage-2 tables from [`FRAMES`]; all RAM is identity mapped at EL2, so a table's
-/// physical address is also where EL2 writes it.
-pub struct FrameTranslation;
+/// physical address is also where EL2 writes it. Counts the tables it holds (one frame each),
+/// now and at most, for what a VM costs the hypervisor.
+#[derive(Default)]
+pub struct FrameTranslation {
+    tables: usize,
+    peak: usize,
+}
 
 impl Translation<Stage2Attributes> for FrameTranslation {
     fn allocate_table(&mut self) -> (NonNull<PageTable<Stage2Attributes>>, PhysicalAddress) {
@@ -49,6 +54,8 @@ impl Translation<Stage2Attributes> for FrameTranslation {
             Ok(f) => f,
             Err(e) => panic!("no memory for a stage-2 table: {e}"),
         };
+        self.tables += 1;
+        self.peak = self.peak.max(self.tables);
         let ptr = frame.start() as *mut PageTable<Stage2Attributes>;
         // SAFETY: the frame was just allocated, so nothing else uses it, and all RAM is mapped
         // read-write at EL2; zeroes are an empty table.
@@ -64,6 +71,7 @@ impl Translation<Stage2Attributes> for FrameTranslation {
         if let Some(range) = crate::mm::addr::PhysRange::from_base_size(start, PAGE_SIZE) {
             let _ = FRAMES.lock().free(range);
         }
+        self.tables = self.tables.saturating_sub(1);
     }
 
     fn physical_to_virtual(&self, pa: PhysicalAddress) -> NonNull<PageTable<Stage2Attributes>> {
@@ -139,7 +147,7 @@ impl Stage2 {
     pub fn new() -> Result<Self, Error> {
         let vmid = alloc_vmid().ok_or(Error::Nomem)?;
         Ok(Self {
-            mapping: Mapping::new(FrameTranslation, root_level(), Stage2Regime),
+            mapping: Mapping::new(FrameTranslation::default(), root_level(), Stage2Regime),
             vmid,
         })
     }
@@ -251,6 +259,11 @@ impl Stage2Tables for Stage2 {
 
     fn vttbr(&self) -> u64 {
         Stage2::vttbr(self)
+    }
+
+    fn table_frames(&self) -> (usize, usize) {
+        let t = self.mapping.translation();
+        (t.tables, t.peak)
     }
 }
 

@@ -95,6 +95,30 @@ impl VGic {
         self.dist.spi_count()
     }
 
+    /// Heap bytes it holds (its vectors as allocated now), for what its VM costs.
+    pub fn heap_bytes(&self) -> usize {
+        use core::mem::size_of;
+        let spis = self.spis() as usize;
+        let lrs: usize = self
+            .cpus
+            .iter()
+            .map(|c| c.loaded.capacity() * size_of::<(u32, u64)>())
+            .sum();
+        let wanted: usize = self
+            .wanted
+            .iter()
+            .map(|w| w.1.capacity() * size_of::<Wanted>())
+            .sum();
+        spis * size_of::<Irq>()
+            + self.cpus.capacity() * size_of::<Redist>()
+            + lrs
+            + self.mpidrs.capacity() * size_of::<u64>()
+            + self.wanted.capacity() * size_of::<(u64, Vec<Wanted>)>()
+            + wanted
+            + self.cpus.len() * size_of::<u32>()
+            + spis.div_ceil(64) * size_of::<u64>()
+    }
+
     /// A guest access to the distributor window.
     pub fn dist_access(&mut self, access: MmioAccess) -> MmioResult {
         self.touch();
