@@ -93,31 +93,6 @@ pub enum HypNode {
         /// The VM it belongs to.
         peer: String,
     },
-    /// For the resource manager: a proxy vCPU cap it reports to the owner (VM_GET_HYP_RESOURCES
-    /// resource type 4). The cap and vIRQ are the owner's, not the RM's.
-    ProxyGrant {
-        /// The owner (the VM that holds the cap).
-        owner: String,
-        /// The proxy-scheduled VM.
-        vm: String,
-        /// The vCPU's index in `vm`.
-        index: u32,
-        /// The cap, in the owner's cspace.
-        cap: u64,
-        /// The VCPU_RUN_WAKEUP vIRQ, in the owner's VIC.
-        virq: u32,
-    },
-    /// For the resource manager: a cap to vCPU 0 of a VM it watches (BIND_VIRQ, STATE) whose
-    /// HALT source is bound to `virq` in the RM's VIC: when it fires, `vcpu_run_check` on the
-    /// cap says whether the VM has stopped for good, and how.
-    VmWatch {
-        /// The watched VM.
-        vm: String,
-        /// The cap, in the RM's cspace.
-        cap: u64,
-        /// The HALT vIRQ, in the RM's VIC.
-        virq: u32,
-    },
     /// Caps to the VM's own partition, cspace and VIC, when the manifest grants them.
     Capabilities {
         /// Partition cap (OBJECT_CREATE).
@@ -286,30 +261,6 @@ pub fn write(w: &mut FdtWriter, nodes: &[HypNode]) -> Result<(), vm_fdt::Error> 
                 )?;
                 w.property_array_u32("reg", &cap_cells(&[*cap]))?;
                 w.property_string("peer-name", peer)?;
-                w.end_node(n)?;
-            }
-            HypNode::ProxyGrant {
-                owner,
-                vm,
-                index,
-                cap,
-                virq,
-            } => {
-                let n = w.begin_node(&format!("vcpu-grant@{cap:x}"))?;
-                w.property_string("compatible", "wurley,proxy-vcpu-grant")?;
-                w.property_string("wurley,owner", owner)?;
-                w.property_string("wurley,vm", vm)?;
-                w.property_u32("wurley,vcpu-index", *index)?;
-                w.property_u64("wurley,cap", *cap)?;
-                w.property_u32("wurley,virq", *virq)?;
-                w.end_node(n)?;
-            }
-            HypNode::VmWatch { vm, cap, virq } => {
-                let n = w.begin_node(&format!("vm-watch@{cap:x}"))?;
-                w.property_string("compatible", "wurley,vm-watch")?;
-                w.property_string("wurley,vm", vm)?;
-                w.property_u64("wurley,cap", *cap)?;
-                w.property_array_u32("interrupts", &spi_cells(&[*virq]))?;
                 w.end_node(n)?;
             }
             HypNode::Capabilities {

@@ -1,7 +1,7 @@
 //! The boot bundle's VM manifest ([`bundle`]) and the device-tree reader it is built on
 //! ([`dt`]): pure, `no_std` + `alloc` code shared by the hypervisor (which reads its platform
-//! with [`dt`] and launches the bundle's VMs itself by default) and the resource manager (which
-//! launches them with `launch=rm`).
+//! with [`dt`]) and the resource manager (which reads the manifest and launches the bundle's
+//! VMs).
 
 #![no_std]
 

@@ -2,8 +2,8 @@
 //! donates memory and lends IRQs with Gunyah's object hypercalls ([`Hypercalls`]), keeping
 //! what it made per VM so that a VM's destruction gives every cap, page and vIRQ back.
 //!
-//! What it knows of each VM: its address space, cspace and VIC (caps in the RM's cspace; from
-//! the boot information for the manifest's VMs, made here for the VMs it creates), the memory
+//! What it knows of each VM: its address space, cspace and VIC (caps in the RM's cspace; made
+//! by the launch for the manifest's VMs, here for the VMs it creates), the memory
 //! it owns (extents and where they are mapped), and the free vIRQs of its VIC.
 //!
 //! VM_INIT (see docs/rm.md for the sequence): cspace, address space (the VMID), VIC, the vCPUs
@@ -103,7 +103,7 @@ pub struct Region {
     pub extent: CapId,
 }
 
-/// What the RM is given for a VM it did not create (boot information version 2).
+/// What the RM knows of a VM the launch built (`crate::launch`), not VM_INIT.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KnownVm {
     /// Its name (console, the peer of links).
@@ -380,7 +380,7 @@ impl<C: Hypercalls> Gunyah<C> {
         &self.parcels
     }
 
-    /// Tell it about VM `vmid`, which it did not create.
+    /// Tell it about VM `vmid`, which the launch built (not VM_INIT).
     pub fn add_vm(&mut self, vmid: VmId, vm: KnownVm) {
         let mut st = VmState::new(vmid);
         st.name = vm.name;
@@ -1037,7 +1037,8 @@ impl<C: Hypercalls> Hyp for Gunyah<C> {
     fn vm_kill(&mut self, vmid: VmId) -> Result<(), RmError> {
         let vcpus = match self.vm(vmid).and_then(|v| v.objects.as_ref()) {
             Some(o) => o.vcpus.clone(),
-            // A VM the RM did not create: the hypervisor stops it (VM_EXIT is its own doing).
+            // A VM of the manifest (the launch built it, not VM_INIT): it stops itself after
+            // the reply (VM_EXIT is its own doing).
             None => return Err(RmError::Unimplemented),
         };
         let mut first_error = None;

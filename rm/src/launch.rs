@@ -1,8 +1,7 @@
-//! Launching the boot bundle's VMs (hypervisor option `launch=rm`): the RM reads the manifest
-//! with the parser the hypervisor uses (`wurley_manifest::bundle`) and builds every VM from
-//! objects through hypercalls, so that each guest sees what the hypervisor's own launcher
-//! (`vm/launch.rs`) gives it: the same IPA layout, device tree (with `/hypervisor`), labels and
-//! link vIRQs. docs/rm.md has the sequence.
+//! Launching the boot bundle's VMs (the hypervisor starts only the RM): the RM reads the
+//! manifest (`wurley_manifest::bundle`) and builds every VM from objects through hypercalls:
+//! its IPA layout, device tree (with `/hypervisor`), links and their vIRQs. docs/rm.md has the
+//! sequence.
 //!
 //! [`Launcher`] is a state machine the main loop steps between rounds of RPC service, so the RM
 //! stays responsive while it copies images: each [`Launcher::step`] does a bounded amount of

@@ -1,21 +1,20 @@
 //! wurley-rm: the Resource Manager as an EL1 program on wurley-rt.
 //!
-//! It runs as Wurley's root VM: the hypervisor embeds it, starts it with every boot bundle and
-//! links every VM of the bundle to it (docs/rm.md). At start it prints
-//! `RM: Wurley resource manager <version>`, then finds its clients in its device tree: every
-//! message-queue pair under `/hypervisor` whose `label` is `rm-<name>` is the RPC link of client
-//! VM `<name>`. The RM side's queues must carry 240-byte messages
-//! (the protocol's packet size); other links are refused with an error line.
+//! It runs as Wurley's root VM, the only VM the hypervisor makes itself: the hypervisor embeds
+//! it and starts it with every boot bundle (docs/rm.md). At start it prints
+//! `RM: Wurley resource manager <version>`, reads its boot information (version 2: its own caps,
+//! its mapping window, the bundle's IPA, the free RAM and a cap per hardware IRQ it may hand
+//! out; the VM-entry list is empty and not read) and launches the manifest's VMs with
+//! [`wurley_rm::launch::Launcher`], a step at a time, serving its clients in between.
 //!
-//! VMIDs: clients get dynamic VMIDs `0x80, 0x81, ...` in device-tree order, except the one
-//! named by bootargs `rm.primary=<name>`, which gets VMID 3 (the primary VM: the only one
-//! allowed to VM_ALLOCATE). All of them are recorded as RUNNING, owned by the RM (0xFF).
-//!
-//! Proxy scheduling: each `vcpu-grant@..` node under `/hypervisor` (compatible
-//! `"wurley,proxy-vcpu-grant"`) says that VM `wurley,owner` runs vCPU `wurley,vcpu-index` of VM
-//! `wurley,vm` with `vcpu_run`; the RM makes the owner that VM's owner and reports the vCPU to
-//! it through VM_GET_HYP_RESOURCES (printing `RM: vCPU <i> of <vm> (vmid ..) proxy-scheduled by
-//! <owner> (vmid ..)`).
+//! Launched VMs: the first one that starts gets VMID 3 (the primary VM: the only one allowed to
+//! VM_ALLOCATE), the others dynamic VMIDs `0x80, 0x81, ...` in manifest order; all are recorded
+//! as RUNNING, owned by the RM (0xFF). Each gets an RM link (a message-queue pair, 240-byte
+//! messages) and, unless it is proxy-scheduled, a watch: a cap to its vCPU 0 whose HALT source
+//! raises a vIRQ of the RM's. A proxy-scheduled vCPU is reported to its owner through
+//! VM_GET_HYP_RESOURCES (printing `RM: vCPU <i> of <vm> (vmid ..) proxy-scheduled by <owner>
+//! (vmid ..)`). When every watched VM has exited the machine powers off (or resets, if the last
+//! one reset).
 //!
 //! Each link's RX ("not empty") and TX ("not full") vIRQs are enabled (edge); their handlers
 //! only set the client's bit in an event mask. The main loop sleeps in `WFI` until a bit is
@@ -23,22 +22,19 @@
 //! drains every client with packets, answers and sends until a queue is full. Nothing polls.
 //! The RM never exits.
 //!
-//! VM exits: each `vm-watch@..` node (compatible `"wurley,vm-watch"`) gives the RM a cap to
-//! vCPU 0 of a VM that is not proxy-scheduled, whose HALT source the hypervisor bound to a vIRQ
-//! of the RM's and raises when the VM ends. The main loop then asks `vcpu_run_check` how the
+//! VM exits: when a watched VM's HALT vIRQ fires, the main loop asks `vcpu_run_check` how the
 //! VM stopped (SYSTEM_OFF, reset, fault) and the server marks it EXITED, tells its status
 //! listeners (VM_STATUS) and its owner (VM_EXITED), and prints
 //! `RM: VM <name> (vmid <id>) exited: <how>`.
 //!
 //! VM creation: the RM runs with [`wurley_rm::gunyah::Gunyah`] over the hypercalls
-//! ([`RtCalls`]), with the caps of its boot information (version 2: its mapping window, the
-//! manifest VMs' caps). A VM it creates (VM_INIT) becomes a client at once: the main loop
-//! takes the server's events after each round and connects the VM's RM link (reusing the slot
-//! of a destroyed VM) and watches its vCPU 0's HALT vIRQ, and undoes both when it is reset.
+//! ([`RtCalls`]), with the caps of its boot information. A VM it creates (VM_INIT) becomes a
+//! client at once: the main loop takes the server's events after each round and connects the
+//! VM's RM link (reusing the slot of a destroyed VM) and watches its vCPU 0's HALT vIRQ, and
+//! undoes both when it is reset.
 //!
-//! Bootargs: `rm.debug=1` prints one line per request (default: only errors);
-//! `rm.primary=<name>` as above. Heap: a fixed region in BSS (reassembly buffers are 14 616
-//! bytes per client).
+//! Bootargs: `rm.debug=1` prints one line per request (default: only errors). Heap: a fixed
+//! region in BSS (reassembly buffers are 14 616 bytes per client).
 //!
 //! Built for the host it is an empty program, so that `cargo test --workspace` works.
 
@@ -63,13 +59,12 @@ mod el1 {
     use wurley_abi::{CapId, Error, VmId};
     use wurley_rm::calls::{Hypercalls, Kind, Modify};
     use wurley_rm::conn::{RxError, Transport, TxError};
-    use wurley_rm::gunyah::{Gunyah, KnownVm, Region, RmCaps};
+    use wurley_rm::gunyah::{Gunyah, RmCaps};
     use wurley_rm::hyp::{Event, Hyp};
     use wurley_rm::launch::{FreeRam, Launcher, Started, Step};
     use wurley_rm::output::{Level, Output};
     use wurley_rm::server::Server;
     use wurley_rm::vms::VmRecord;
-    use wurley_rt::fdt::Fdt;
     use wurley_rt::hypdt::{self, Irq};
     use wurley_rt::{args, gic, hyp, mmu, println};
 
@@ -307,54 +302,6 @@ mod el1 {
         (ipa, size)
     }
 
-    /// The VMs of the boot information (version 2) the RM has links to, and the hardware
-    /// IRQs it may lend.
-    fn add_known_vms(server: &mut RmServer, block: &[u8]) {
-        let Ok(lists) = wurley_abi::bootinfo::BootInfo::decode_lists(block) else {
-            return;
-        };
-        let entries: Vec<_> = lists.vms().collect();
-        for e in &entries {
-            let Some(vmid) = server
-                .vms()
-                .iter()
-                .find(|v| v.name == e.name())
-                .map(|v| v.vmid)
-            else {
-                continue;
-            };
-            let ram = e.ram_extent.is_valid().then_some(Region {
-                ipa: e.ram_ipa,
-                size: e.ram_size,
-                extent: e.ram_extent,
-            });
-            server.hyp_mut().add_vm(
-                vmid,
-                KnownVm {
-                    name: String::from(e.name()),
-                    addrspace: e.addrspace,
-                    cspace: e.cspace,
-                    vic: e.vic,
-                    ram,
-                    virqs: (e.virq_first, e.virq_limit),
-                },
-            );
-        }
-        for h in lists.hwirqs() {
-            let name = entries.iter().find(|e| e.vmid == h.vmid).map(|e| e.name());
-            let vmid = server
-                .vms()
-                .iter()
-                .find(|v| Some(v.name.as_str()) == name)
-                .map(|v| v.vmid);
-            if let Some(vmid) = vmid {
-                server.hyp_mut().add_hwirq(vmid, h.virq, h.cap);
-            }
-        }
-    }
-
-    /// Prefix of an RM link's label; the rest is the client's name.
-    const LINK_PREFIX: &str = "rm-";
     /// Most clients (one bit each in the event masks).
     const MAX_CLIENTS: usize = 64;
 
@@ -390,7 +337,8 @@ mod el1 {
         }
     }
 
-    /// A VM the hypervisor lets the RM watch: its VMID and the cap to its vCPU 0.
+    /// A VM the RM watches: its VMID and the cap to its vCPU 0, whose HALT source raises
+    /// `virq`.
     struct Watch {
         vmid: VmId,
         name: String,
@@ -485,73 +433,6 @@ mod el1 {
         }
     }
 
-    /// One RM link found in the device tree.
-    struct Link<'a> {
-        label: &'a str,
-        client: &'a str,
-        tx: CapId,
-        rx: CapId,
-        tx_irq: Irq,
-        rx_irq: Irq,
-    }
-
-    /// `peer-name` of the message-queue pair labelled `label`.
-    fn peer_name<'a>(fdt: &Fdt<'a>, label: &str) -> Option<&'a str> {
-        hypdt::hypervisor(fdt)?
-            .children()
-            .filter(|n| n.is_compatible(hypdt::COMPAT_MSGQ_PAIR))
-            .find(|n| n.prop_str("label") == Some(label))?
-            .prop_str("peer-name")
-    }
-
-    /// Check one message-queue pair; `None` (with an error line) if it is not a usable RM link.
-    fn link<'a>(fdt: &Fdt<'a>, pair: &hypdt::MsgQueuePair<'a>) -> Option<Link<'a>> {
-        let client = pair.label.strip_prefix(LINK_PREFIX)?;
-        let label = pair.label;
-        if client.is_empty() {
-            println!("RM: error: link {label}: no client name after {LINK_PREFIX:?}");
-            return None;
-        }
-        let (Some(tx_irq), Some(rx_irq)) = (pair.tx_irq, pair.rx_irq) else {
-            println!("RM: error: link {label}: no interrupts");
-            return None;
-        };
-        if [tx_irq.intid, rx_irq.intid]
-            .iter()
-            .any(|&i| i as usize >= gic::MAX_INTID)
-        {
-            println!(
-                "RM: error: link {label}: vIRQs {} and {} must be below {}",
-                tx_irq.intid,
-                rx_irq.intid,
-                gic::MAX_INTID
-            );
-            return None;
-        }
-        let sizes = [pair.tx_message_size, pair.rx_message_size];
-        if sizes.iter().any(|&s| s != 0 && s as usize != PACKET_SIZE) {
-            println!(
-                "RM: error: link {label}: message size {}/{}, the RM protocol needs {PACKET_SIZE}",
-                pair.tx_message_size, pair.rx_message_size
-            );
-            return None;
-        }
-        if let Some(peer) = peer_name(fdt, label)
-            && peer != client
-        {
-            println!("RM: error: link {label} leads to VM {peer:?}, not {client:?}");
-            return None;
-        }
-        Some(Link {
-            label,
-            client,
-            tx: pair.tx,
-            rx: pair.rx,
-            tx_irq,
-            rx_irq,
-        })
-    }
-
     fn rm_main(_dtb: usize) -> ! {
         let start = &raw mut HEAP_REGION as usize;
         // SAFETY: HEAP_REGION is used for nothing else, and this runs once, before any
@@ -568,7 +449,6 @@ mod el1 {
         let mut out = Console {
             debug: args::get_u64(bootargs, "rm.debug").is_some_and(|v| v != 0),
         };
-        let primary = args::get(bootargs, "rm.primary");
 
         let info = wurley_rt::boot_info();
         let rm = RmCaps {
@@ -588,49 +468,27 @@ mod el1 {
             .collect();
         let calls = RtCalls { window: rm.window };
         let mut server: RmServer = Server::new(Gunyah::new(calls, rm, free_virqs));
-        match fdt.as_ref() {
-            Some(fdt) => {
-                for pair in hypdt::msgqueue_pairs(fdt) {
-                    if let Some(link) = link(fdt, &pair) {
-                        add_client(&mut server, &link, primary);
-                    }
-                }
-            }
-            None => println!("RM: error: no valid device tree"),
-        }
-        if let Some(fdt) = fdt.as_ref() {
-            for grant in hypdt::proxy_grants(fdt) {
-                add_proxy_grant(&mut server, &grant);
-            }
-        }
-        if let Some(block) = wurley_rt::boot_info_bytes() {
-            add_known_vms(&mut server, block);
-        }
-        let mut watches = Vec::new();
-        if let Some(fdt) = fdt.as_ref() {
-            for w in hypdt::vm_watches(fdt) {
-                add_watch(&server, &mut watches, &w);
-            }
-        }
-        if let Some(p) = primary
-            && server.vms().iter().all(|v| v.name != p)
-        {
-            println!("RM: error: rm.primary={p}: no RM link to such a VM");
+        if fdt.is_none() {
+            println!("RM: error: no valid device tree");
         }
         let launch = launcher(info.as_ref());
         if launch.is_none() {
             println!("RM: serving {} client(s)", server.clients());
         }
-        serve(&mut server, watches, &mut out, launch)
+        serve(&mut server, &mut out, launch)
     }
 
-    /// The manifest's VMs to launch, if the hypervisor left that to the RM (`launch=rm`: boot
-    /// information version 2 with no VM entries, and a bundle).
+    /// The manifest's VMs to launch: the boot bundle and the free RAM and hardware IRQs of the
+    /// boot information (version 2; its VM-entry list is empty and not read).
     fn launcher(info: Option<&wurley_abi::bootinfo::BootInfo>) -> Option<Launch> {
-        let info = info?;
-        let block = wurley_rt::boot_info_bytes()?;
-        let lists = wurley_abi::bootinfo::BootInfo::decode_lists(block).ok()?;
-        if lists.vms().next().is_some() || info.bundle_size == 0 {
+        let lists = wurley_rt::boot_info_bytes()
+            .and_then(|b| wurley_abi::bootinfo::BootInfo::decode_lists(b).ok());
+        let (Some(info), Some(lists)) = (info, lists) else {
+            println!("RM: error: no boot information (version 2)");
+            return None;
+        };
+        if info.bundle_size == 0 {
+            println!("RM: error: no boot bundle");
             return None;
         }
         let Some(bundle) = map_bundle(info.bundle_ipa, info.bundle_size) else {
@@ -845,7 +703,7 @@ mod el1 {
     }
 
     /// VM `vmid` (`name`) of the manifest ended: record it, and stop the VMs it proxy-schedules
-    /// (they can never run again), as the hypervisor does for the manifest VMs it launches.
+    /// (they can never run again).
     fn vm_ended(launch: Option<&mut Launch>, vmid: VmId, name: &str) {
         let Some(l) = launch else { return };
         if !l.ended.contains(&vmid) {
@@ -873,7 +731,7 @@ mod el1 {
             .iter()
             .all(|v| l.ended.contains(v) || server.vms().get(*v).is_none());
         if exited {
-            // As the hypervisor did: the machine resets if the last VM to end reset.
+            // The machine resets if the last VM to end reset.
             if LAST_EXIT_RESET.load(Ordering::Acquire) {
                 println!("RM: last VM ended with a reset: resetting the machine");
                 wurley_rt::reset();
@@ -881,31 +739,6 @@ mod el1 {
             println!("RM: last VM ended: powering off (every VM of the manifest has exited)");
             wurley_rt::power_off();
         }
-    }
-
-    /// Watch a VM the hypervisor named (`vm-watch` node): its HALT vIRQ ends up in
-    /// [`check_watch`].
-    fn add_watch(server: &RmServer, watches: &mut Vec<Option<Watch>>, w: &hypdt::VmWatch<'_>) {
-        let Some(vmid) = server.vms().iter().find(|v| v.name == w.vm).map(|v| v.vmid) else {
-            println!("RM: error: watch of VM {}: no RM link to it", w.vm);
-            return;
-        };
-        let slot = WATCH_MAP.get(w.irq.intid as usize);
-        let (Some(slot), true) = (slot, watches.len() < MAX_WATCHES) else {
-            println!(
-                "RM: error: watch of VM {}: vIRQ {} or too many watches",
-                w.vm, w.irq.intid
-            );
-            return;
-        };
-        slot.store(watches.len() as u8 + 1, Ordering::Release);
-        watches.push(Some(Watch {
-            vmid,
-            name: String::from(w.vm),
-            cap: w.cap,
-            virq: w.irq.intid,
-        }));
-        gic::enable(w.irq.intid, w.irq.edge, halt_irq);
     }
 
     /// A watched VM's vCPU 0 halted: ask the hypervisor how (`vcpu_run_check`). A VM that
@@ -934,49 +767,6 @@ mod el1 {
             );
         }
         Some(w.vmid)
-    }
-
-    fn add_client(server: &mut RmServer, link: &Link<'_>, primary: Option<&str>) {
-        let label = link.label;
-        if server.clients() >= MAX_CLIENTS {
-            println!("RM: error: link {label}: more than {MAX_CLIENTS} clients");
-            return;
-        }
-        if server.vms().iter().any(|v| v.name == link.client) {
-            println!(
-                "RM: error: link {label}: VM {} has an RM link already",
-                link.client
-            );
-            return;
-        }
-        let vmid = if primary == Some(link.client) {
-            VMID_HLOS
-        } else {
-            match server.vms().free_dynamic() {
-                Ok(v) => v,
-                Err(_) => {
-                    println!("RM: error: link {label}: no VMID left");
-                    return;
-                }
-            }
-        };
-        let record = VmRecord::new(vmid, link.client, VMID_RM, VmStatus::Running);
-        if let Err(e) = server.vms_mut().insert(record) {
-            println!("RM: error: link {label}: VMID {:#x}: {}", vmid.0, e.name());
-            return;
-        }
-        if let Err(e) = connect(server, vmid, link.tx, link.rx, link.tx_irq, link.rx_irq) {
-            println!("RM: error: link {label}: {}", e.name());
-            server.vms_mut().remove(vmid);
-            return;
-        }
-        println!(
-            "RM: client {} vmid {:#x} link {label} tx_virq={} rx_virq={}",
-            link.client,
-            VmId::raw(vmid),
-            link.tx_irq.intid,
-            link.rx_irq.intid
-        );
     }
 
     /// Serve VM `vmid` over queues `tx` (the RM sends) and `rx`, with their vIRQs; a closed
@@ -1103,47 +893,10 @@ mod el1 {
         any
     }
 
-    /// Record a vCPU the hypervisor gave to its proxy scheduler, for VM_GET_HYP_RESOURCES.
-    fn add_proxy_grant(server: &mut RmServer, g: &hypdt::ProxyGrant<'_>) {
-        let vmid = |name: &str| server.vms().iter().find(|v| v.name == name).map(|v| v.vmid);
-        let (Some(vm), Some(owner)) = (vmid(g.vm), vmid(g.owner)) else {
-            println!(
-                "RM: error: vCPU {} of {} run by {}: no RM link to both VMs",
-                g.index, g.vm, g.owner
-            );
-            return;
-        };
-        match server
-            .vms_mut()
-            .grant_proxy_vcpu(vm, owner, g.index, g.cap.0, g.virq)
-        {
-            Ok(()) => println!(
-                "RM: vCPU {} of {} (vmid {:#x}) proxy-scheduled by {} (vmid {:#x})",
-                g.index,
-                g.vm,
-                VmId::raw(vm),
-                g.owner,
-                VmId::raw(owner)
-            ),
-            Err(e) => println!(
-                "RM: error: vCPU {} of {} run by {}: {}",
-                g.index,
-                g.vm,
-                g.owner,
-                e.name()
-            ),
-        }
-    }
-
     /// Serve forever: sleep until a link or watch vIRQ, then let the server do what it can.
-    fn serve(
-        server: &mut RmServer,
-        mut watches: Vec<Option<Watch>>,
-        out: &mut Console,
-        mut launch: Option<Launch>,
-    ) -> ! {
-        // Requests may have been queued before the vIRQs were enabled: one round first.
-        round(server, &mut watches, out);
+    fn serve(server: &mut RmServer, out: &mut Console, mut launch: Option<Launch>) -> ! {
+        // No clients yet: the launch connects them (and watches them) before they run.
+        let mut watches = Vec::new();
         loop {
             // The launch goes on a step at a time, with the clients served in between.
             let launching = launch

@@ -13,12 +13,6 @@
 //!   `vcpu_run`; `interrupts` = its VCPU_RUN_WAKEUP vIRQ; `wurley,vcpu-index`; `peer-name`.
 //! * `addrspace@..`: compatible `"wurley,addrspace"`; `reg` = cap (ADD_VMMIO_RANGE) to the
 //!   address space of a VM this VM runs; `peer-name`.
-//! * `vcpu-grant@..` (the resource manager's tree only): compatible
-//!   `"wurley,proxy-vcpu-grant"`; `wurley,owner` runs vCPU `wurley,vcpu-index` of `wurley,vm`
-//!   with the cap `wurley,cap` (u64) and the wake-up vIRQ `wurley,virq`, both the owner's.
-//! * `vm-watch@..` (the resource manager's tree only): compatible `"wurley,vm-watch"`;
-//!   `wurley,vm` is watched through `wurley,cap` (u64), a cap to its vCPU 0 whose HALT source
-//!   raises `interrupts`.
 //! * `capabilities`: compatible `"wurley,capabilities"`; `u64` properties `partition`,
 //!   `cspace`, `vic`; `vcpus`, one `u64` cap per own vCPU.
 //!
@@ -42,10 +36,6 @@ pub const COMPAT_CAPABILITIES: &str = "wurley,capabilities";
 pub const COMPAT_PROXY_VCPU: &str = "wurley,proxy-vcpu";
 /// Compatible string of another VM's address space.
 pub const COMPAT_ADDRSPACE: &str = "wurley,addrspace";
-/// Compatible string of a proxy-vCPU grant (the resource manager's tree).
-pub const COMPAT_PROXY_GRANT: &str = "wurley,proxy-vcpu-grant";
-/// Compatible string of a VM-watch node (the resource manager's tree only).
-pub const COMPAT_VM_WATCH: &str = "wurley,vm-watch";
 /// Compatible string of `/hypervisor`.
 pub const COMPAT_HYPERVISOR: &str = "gunyah-hypervisor";
 
@@ -305,56 +295,6 @@ pub fn addrspace(fdt: &Fdt<'_>, peer: &str) -> Option<CapId> {
     children(fdt, COMPAT_ADDRSPACE)
         .find(|(_, n)| n.prop_str("peer-name") == Some(peer))
         .and_then(|(h, n)| cap(&h, &n, 0))
-}
-
-/// A vCPU the hypervisor gave to its proxy scheduler, as told to the resource manager.
-#[derive(Clone, Copy, Debug)]
-pub struct ProxyGrant<'a> {
-    /// The VM that runs the vCPU.
-    pub owner: &'a str,
-    /// The vCPU's VM.
-    pub vm: &'a str,
-    /// The vCPU's index in `vm`.
-    pub index: u32,
-    /// The cap, in the owner's cspace.
-    pub cap: CapId,
-    /// Its VCPU_RUN_WAKEUP vIRQ, in the owner's VIC.
-    pub virq: u32,
-}
-
-/// Every proxy-vCPU grant.
-pub fn proxy_grants<'a>(fdt: &Fdt<'a>) -> impl Iterator<Item = ProxyGrant<'a>> + 'a {
-    children(fdt, COMPAT_PROXY_GRANT).filter_map(|(_, n)| {
-        Some(ProxyGrant {
-            owner: n.prop_str("wurley,owner")?,
-            vm: n.prop_str("wurley,vm")?,
-            index: n.prop_u32("wurley,vcpu-index")?,
-            cap: CapId(n.prop_u64("wurley,cap")?),
-            virq: n.prop_u32("wurley,virq")?,
-        })
-    })
-}
-
-/// A VM the resource manager watches: a cap to its vCPU 0 whose HALT source raises `irq`.
-#[derive(Clone, Copy, Debug)]
-pub struct VmWatch<'a> {
-    /// The watched VM.
-    pub vm: &'a str,
-    /// The vCPU cap (BIND_VIRQ, STATE), for `vcpu_run_check`.
-    pub cap: CapId,
-    /// Its HALT vIRQ.
-    pub irq: Irq,
-}
-
-/// Every VM watch (the resource manager's tree only).
-pub fn vm_watches<'a>(fdt: &Fdt<'a>) -> impl Iterator<Item = VmWatch<'a>> + 'a {
-    children(fdt, COMPAT_VM_WATCH).filter_map(|(_, n)| {
-        Some(VmWatch {
-            vm: n.prop_str("wurley,vm")?,
-            cap: CapId(n.prop_u64("wurley,cap")?),
-            irq: Irq::of(&n, 0)?,
-        })
-    })
 }
 
 /// Bitmap of the INTIDs below 128 that `/hypervisor`'s children use.

@@ -1,11 +1,11 @@
 //! Address-space objects (Gunyah `addrspace`): a VM's guest-physical address space. Created in
 //! INIT (`partition_create_addrspace`), given its VMID by `addrspace_configure`, and given its
-//! stage-2 tables at activation; or made active by the hypervisor for a VM of the manifest
-//! ([`AddrSpaceObject::new_for_vm`]).
+//! stage-2 tables at activation; or made active by the hypervisor for the root VM, the resource
+//! manager ([`AddrSpaceObject::new_for_vm`]).
 //!
 //! It holds the records of the memory extents mapped into it (`addrspace_map`; the stage-2
-//! logic is in [`super::memextent`]), the hypervisor's own direct mappings (a passed-through
-//! device's window, the resource manager's read-only view of the boot bundle), and the VMMIO
+//! logic is in [`super::memextent`]), the hypervisor's own direct mappings (the resource
+//! manager's read-only view of the boot bundle), and the VMMIO
 //! ranges (`addrspace_configure_vmmio`): the ranges whose accesses fault to the VM's proxy
 //! scheduler as VMMIO run states instead of being answered by the hypervisor ([`VmmioRanges`],
 //! plain data; `vm::exit` asks [`AddrSpaceObject::vmmio_contains`]).

@@ -420,7 +420,7 @@ impl MemExtent {
     }
 
     /// An active extent over RAM `[base, base + size)`, which the caller already took from the
-    /// frame allocator and which `partition` owns in the memory database (a manifest VM's RAM).
+    /// frame allocator and which `partition` owns in the memory database (the root VM's RAM).
     /// Destruction gives the range back to the partition but not to the frame allocator.
     pub fn new_preallocated(
         ctx: &'static MemCtx,

@@ -5,7 +5,8 @@
 //!   and VIC (with its index) it is attached to, boot registers written before power-on) and
 //!   becomes ACTIVE with `object_activate` once attached to all three; its first power-on
 //!   makes the VM it belongs to (`vm::assemble`);
-//! - for a VM of the manifest the hypervisor makes it ACTIVE, already standing for its vCPU.
+//! - for the root VM (the resource manager, the only VM the hypervisor makes itself) the
+//!   hypervisor makes it ACTIVE, already standing for its vCPU.
 //!
 //! Either way, once the VM exists the object knows its vCPU by [`VcpuTarget`] (the VM's index
 //! among the live VMs, the vCPU's index in it) and carries the vCPU's two vIRQ sources, HALT
@@ -137,9 +138,9 @@ pub const NO_OWNER: usize = usize::MAX;
 /// A vCPU object.
 pub struct VcpuObject {
     /// Lifecycle: INIT while a guest configures it, ACTIVE after activation (or from the start
-    /// for a manifest VM's vCPU).
+    /// for the root VM's vCPU).
     pub header: Header,
-    /// Configuration of a guest-created thread (empty for a manifest VM's vCPU).
+    /// Configuration of a guest-created thread (empty for the root VM's vCPU).
     pub config: Mutex<ThreadConfig>,
     target: Once<VcpuTarget>,
     /// What `vcpu_run_check` answers once its VM is retired: the run state and its data.
@@ -153,7 +154,7 @@ pub struct VcpuObject {
 }
 
 impl VcpuObject {
-    /// The object of a manifest VM's vCPU (active), not yet attached to its vCPU.
+    /// The object of the root VM's vCPU (active), not yet attached to its vCPU.
     pub fn new() -> Arc<Self> {
         Self::with(Header::new_active(), None)
     }
@@ -248,7 +249,7 @@ impl VcpuObject {
         drop(held);
     }
 
-    /// Whether the thread was made by a guest (rather than standing for a manifest VM's vCPU).
+    /// Whether the thread was made by a guest (rather than standing for the root VM's vCPU).
     pub fn is_guest_created(&self) -> bool {
         self.guest_created
     }

@@ -66,7 +66,7 @@ pub trait VirqController: Send + Sync {
 /// A virtual interrupt controller object.
 pub struct Vic {
     /// Lifecycle: INIT while a guest configures it, ACTIVE after activation (or from the start
-    /// for a manifest VM's VIC).
+    /// for the root VM's VIC).
     pub header: Header,
     controller: Once<Arc<dyn VirqController>>,
     bound: Mutex<Vec<u32>>,

@@ -166,8 +166,9 @@ pub enum EndReason {
     Killed,
 }
 
-/// A VM's name: from the manifest, `vm<vmid>` for a VM built from objects, or what
-/// `WURLEY_VM_SET_NAME` said, which may rename a running VM. A leaf lock, held only to copy or
+/// A VM's name: `rm` for the root VM, `vm<vmid>` for a VM built from objects, or what
+/// `WURLEY_VM_SET_NAME` said (the resource manager names the manifest's VMs so), which may
+/// rename a running VM. A leaf lock, held only to copy or
 /// format the name (readers never wait for each other; the writer swaps it in at once).
 pub struct VmName(RwLock<String>);
 
@@ -231,7 +232,7 @@ pub struct Vm {
     pub out_line: Mutex<super::console::PendingLine>,
     /// Unhandled traps already reported (log once per VM).
     pub reported_unknown_trap: AtomicBool,
-    /// The root VM (the resource manager): not a VM of the manifest, so its output is always
+    /// The root VM (the resource manager): not a guest of the manifest, so its output is always
     /// prefixed, it never has console input, and the machine does not wait for it to end; its
     /// SYSTEM_OFF / SYSTEM_RESET end the machine.
     pub root: bool,

@@ -1,9 +1,11 @@
 //! A VM's hypervisor objects: its partition, its cspace, its VIC (the virtual GIC seen as an
-//! object), its address space and RAM extent, its vCPU objects, and how a bound interrupt source reaches the VM's vGIC.
+//! object), its address space, its vCPU objects, and how a bound interrupt source reaches the
+//! VM's vGIC.
 //!
-//! The objects are made before the VM itself (the device tree the VM boots with lists CapIDs
-//! and vIRQs), so the VIC's controller is attached to the VM once the VM exists; a source
-//! asserted before that has nowhere to go and is dropped (nothing runs yet to assert one).
+//! The objects are made before the VM itself (the root VM's boot information lists their
+//! CapIDs; a VM made by hypercalls is assembled from objects that exist already), so the VIC's
+//! controller is attached to the VM once the VM exists; a source asserted before that has
+//! nowhere to go and is dropped (nothing runs yet to assert one).
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -14,7 +16,6 @@ use wurley_abi::Error;
 use crate::object::addrspace::AddrSpaceObject;
 use crate::object::cspace::CSpace;
 use crate::object::handle::{CSpaceObject, Header, PartitionObject};
-use crate::object::memextent::MemExtent;
 use crate::object::partition::Partition;
 use crate::object::vcpu::VcpuObject;
 use crate::object::vic::{Vic, VirqController};
@@ -23,8 +24,8 @@ use crate::object::{Object, entropy};
 use super::layout::{SPIS, UART_SPI};
 use super::machine::{Vm, kick};
 
-/// Object memory the hypervisor allows all VMs' objects together (links and guest-created
-/// objects); each VM's own partition has its manifest quota below this.
+/// Object memory the hypervisor allows all VMs' objects together (the root VM's and every
+/// object the resource manager and the guests create).
 const ROOT_OBJECT_MEMORY: usize = 16 << 20;
 
 /// Capacity of each VM's cspace.
@@ -106,14 +107,11 @@ pub struct VmObjects {
     pub vic: Arc<Vic>,
     /// The VIC's controller, to attach once the VM exists.
     pub virqs: Arc<VmVirqs>,
-    /// The VM's address space, made before the VM (its proxy scheduler, if it has one, gets a
-    /// cap to it; the resource manager is to get one).
+    /// The root VM's address space, made before the VM ([`VmObjects::space`]); not kept here
+    /// for a VM made by hypercalls.
     pub addrspace: Once<Arc<AddrSpaceObject>>,
-    /// The memory extent over the VM's RAM (mapped in `addrspace` at its memory base), set
-    /// when the VM is created.
-    pub ram_extent: Once<Arc<MemExtent>>,
-    /// One object per vCPU, made when a cap to them is first given (to its proxy scheduler,
-    /// or to the VM itself with `capabilities = "vcpus"`): [`VmObjects::vcpu_objects`].
+    /// One object per vCPU: the root VM's made with [`VmObjects::vcpu_objects`] (for the cap
+    /// to its own vCPU), a VM made by hypercalls' the threads it was assembled from.
     pub vcpus: Once<Vec<Arc<VcpuObject>>>,
 }
 
@@ -134,7 +132,6 @@ impl VmObjects {
             vic,
             virqs,
             addrspace: Once::new(),
-            ram_extent: Once::new(),
             vcpus: Once::new(),
         })
     }
@@ -166,7 +163,6 @@ impl VmObjects {
             virqs: VmVirqs::new(),
             // Not kept here: the VM lets go of its address space when retired (`Vm::space`).
             addrspace: Once::new(),
-            ram_extent: Once::new(),
             vcpus,
         }
     }

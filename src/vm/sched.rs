@@ -1,6 +1,7 @@
 //! Scheduling vCPUs on physical CPUs: each physical CPU has a run queue (the fixed-priority
 //! round-robin policy of [`crate::sched`]); a vCPU has an affinity (the CPU whose queue it
-//! joins), a priority and a timeslice from the manifest.
+//! joins), a priority and a timeslice (set by the vCPU's configuration calls: the resource
+//! manager sets them from the manifest for the VMs it launches).
 //!
 //! A vCPU is in one of three places: *idle* (powered off, or blocked in WFI), *queued* on its
 //! CPU's run queue, or *running* there. Making a vCPU runnable ([`wake`]) queues it and, if it

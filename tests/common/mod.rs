@@ -356,9 +356,9 @@ fn test_args_are_appended() {
     assert_eq!(join_args(None, ""), None);
     assert_eq!(join_args(Some("a=1"), "  "), Some("a=1".into()));
     assert_eq!(
-        join_args(Some("a=1"), "launch=rm"),
-        Some("a=1 launch=rm".into())
+        join_args(Some("a=1"), "rm.debug=1"),
+        Some("a=1 rm.debug=1".into())
     );
-    assert_eq!(join_args(None, " launch=rm "), Some("launch=rm".into()));
-    assert_eq!(join_args(Some(""), "launch=rm"), Some("launch=rm".into()));
+    assert_eq!(join_args(None, " rm.debug=1 "), Some("rm.debug=1".into()));
+    assert_eq!(join_args(Some(""), "rm.debug=1"), Some("rm.debug=1".into()));
 }

@@ -18,7 +18,7 @@
 //!   not create) and of the RM (DENIED);
 //! * a 14 616-byte request (62 continuations: reassembled, UNIMPLEMENTED) and 64 packets
 //!   announcing 63 continuations (dropped: no reply; the next request is answered);
-//! * as the primary VM (VMID 3, RM bootargs `rm.primary=<name>`): VM_ALLOCATE, the new VM's
+//! * as the primary VM (VMID 3: the first VM the RM launches): VM_ALLOCATE, the new VM's
 //!   state (LOAD), VM_START (VM_STATE), VM_INIT (ARGUMENT_INVALID: no image was
 //!   configured, and the VM stays in LOAD), VM_DEALLOCATE;
 //! * VM_EXIT, then VM_GET_STATE showing EXITED.
