@@ -127,19 +127,21 @@ fn set_entry(index: usize, value: u64) -> Result<(), MapError> {
     Ok(())
 }
 
-/// Write level-1 entry `index` (< [`ENTRIES`]) and make the change visible to every vCPU.
-/// Callers never change an entry the running code depends on: [`set_entry`] refuses fixed
+/// Write level-1 entry `index` (nothing if it is past [`ENTRIES`]) and make the change visible
+/// to every vCPU. Callers never change an entry the running code depends on: [`set_entry`] refuses fixed
 /// ones, [`map_ram`] only writes blocks that are not fixed yet.
 fn write_entry(index: usize, value: u64) {
-    debug_assert!(index < ENTRIES);
+    if index >= ENTRIES {
+        return;
+    }
     // SAFETY: the table is only written here and by entry.S before Rust runs; each write is
     // one aligned 64-bit store (so vCPUs sharing the table never see half an entry), and
-    // `index` is in bounds (callers check it) and is not an entry the running code depends
-    // on. The hardware walkers read it; the inner-shareable TLB maintenance below makes the
+    // `index` is in bounds (checked above) and is not an entry the running code depends on.
+    // The hardware walkers read it; the inner-shareable TLB maintenance below makes the
     // change visible to every vCPU.
     unsafe {
         let table = &raw mut rt_l1_table;
-        ptr::write_volatile((table as *mut u64).add(index.min(ENTRIES - 1)), value);
+        ptr::write_volatile((table as *mut u64).add(index), value);
         asm!(
             "dsb ishst",
             "tlbi vmalle1is",
