@@ -712,8 +712,23 @@ fn proxy_guests(cpus: u32) {
 /// vCPUs (`capabilities = "vcpus"`) on `smp` CPUs until it powers off; fail on a timeout, a
 /// hypervisor fault or a FAIL line.
 fn own_vcpus_guest(name: &str, vcpus: u32, bootargs: &str, smp: u32) -> common::Run {
+    own_vcpus_guest_at(name, vcpus, bootargs, smp, None)
+}
+
+/// [`own_vcpus_guest`] with the VM's RAM at IPA `memory_base` (`memory-base`) if given, else
+/// at the default 0x4000_0000.
+fn own_vcpus_guest_at(
+    name: &str,
+    vcpus: u32,
+    bootargs: &str,
+    smp: u32,
+    memory_base: Option<u64>,
+) -> common::Run {
     let dir = scratch(&format!("vmapi-{name}"));
     let kernel = build_guest("vmapi-guest", &dir);
+    let base = memory_base
+        .map(|b| format!("memory-base = /bits/ 64 <{b:#x}>;"))
+        .unwrap_or_default();
     let text = format!(
         r#"/dts-v1/;
 / {{
@@ -722,6 +737,7 @@ fn own_vcpus_guest(name: &str, vcpus: u32, bootargs: &str, smp: u32) -> common::
         {name} {{
             kernel = /incbin/("{}");
             memory-size = <0x0 0x1000000>;
+            {base}
             vcpus = <{vcpus}>;
             bootargs = "{bootargs}";
             capabilities = "vcpus";
@@ -794,6 +810,23 @@ fn directed_yield_runs_its_target_next() {
         run.expect(&format!("VMAPI yield-to {check} PASS"));
     }
     run.expect("VMAPI yield-to DONE pass=3 fail=0");
+}
+
+/// wurley-rt guests are position independent: `vmapi-guest` (linked at 0x4000_0000) booted
+/// with its RAM at IPA 0x8000_0000 (`memory-base`; the RM maps it there from wherever it put
+/// it) relocates itself, maps that RAM (another level-1 block than the default's) and reads its
+/// device tree there, starts its secondary vCPUs there, and runs role `yield-to` to the end.
+#[test]
+fn vmapi_guest_runs_at_another_ram_base() {
+    let run = own_vcpus_guest_at("moved", 3, "role=yield-to rounds=20", 1, Some(0x8000_0000));
+    run.expect("VMAPI yield-to ram INFO base=0x80000000 size=0x1000000 image=0x80000000");
+    for check in ["unknown-cap", "to-self", "target-runs-next"] {
+        run.expect(&format!("VMAPI yield-to {check} PASS"));
+    }
+    run.expect("VMAPI yield-to DONE pass=3 fail=0");
+    if run.exit != Some(Some(0)) {
+        run.fail("QEMU should exit with status 0 once the VM powered off");
+    }
 }
 
 /// A hostile VM (`vmapi-guest`, role `objects-hostile`) with caps to its own partition (a

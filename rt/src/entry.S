@@ -1,11 +1,22 @@
 /*
  * wurley-rt entry: an arm64 Image header, then EL1h with the MMU off, X0 = the DTB's address.
  *
+ * The Image is position independent (see linker.ld): it runs wherever the loader put it, at
+ * any 2 MiB-aligned RAM base of at least 1 GiB and below 512 GiB (the 39-bit identity map), as
+ * the arm64 boot protocol allows (header flags bit 3). Until step 4 nothing here uses an
+ * absolute address: only PC-relative ones (ADRP/ADD) and constants.
+ *
  * 1. Mask DAIF, install the vector table, allow FP/SIMD (never used: softfloat target).
- * 2. Build the TTBR0 level-1 table (1 GiB blocks): [0, 1G) Device-nGnRE, [1G, 2G) Normal
- *    write-back (guest RAM is at 0x4000_0000), everything else invalid; TTBR1 walks disabled.
- * 3. Turn the MMU and caches on, so Rust code runs on Normal memory.
- * 4. Clear BSS (now cacheable), set the stack, call rt_start(dtb) (never returns).
+ * 2. Build the TTBR0 level-1 table (1 GiB blocks): [0, 1G) Device-nGnRE, the block holding the
+ *    Image Normal write-back, everything else invalid; TTBR1 walks disabled. An Image loaded
+ *    below 1 GiB (the device block) or past the 39-bit VA range parks: no map could run it.
+ *    rt_start (rt.rs) adds the other blocks of RAM, the DTB and the boot information (mmu.rs).
+ * 3. Turn the MMU and caches on, so the rest runs on Normal memory.
+ * 4. Self-relocation: for every R_AARCH64_RELATIVE entry of .rela.dyn,
+ *    *(r_offset + delta) = r_addend + delta, delta = load address - link address (0 when loaded
+ *    where linked). Any other relocation type parks: the linker made something this cannot
+ *    apply. Done with the MMU on, so the stores go through the cache like every later access.
+ * 5. Clear BSS (now cacheable), set the stack, call rt_start(dtb) (never returns).
  *
  * Secondary CPUs enter at rt_secondary_entry (below), which repeats 1 and 3 on the same table
  * and runs on a stack of its own.
@@ -20,7 +31,10 @@
  * shareable). */
     .equ    BLOCK_DEVICE, 0x0060000000000401
     .equ    BLOCK_NORMAL, 0x0000000000000705
-    .equ    RAM_BLOCK_IPA, 0x40000000
+/* log2 of a level-1 block (1 GiB) and the level-1 entries of a 39-bit VA space. */
+    .equ    BLOCK_SHIFT, 30
+    .equ    L1_ENTRIES, 512
+    .equ    R_AARCH64_RELATIVE, 1027
 /* MAIR: attr0 Device-nGnRE, attr1 Normal WB RW-allocate, attr2 Normal non-cacheable. */
     .equ    MAIR_VALUE, 0x44ff04
 /* TCR: T0SZ 25 (39-bit VA), walks inner/outer WB-WA inner shareable, 4 KiB granule, T1SZ 25,
@@ -70,7 +84,7 @@ _start:
     .long   0                       // code1
     .quad   0                       // text_offset: loaded at the RAM base itself
     .quad   __image_size            // image_size, including page table, BSS and stack
-    .quad   0xa                     // flags: little endian, 4 KiB pages, placement anywhere
+    .quad   0xa                     // flags: little endian, 4 KiB pages, placement anywhere (bit 3)
     .quad   0                       // res2
     .quad   0                       // res3
     .quad   0                       // res4
@@ -88,6 +102,12 @@ rt_entry:
     msr     cpacr_el1, x1
     isb
 
+    adrp    x21, __image_start      // load address (2 MiB aligned)
+    lsr     x22, x21, #BLOCK_SHIFT  // its level-1 index
+    cbz     x22, 5f                 // in the device block: cannot run
+    cmp     x22, #L1_ENTRIES
+    b.hs    5f                      // past the 39-bit VA range
+
     adrp    x20, rt_l1_table        // 4 KiB aligned
     bl      rt_table_civac          // no stale dirty lines over the table
     mov     x1, x20
@@ -97,21 +117,39 @@ rt_entry:
     b.lo    1b
     ldr     x1, =BLOCK_DEVICE
     str     x1, [x20]
-    ldr     x1, =(BLOCK_NORMAL | RAM_BLOCK_IPA)
-    str     x1, [x20, #8]
+    ldr     x1, =BLOCK_NORMAL
+    orr     x1, x1, x22, lsl #BLOCK_SHIFT
+    str     x1, [x20, x22, lsl #3]
     bl      rt_table_civac          // the walker reads through the cache
 
     MMU_ON
 
-    adrp    x1, __bss_start
+    /* Self-relocation: *(r_offset + delta) = r_addend + delta. */
+    ldr     x1, =__rt_link_base     // absolute symbol: no relocation of its own
+    sub     x22, x21, x1            // delta
+    adrp    x1, __rela_start
+    add     x1, x1, :lo12:__rela_start
+    adrp    x2, __rela_end
+    add     x2, x2, :lo12:__rela_end
+2:  cmp     x1, x2
+    b.hs    3f
+    ldp     x3, x4, [x1], #16       // r_offset, r_info
+    ldr     x5, [x1], #8            // r_addend
+    cmp     w4, #R_AARCH64_RELATIVE
+    b.ne    5f
+    add     x5, x5, x22
+    str     x5, [x3, x22]
+    b       2b
+
+3:  adrp    x1, __bss_start
     add     x1, x1, :lo12:__bss_start
     adrp    x2, __bss_end
     add     x2, x2, :lo12:__bss_end
-3:  cmp     x1, x2
-    b.hs    4f
+4:  cmp     x1, x2
+    b.hs    6f
     stp     xzr, xzr, [x1], #16
-    b       3b
-4:  adrp    x1, __stack_top
+    b       4b
+6:  adrp    x1, __stack_top
     add     x1, x1, :lo12:__stack_top
     mov     sp, x1
     mov     x0, x19

@@ -4,7 +4,8 @@
 
 /// `FDT_MAGIC`.
 pub const MAGIC: u32 = 0xd00d_feed;
-const HEADER_SIZE: usize = 40;
+/// Size of the header (version 17).
+pub const HEADER_SIZE: usize = 40;
 const TOKEN_BEGIN_NODE: u32 = 1;
 const TOKEN_END_NODE: u32 = 2;
 const TOKEN_PROP: u32 = 3;

@@ -1,9 +1,12 @@
 //! wurley-rt: the EL1 runtime the Resource Manager and Wurley's test guests link.
 //!
-//! A guest is an arm64 Image linked at the guest RAM base (`linker.ld`; each binary's build
-//! script passes it with `-T$DEP_WURLEY_RT_LINKER_SCRIPT`). Wurley boots it like Linux: MMU off,
-//! EL1h, interrupts masked, `X0` = the device tree's address. The entry code (`entry.S`) turns
-//! on an identity-mapped MMU ([`mmu`]), clears BSS, then [`entry!`]'s function runs with the
+//! A guest is an arm64 Image, a static position-independent executable linked at 0x4000_0000
+//! (`linker.ld`; each binary's build script passes it with `-T$DEP_WURLEY_RT_LINKER_SCRIPT`,
+//! plus `$DEP_WURLEY_RT_LINK_ARGS`). Wurley boots it like Linux, at any 2 MiB-aligned RAM base
+//! of at least 1 GiB: MMU off, EL1h, interrupts masked, `X0` = the device tree's address. The
+//! entry code (`entry.S`) turns on an identity-mapped MMU ([`mmu`]), applies the image's
+//! `R_AARCH64_RELATIVE` relocations for the address it was loaded at, clears BSS; the runtime
+//! maps the rest of RAM from the device tree, then [`entry!`]'s function runs with the
 //! console, the GIC and the exception vectors ready and IRQs unmasked.
 //!
 //! * [`console`]: PL011 output, [`println!`] / [`print!`].

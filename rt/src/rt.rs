@@ -7,13 +7,14 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use wurley_abi::bootinfo::{self, BootInfo};
 use wurley_abi::psci;
 
-use crate::fdt::Fdt;
-use crate::{console, gic, hyp, println, time};
+use crate::fdt::{self, Fdt};
+use crate::{console, gic, hyp, mmu, println, time};
 
 global_asm!(include_str!("entry.S"));
 
-/// Default guest RAM (Wurley's layout) when the device tree has no `/memory` node.
-const DEFAULT_RAM: (u64, u64) = (0x4000_0000, 0x100_0000);
+/// Default guest RAM size when the device tree has no `/memory` node: 16 MiB from the address
+/// the image was loaded at.
+const DEFAULT_RAM_SIZE: u64 = 0x100_0000;
 
 static DTB: AtomicUsize = AtomicUsize::new(0);
 static BOOT_INFO: AtomicUsize = AtomicUsize::new(0);
@@ -25,19 +26,29 @@ unsafe extern "Rust" {
     safe fn __wurley_rt_main(dtb: usize) -> !;
 }
 
-/// Called by `entry.S` with the MMU on, BSS clear and the stack set.
+/// Called by `entry.S` with the MMU on (only the image's own RAM block and the device block
+/// mapped), the image relocated, BSS clear and the stack set.
 #[unsafe(no_mangle)]
 extern "C" fn rt_start(x0: usize) -> ! {
+    mmu::init();
+    // X0 is in RAM but not necessarily in the image's block: map the blocks the boot
+    // information (at most BOOT_INFO_MAX) or the device tree's header could be in. A range
+    // the map cannot hold (the device block) is not read at all.
+    let x0_mapped = mmu::map_ram(x0 as u64, BOOT_INFO_MAX as u64).is_ok();
     // The root VM (the resource manager) is entered with X0 = its boot-information block, which
     // says where its device tree is; every other VM with X0 = the device tree.
-    let dtb = match read_boot_info(x0) {
+    let info = if x0_mapped { read_boot_info(x0) } else { None };
+    let dtb = match info {
         Some(info) => {
             BOOT_INFO.store(x0, Ordering::Relaxed);
             info.dtb_ipa as usize
         }
         None => x0,
     };
-    DTB.store(dtb, Ordering::Relaxed);
+    // Where the device tree is may not be mapped yet either: map it before it is read.
+    if map_dtb(dtb) {
+        DTB.store(dtb, Ordering::Relaxed);
+    }
     let fdt = fdt();
     let (base, size) = fdt
         .as_ref()
@@ -46,11 +57,14 @@ extern "C" fn rt_start(x0: usize) -> ! {
             let mem = root.children().find(|n| n.unit_name() == "memory")?;
             root.reg(&mem, 0)
         })
-        .unwrap_or(DEFAULT_RAM);
+        .unwrap_or((mmu::image_base(), DEFAULT_RAM_SIZE));
     RAM_BASE.store(base as usize, Ordering::Relaxed);
     RAM_SIZE.store(size as usize, Ordering::Relaxed);
     if fdt.is_none() {
         println!("rt: no valid device tree at {dtb:#x}");
+    }
+    if mmu::map_ram(base, size).is_err() {
+        println!("rt: RAM [{base:#x}, +{size:#x}) cannot be identity mapped");
     }
     if let Err(why) = gic::init(fdt.as_ref()) {
         println!("rt: GIC setup failed: {why}");
@@ -58,6 +72,23 @@ extern "C" fn rt_start(x0: usize) -> ! {
     time::init(fdt.as_ref());
     enable_irqs();
     __wurley_rt_main(dtb)
+}
+
+/// Map the 1 GiB blocks of the device tree at `dtb` (its header, then the `totalsize` the header
+/// states), so that it can be read; false if there is none or the map cannot hold it.
+fn map_dtb(dtb: usize) -> bool {
+    if dtb == 0 || mmu::map_ram(dtb as u64, fdt::HEADER_SIZE as u64).is_err() {
+        return false;
+    }
+    let mut total = [0u8; 4];
+    for (i, b) in total.iter_mut().enumerate() {
+        // SAFETY: the header's block is mapped (identity, Normal memory) just above and the
+        // guest writes nothing there; byte reads need no alignment. `totalsize` is the second
+        // 32-bit header field.
+        *b = unsafe { core::ptr::read_volatile((dtb + 4 + i) as *const u8) };
+    }
+    let total = u64::from(u32::from_be_bytes(total)).max(fdt::HEADER_SIZE as u64);
+    mmu::map_ram(dtb as u64, total).is_ok()
 }
 
 /// Largest boot-information block the runtime reads (its lists included).
@@ -116,7 +147,7 @@ pub fn dtb() -> usize {
     DTB.load(Ordering::Relaxed)
 }
 
-/// Guest RAM: IPA base and size (from `/memory`, else Wurley's default 16 MiB at 1 GiB).
+/// Guest RAM: IPA base and size (from `/memory`, else 16 MiB from where the image was loaded).
 pub fn ram() -> (u64, u64) {
     (
         RAM_BASE.load(Ordering::Relaxed) as u64,

@@ -1,15 +1,17 @@
 //! Loading the Resource Manager's ELF image: the loadable segments of a little-endian AArch64
 //! ELF64 executable, checked against the guest memory they must land in.
 //!
-//! Only what a statically linked, non-relocatable EL1 program needs: `PT_LOAD` segments copied to
-//! their physical address (`p_paddr`, the guest IPA), `p_memsz - p_filesz` left zero (guest RAM
-//! starts zeroed), and the entry point. Anything else in the file is ignored; anything malformed
-//! is an error, never a panic.
+//! Only what a statically linked EL1 program needs: `PT_LOAD` segments copied to their physical
+//! address (`p_paddr`, the guest IPA), `p_memsz - p_filesz` left zero (guest RAM starts zeroed),
+//! and the entry point. An executable (`ET_EXEC`) or a static position-independent one
+//! (`ET_DYN`, as wurley-rt links the RM) is loaded the same way, at its link addresses: a PIE
+//! applies its own relocations at start-up (delta 0 there), so nothing here reads them.
+//! Anything else in the file is ignored; anything malformed is an error, never a panic.
 
 /// Why an ELF image was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ElfError {
-    /// Not an ELF64 little-endian AArch64 executable.
+    /// Not an ELF64 little-endian AArch64 executable (`ET_EXEC` or `ET_DYN`).
     NotAarch64Elf,
     /// A header or segment lies outside the file.
     Truncated,
@@ -40,6 +42,7 @@ pub struct Image<'a> {
 const PT_LOAD: u32 = 1;
 const EM_AARCH64: u16 = 183;
 const ET_EXEC: u16 = 2;
+const ET_DYN: u16 = 3;
 
 fn u16_at(b: &[u8], o: usize) -> Option<u16> {
     Some(u16::from_le_bytes(b.get(o..o + 2)?.try_into().ok()?))
@@ -56,7 +59,8 @@ pub fn parse(file: &[u8], base: u64, size: u64) -> Result<Image<'_>, ElfError> {
     let ident_ok = file.get(..6) == Some(&[0x7f, b'E', b'L', b'F', 2, 1]);
     let machine = u16_at(file, 18);
     let kind = u16_at(file, 16);
-    if !ident_ok || machine != Some(EM_AARCH64) || kind != Some(ET_EXEC) {
+    let kind_ok = kind == Some(ET_EXEC) || kind == Some(ET_DYN);
+    if !ident_ok || machine != Some(EM_AARCH64) || !kind_ok {
         return Err(ElfError::NotAarch64Elf);
     }
     let entry = u64_at(file, 24).ok_or(ElfError::Truncated)?;
@@ -117,9 +121,14 @@ mod tests {
 
     /// A minimal ELF with one PT_LOAD of `data` at `paddr` (memsz `memsz`), entry `entry`.
     fn elf(paddr: u64, data: &[u8], memsz: u64, entry: u64) -> Vec<u8> {
+        elf_of_kind(ET_EXEC, paddr, data, memsz, entry)
+    }
+
+    /// [`elf`] with ELF type `kind`.
+    fn elf_of_kind(kind: u16, paddr: u64, data: &[u8], memsz: u64, entry: u64) -> Vec<u8> {
         let mut f = vec![0u8; 64 + 56];
         f[..6].copy_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1]);
-        f[16..18].copy_from_slice(&ET_EXEC.to_le_bytes());
+        f[16..18].copy_from_slice(&kind.to_le_bytes());
         f[18..20].copy_from_slice(&EM_AARCH64.to_le_bytes());
         f[24..32].copy_from_slice(&entry.to_le_bytes());
         f[32..40].copy_from_slice(&64u64.to_le_bytes());
@@ -151,9 +160,29 @@ mod tests {
     }
 
     #[test]
+    fn loads_a_static_pie_at_its_link_address() {
+        let f = elf_of_kind(ET_DYN, 0x4000_0000, b"code", 0x1000, 0x4000_0000);
+        let img = parse(&f, 0x4000_0000, 0x100_0000).unwrap();
+        assert_eq!(img.entry, 0x4000_0000);
+        assert_eq!(img.segments.len(), 1);
+        assert_eq!(img.segments[0].ipa, 0x4000_0000);
+    }
+
+    #[test]
     fn refuses_bad_images() {
         let good = elf(0x4000_0000, b"code", 0x1000, 0x4000_0000);
         assert_eq!(parse(b"MZ", 0, 1), Err(ElfError::NotAarch64Elf));
+        // ET_REL (an object file) and ET_CORE are not loadable.
+        for kind in [1u16, 4] {
+            assert_eq!(
+                parse(
+                    &elf_of_kind(kind, 0x4000_0000, b"code", 0x1000, 0x4000_0000),
+                    0x4000_0000,
+                    0x10_0000
+                ),
+                Err(ElfError::NotAarch64Elf)
+            );
+        }
         assert_eq!(
             parse(&good[..70], 0x4000_0000, 0x1000),
             Err(ElfError::Truncated)

@@ -1,8 +1,9 @@
-//! Links the guest with wurley-rt's `linker.ld`, not position independent: `vmapi-guest` at the
-//! guest RAM base (0x4000_0000), where Wurley's launcher loads a bundle VM's kernel, and
-//! `vmapi-child` (the same program) at [`CHILD_BASE`], where role `vmlife` lends a region of its
-//! own RAM to the secondary VM it creates through the resource manager (the RM maps a lent
-//! image parcel at the IPA it had in the owner).
+//! Links the guest with wurley-rt's `linker.ld` as a static position-independent executable
+//! that relocates itself to wherever it is loaded: `vmapi-guest` linked at 0x4000_0000 (and run
+//! at any 2 MiB-aligned RAM base), and `vmapi-child` (the same program) linked at
+//! [`CHILD_BASE`], where role `vmlife` lends a region of its own RAM to the secondary VM it
+//! creates through the resource manager (the RM maps a lent image parcel at the IPA it had in
+//! the owner), so it runs where it is linked.
 
 use std::path::Path;
 
@@ -32,7 +33,11 @@ fn main() {
             "cargo::rustc-link-arg-bin=vmapi-child=-T{}",
             child_script.display()
         );
-        println!("cargo::rustc-link-arg-bins=--no-pie");
+        let args = std::env::var("DEP_WURLEY_RT_LINK_ARGS")
+            .expect("wurley-rt's build script publishes its link arguments");
+        for arg in args.split_whitespace() {
+            println!("cargo::rustc-link-arg-bins={arg}");
+        }
         println!("cargo::rerun-if-changed={script}");
     }
     println!("cargo::rerun-if-changed=build.rs");

@@ -1,6 +1,6 @@
 //! hypcall-probe: an EL1 bare-metal guest that exercises Wurley's Gunyah hypercall ABI.
 //!
-//! Booted as a VM's kernel (an arm64 Image linked at the RAM base, MMU off), it makes each call,
+//! Booted as a VM's kernel (a position-independent arm64 Image, MMU off), it makes each call,
 //! prints `HYPCALL <name> PASS|FAIL <values>` per check on the PL011, then
 //! `HYPCALL-DONE pass=<n> fail=<m>`, and powers the VM off with PSCI SYSTEM_OFF. The host test
 //! `tests/vmapi.rs` builds it, boots it and checks the lines.

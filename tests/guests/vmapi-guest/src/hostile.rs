@@ -721,8 +721,8 @@ impl Hostile<'_> {
         add("unmapped", mmu::UNMAPPED_VA);
         add("ttbr1", mmu::TTBR1_VA);
         add("beyond-va-range", mmu::OUT_OF_RANGE_VA);
-        // Inside the Normal block that holds RAM, but past the end of RAM.
-        if end + 0x10_0000 < mmu::block_va(2) {
+        // Inside the Normal block that holds the end of RAM, but past the end of RAM.
+        if end + 0x10_0000 < end.next_multiple_of(mmu::BLOCK_SIZE) {
             add("past-ram-end", end + 0x10_0000);
         }
         // Whole blocks mapped to IPAs without RAM.

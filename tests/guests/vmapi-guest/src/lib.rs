@@ -69,9 +69,9 @@ mod vmlife;
 #[cfg(target_os = "none")]
 mod yieldto;
 
-/// The guest's main function, for [`wurley_rt::entry!`]: the bins `vmapi-guest` (linked at the
-/// guest RAM base) and `vmapi-child` (the same program linked at 0x4200_0000, see `build.rs`)
-/// both run it.
+/// The guest's main function, for [`wurley_rt::entry!`]: the bins `vmapi-guest` (linked at
+/// 0x4000_0000, run wherever its VM's RAM is) and `vmapi-child` (the same program linked at
+/// 0x4200_0000, see `build.rs`) both run it.
 #[cfg(target_os = "none")]
 pub fn guest_main(_dtb: usize) -> ! {
     use wurley_rt::args;
@@ -89,6 +89,14 @@ pub fn guest_main(_dtb: usize) -> ! {
         r.done();
     };
     r.info("boot", format_args!("bootargs=\"{bootargs}\""));
+    let (ram, ram_size) = wurley_rt::ram();
+    r.info(
+        "ram",
+        format_args!(
+            "base={ram:#x} size={ram_size:#x} image={:#x}",
+            wurley_rt::mmu::image_base()
+        ),
+    );
     match role {
         "ping" | "pong" => pingpong::run(&mut r, &fdt, bootargs, role == "ping"),
         "hostile" => hostile::run(&mut r, &fdt, bootargs),

@@ -1,5 +1,5 @@
-//! The `vmapi-guest` image: [`vmapi_guest::guest_main`] linked at the guest RAM base
-//! (0x4000_0000), as Wurley's launcher loads a bundle VM's kernel.
+//! The `vmapi-guest` image: [`vmapi_guest::guest_main`] on wurley-rt, a position-independent
+//! arm64 Image (linked at 0x4000_0000) that runs at whatever RAM base its VM has.
 
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
