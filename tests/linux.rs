@@ -107,10 +107,26 @@ fn powered_off_cleanly(run: &common::Run) {
     }
 }
 
+/// The primary VM (no `memory-base` in its manifest) is identity mapped: the RM says at which
+/// PA, and Linux finds its RAM there (its device tree's memory node, `/proc/iomem`).
+fn identity_mapped(run: &common::Run) {
+    const SAID: &str = "RM: VM linux: primary VM, identity mapped at PA 0x";
+    let Some(at) = run.log.find(SAID) else {
+        run.fail("the RM did not say where it identity mapped the primary VM")
+    };
+    let hex: String = run.log[at + SAID.len()..]
+        .chars()
+        .take_while(char::is_ascii_hexdigit)
+        .collect();
+    let pa = u64::from_str_radix(&hex, 16).unwrap();
+    run.expect(&format!("WURLEY-MEMORY memory@{pa:x} iomem={pa:08x}-"));
+}
+
 #[test]
 fn linux_boots_and_powers_off_1_vcpu() {
     let run = boot_linux("boot1", 1, "boot");
     expect_pass(&run, "boot");
+    identity_mapped(&run);
     powered_off_cleanly(&run);
 }
 

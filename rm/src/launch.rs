@@ -12,7 +12,9 @@
 //!
 //! What the RM decides: where each VM's RAM goes (a 2 MiB aligned block of the free RAM the boot
 //! information lists, first fit; at `memory-base` itself for a VM with devices, which is
-//! identity mapped), which physical CPU each vCPU gets (round robin, continuing across VMs, as
+//! identity mapped) and where the VM sees it ([`placement`]: the primary VM, the first one built,
+//! is identity mapped at the block's PA unless its manifest gives `memory-base`; the others see
+//! it at `memory-base`), which physical CPU each vCPU gets (round robin, continuing across VMs, as
 //! the hypervisor did), which of its own vIRQs serve the RM links and watches.
 
 use alloc::format;
@@ -143,6 +145,37 @@ impl FreeRam {
     }
 }
 
+/// How a VM's RAM is placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// At PA = IPA = `memory-base` (a VM with devices: their DMA sees guest addresses).
+    AtBase,
+    /// Anywhere in free RAM, identity mapped (IPA = the PA found): the primary VM (the first
+    /// the RM builds) when its manifest gives no `memory-base` and it has no devices.
+    Identity,
+    /// Anywhere in free RAM, mapped at `memory-base`.
+    Anywhere,
+}
+
+/// Where the RM puts the RAM of a VM with `spec`, `primary` if it is the first VM it builds.
+pub fn placement(spec: &VmSpec<'_>, primary: bool) -> Placement {
+    if !spec.devices.is_empty() {
+        Placement::AtBase
+    } else if primary && !spec.memory_base_explicit {
+        Placement::Identity
+    } else {
+        Placement::Anywhere
+    }
+}
+
+/// Whether RAM `[pa, pa + size)` can be mapped at IPA = PA in a guest: below the guest IPA
+/// limit and clear of the virtual GIC and UART.
+fn identity_fits(pa: u64, size: u64) -> bool {
+    let end = pa.saturating_add(size);
+    let emulated = (layout::GICD_BASE, layout::UART_BASE + layout::UART_SIZE);
+    end <= bundle::IPA_LIMIT && (end <= emulated.0 || pa >= emulated.1)
+}
+
 /// The RM's link to a VM it launched: the RM sends on `tx` and receives on `rx`, with its
 /// vIRQs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,6 +274,9 @@ struct Vm {
     vcpus: Vec<CapId>,
     /// RAM: PA and the extent.
     ram: Option<(u64, CapId)>,
+    /// Where its RAM is in its address space: `memory-base`, or its PA when it is identity
+    /// mapped ([`Placement::Identity`]).
+    ipa: u64,
     /// Its `/hypervisor` children.
     nodes: Vec<HypNode>,
     next_virq: u32,
@@ -272,6 +308,7 @@ impl Default for Vm {
             vic: CapId::INVALID,
             vcpus: Vec::new(),
             ram: None,
+            ipa: 0,
             nodes: Vec::new(),
             next_virq: LINK_VIRQ_BASE,
             reserved: Vec::new(),
@@ -580,12 +617,14 @@ impl<'a> Launcher<'a> {
     fn objects<C: Hypercalls>(&mut self, g: &mut Gunyah<C>, i: usize) -> Result<(), String> {
         self.claim(i)?;
         let spec = &self.bundle.vms[i];
-        let identity = !spec.devices.is_empty();
+        let primary = self.vms[..i].iter().all(|v| !v.alive());
+        let how = placement(spec, primary);
+        let at_base = how == Placement::AtBase;
         let pa = self
             .free
-            .take(spec.memory_size, identity.then_some(spec.memory_base))
+            .take(spec.memory_size, at_base.then_some(spec.memory_base))
             .map_err(|e| {
-                let at = if identity {
+                let at = if at_base {
                     format!(
                         " at {:#x} (identity mapped for its devices)",
                         spec.memory_base
@@ -595,7 +634,26 @@ impl<'a> Launcher<'a> {
                 };
                 format!("{} MiB of RAM{at}: {e}", spec.memory_size >> 20)
             })?;
+        let ipa = match how {
+            Placement::Identity if !identity_fits(pa, spec.memory_size) => {
+                self.free.give(pa, spec.memory_size);
+                return Err(format!(
+                    "{} MiB of RAM at PA {pa:#x}: cannot be identity mapped (above the guest \
+                     IPA limit or over the emulated devices)",
+                    spec.memory_size >> 20
+                ));
+            }
+            Placement::Identity => {
+                self.lines.push(format!(
+                    "VM {}: primary VM, identity mapped at PA {pa:#x}",
+                    spec.name
+                ));
+                pa
+            }
+            Placement::AtBase | Placement::Anywhere => spec.memory_base,
+        };
         let vm = &mut self.vms[i];
+        vm.ipa = ipa;
         let spec = &self.bundle.vms[i];
         let rm = g.rm_caps();
 
@@ -613,7 +671,7 @@ impl<'a> Launcher<'a> {
             .map_err(hv("address space"))?;
         c.activate(vm.addrspace).map_err(hv("address space"))?;
 
-        // RAM: an extent over the block, mapped at memory-base.
+        // RAM: an extent over the block, mapped at its IPA.
         let ram = Self::create(g, vm, Kind::Memextent)?;
         vm.ram = Some((pa, ram));
         let what = format!("{} MiB of RAM at PA {pa:#x}", spec.memory_size >> 20);
@@ -621,14 +679,8 @@ impl<'a> Launcher<'a> {
         c.memextent_configure(ram, pa, spec.memory_size, RAM_EXTENT_ATTRS)
             .map_err(hv(&what))?;
         c.activate(ram).map_err(hv(&what))?;
-        c.addrspace_map(
-            vm.addrspace,
-            ram,
-            spec.memory_base,
-            RAM_MAP_ATTRS,
-            spec.memory_size,
-        )
-        .map_err(hv(&what))?;
+        c.addrspace_map(vm.addrspace, ram, ipa, RAM_MAP_ATTRS, spec.memory_size)
+            .map_err(hv(&what))?;
 
         vm.vic = Self::create(g, vm, Kind::Vic)?;
         let c = g.calls_mut();
@@ -1054,7 +1106,7 @@ impl<'a> Launcher<'a> {
     fn device_tree(&mut self, i: usize) -> Result<(), String> {
         let spec = &self.bundle.vms[i];
         let vm = &mut self.vms[i];
-        let base = spec.memory_base;
+        let base = vm.ipa;
         let kernel_ipa = base + spec.kernel.text_offset;
         let kernel_end = kernel_ipa + spec.kernel.image_size;
         let dtb_ipa = base + spec.memory_size - MIB2;
@@ -1140,7 +1192,7 @@ impl<'a> Launcher<'a> {
         let spec = &self.bundle.vms[i];
         let mut vm = core::mem::take(&mut self.vms[i]);
         let dtb = core::mem::take(&mut vm.dtb);
-        let base = spec.memory_base;
+        let base = vm.ipa;
         let at = match source {
             Source::Kernel => Some((vm.entry - base, spec.kernel.bytes)),
             Source::Initrd => vm.initrd.zip(spec.initrd).map(|(r, b)| (r.0 - base, b)),
@@ -1240,7 +1292,7 @@ impl<'a> Launcher<'a> {
             "VM {}: {} MiB at IPA {:#x} (PA {pa:#x}), {} vCPUs on CPUs {}, priority {}, kernel at {:#x}, DTB at {:#x}{initrd}",
             spec.name,
             spec.memory_size >> 20,
-            spec.memory_base,
+            vm.ipa,
             spec.vcpus,
             cpus.join(","),
             spec.priority,
@@ -1271,7 +1323,7 @@ impl<'a> Launcher<'a> {
                         cspace: vm.cspace,
                         vic: vm.vic,
                         ram: vm.ram.map(|(_, extent)| Region {
-                            ipa: spec.memory_base,
+                            ipa: vm.ipa,
                             size: spec.memory_size,
                             extent,
                         }),
