@@ -267,7 +267,11 @@ struct Vm {
     error: Option<String>,
     /// Master caps made for it, in creation order.
     caps: Vec<CapId>,
+    /// Its partition (a child of the RM's with quota `object-memory`), which its own objects
+    /// are created from.
     partition: CapId,
+    /// Its `object-memory`.
+    quota: u32,
     cspace: CapId,
     addrspace: CapId,
     vic: CapId,
@@ -303,6 +307,7 @@ impl Default for Vm {
             error: None,
             caps: Vec::new(),
             partition: CapId::INVALID,
+            quota: 0,
             cspace: CapId::INVALID,
             addrspace: CapId::INVALID,
             vic: CapId::INVALID,
@@ -365,6 +370,15 @@ pub struct Launcher<'a> {
 
 fn hv(what: &str) -> impl Fn(Error) -> String + '_ {
     move |e| format!("{what}: {e:?}")
+}
+
+/// As [`hv`], for a call that charges a VM's partition of `quota` bytes: `NOMEM` is its
+/// `object-memory` running out.
+fn charged(what: &str, quota: u32) -> impl Fn(Error) -> String + '_ {
+    move |e| match e {
+        Error::Nomem => format!("{what}: Nomem: needs more than its object-memory ({quota} bytes)"),
+        e => format!("{what}: {e:?}"),
+    }
 }
 
 impl<'a> Launcher<'a> {
@@ -530,12 +544,26 @@ impl<'a> Launcher<'a> {
         }
     }
 
+    /// An object for `vm` from the RM's partition (its own partition, memory extents: a child
+    /// partition owns no memory), its master cap in the RM's cspace.
     fn create<C: Hypercalls>(g: &mut Gunyah<C>, vm: &mut Vm, kind: Kind) -> Result<CapId, String> {
         let rm = g.rm_caps();
         let cap = g
             .calls_mut()
             .create(kind, rm.partition, rm.cspace)
             .map_err(|e| format!("creating a {kind:?}: {e:?}"))?;
+        vm.caps.push(cap);
+        Ok(cap)
+    }
+
+    /// An object of `vm`'s own, charged to its partition (its `object-memory`), its master cap
+    /// in the RM's cspace.
+    fn own<C: Hypercalls>(g: &mut Gunyah<C>, vm: &mut Vm, kind: Kind) -> Result<CapId, String> {
+        let rm = g.rm_caps();
+        let cap = g
+            .calls_mut()
+            .create(kind, vm.partition, rm.cspace)
+            .map_err(charged(&format!("creating a {kind:?}"), vm.quota))?;
         vm.caps.push(cap);
         Ok(cap)
     }
@@ -657,15 +685,20 @@ impl<'a> Launcher<'a> {
         let spec = &self.bundle.vms[i];
         let rm = g.rm_caps();
 
+        // Its partition: a child of the RM's, with its object-memory as quota; its objects but
+        // the memory extents come from it.
+        vm.quota = spec.object_memory;
         vm.partition = Self::create(g, vm, Kind::Partition)?;
         let c = g.calls_mut();
+        c.partition_configure(vm.partition, u64::from(spec.object_memory))
+            .map_err(hv("partition"))?;
         c.activate(vm.partition).map_err(hv("partition"))?;
-        vm.cspace = Self::create(g, vm, Kind::Cspace)?;
+        vm.cspace = Self::own(g, vm, Kind::Cspace)?;
         let c = g.calls_mut();
         c.cspace_configure(vm.cspace, VM_CSPACE_CAPS)
-            .map_err(hv("cspace"))?;
+            .map_err(charged("cspace", vm.quota))?;
         c.activate(vm.cspace).map_err(hv("cspace"))?;
-        vm.addrspace = Self::create(g, vm, Kind::Addrspace)?;
+        vm.addrspace = Self::own(g, vm, Kind::Addrspace)?;
         let c = g.calls_mut();
         c.addrspace_configure(vm.addrspace, manifest_vmid(i))
             .map_err(hv("address space"))?;
@@ -682,12 +715,12 @@ impl<'a> Launcher<'a> {
         c.addrspace_map(vm.addrspace, ram, ipa, RAM_MAP_ATTRS, spec.memory_size)
             .map_err(hv(&what))?;
 
-        vm.vic = Self::create(g, vm, Kind::Vic)?;
+        vm.vic = Self::own(g, vm, Kind::Vic)?;
         let c = g.calls_mut();
         c.vic_configure(vm.vic, spec.vcpus, layout::SPIS)
             .map_err(hv("VIC"))?;
         c.activate(vm.vic).map_err(hv("VIC"))?;
-        let vpm = Self::create(g, vm, Kind::VpmGroup)?;
+        let vpm = Self::own(g, vm, Kind::VpmGroup)?;
         g.calls_mut().activate(vpm).map_err(hv("VPM group"))?;
 
         // Devices: their windows at their own addresses, device memory.
@@ -716,7 +749,7 @@ impl<'a> Launcher<'a> {
         }
         let timeslice_ns = u64::from(spec.timeslice_us) * 1000;
         for index in 0..spec.vcpus {
-            let t = Self::create(g, vm, Kind::Thread)?;
+            let t = Self::own(g, vm, Kind::Thread)?;
             let cpu = (self.next_pcpu + index) % self.cpus;
             let what = format!("vCPU {index}");
             let c = g.calls_mut();
@@ -891,11 +924,14 @@ impl<'a> Launcher<'a> {
         }
         let rm = g.rm_caps();
         let mut queue = |this: &mut Self| -> Result<CapId, String> {
-            let q = Self::create(g, &mut this.vms[a], Kind::Msgqueue)?;
+            let vm = &mut this.vms[a];
+            let q = Self::own(g, vm, Kind::Msgqueue)?;
             g.calls_mut()
                 .msgqueue_configure(q, depth, size)
                 .map_err(hv("message queue"))?;
-            g.calls_mut().activate(q).map_err(hv("message queue"))?;
+            g.calls_mut()
+                .activate(q)
+                .map_err(charged("message queue", vm.quota))?;
             Ok(q)
         };
         let ab = queue(self)?;
@@ -998,7 +1034,7 @@ impl<'a> Launcher<'a> {
             return Err(String::from("a VM is not started"));
         }
         let rm = g.rm_caps();
-        let db = Self::create(g, &mut self.vms[receiver], Kind::Doorbell)?;
+        let db = Self::own(g, &mut self.vms[receiver], Kind::Doorbell)?;
         g.calls_mut().activate(db).map_err(hv("doorbell"))?;
         let virq = self.vms[receiver].virq().map_err(|e| format!("{e:?}"))?;
         let (r_vic, r_cs, s_cs) = (

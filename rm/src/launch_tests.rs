@@ -91,9 +91,10 @@ fn one_vm_is_built_in_the_contract_order() {
     let names = g.calls().names();
     // The first VM's objects, up to its vCPUs.
     assert_eq!(
-        names[..22],
+        names[..23],
         [
             "create", // partition
+            "partition_configure",
             "activate",
             "create", // cspace
             "cspace_configure",
@@ -118,21 +119,33 @@ fn one_vm_is_built_in_the_contract_order() {
         ]
     );
     let log = &g.calls().log;
+    // Its partition from the RM's, with the default object-memory (256 KiB) as quota; its
+    // objects from it, but the RAM extent from the RM's (a child partition owns no memory).
     assert_eq!(log[0], "create(Partition, 0x1, 0x2)");
-    assert_eq!(log[3], "cspace_configure(0x102, 256)");
-    assert_eq!(log[6], "addrspace_configure(0x103, 0x8000)");
-    // 256 MiB, first fit at 1 GiB, RWX cached; mapped at the default IPA, RWX normal WB.
+    assert_eq!(log[1], "partition_configure(0x101, 0x40000)");
+    assert_eq!(log[3], "create(Cspace, 0x101, 0x2)");
+    assert_eq!(log[4], "cspace_configure(0x102, 256)");
+    assert_eq!(log[6], "create(Addrspace, 0x101, 0x2)");
+    assert_eq!(log[7], "addrspace_configure(0x103, 0x8000)");
+    assert_eq!(log[9], "create(Memextent, 0x1, 0x2)");
+    // 256 MiB, first fit at 1 GiB, RWX cached; the primary VM: mapped at its PA, RWX normal WB.
     assert_eq!(
-        log[9],
+        log[10],
         "memextent_configure(0x104, 0x40000000, 0x10000000, 0x307)"
     );
     assert_eq!(
-        log[11],
+        log[12],
         "addrspace_map(0x103, 0x104, 0x40000000, 0xf0077, 0x10000000)"
     );
-    assert_eq!(log[13], "vic_configure(0x105, 2, 64)");
-    assert_eq!(log[20], "vcpu_set_priority(0x107, 40)");
-    assert_eq!(log[21], "vcpu_set_timeslice(0x107, 2000000)");
+    assert_eq!(log[13], "create(Vic, 0x101, 0x2)");
+    assert_eq!(log[14], "vic_configure(0x105, 2, 64)");
+    assert_eq!(log[16], "create(VpmGroup, 0x101, 0x2)");
+    assert_eq!(log[18], "create(Thread, 0x101, 0x2)");
+    assert_eq!(log[21], "vcpu_set_priority(0x107, 40)");
+    assert_eq!(log[22], "vcpu_set_timeslice(0x107, 2000000)");
+    // The RM links' queues come from each VM's partition.
+    assert!(log.contains(&String::from("create(Msgqueue, 0x101, 0x2)")));
+    assert!(log.contains(&String::from("create(Msgqueue, 0x109, 0x2)")));
     // The second VM: the next VMID, its RAM after the first's, its vCPU on the next CPU.
     assert!(log.contains(&String::from("addrspace_configure(0x10b, 0x8001)")));
     assert!(log.contains(&String::from(
@@ -241,6 +254,20 @@ fn links_take_the_vm_virqs_the_hypervisor_gives() {
             .any(|c| c.starts_with("doorbell_bind(") && c.ends_with(", 66)"))
     );
     assert_eq!(g.calls().count("msgqueue_configure"), 2 * 3 + 2 * 2);
+    // Each VM's partition (ping's with its object-memory, 1 MiB): the doorbell is its
+    // receiver's (ping), a pair's queues its first VM's (chat, tiny: ping; bulk: pong), the RM
+    // link's queues the VM's.
+    let parts: Vec<&str> = log
+        .iter()
+        .filter_map(|c| c.strip_prefix("partition_configure("))
+        .collect();
+    assert_eq!(parts, ["0x101, 0x100000)", "0x10e, 0x40000)"]);
+    assert_eq!(
+        log_from(&g, "create(Doorbell"),
+        ["create(Doorbell, 0x101, 0x2)"]
+    );
+    assert_eq!(g.calls().count("create(Msgqueue, 0x101, 0x2)"), 2 * 2 + 2);
+    assert_eq!(g.calls().count("create(Msgqueue, 0x10e, 0x2)"), 2 + 2);
     assert!(
         log.iter()
             .any(|c| c.starts_with("msgqueue_configure(") && c.ends_with(", 255, 1023)"))
@@ -398,7 +425,7 @@ fn a_vm_without_ram_is_not_started_and_leaves_nothing() {
     );
     // Nothing was made for it: rtos's objects are the first.
     assert_eq!(g.calls().log[0], "create(Partition, 0x1, 0x2)");
-    assert_eq!(g.calls().log[3], "cspace_configure(0x102, 256)");
+    assert_eq!(g.calls().log[4], "cspace_configure(0x102, 256)");
 }
 
 #[test]
@@ -583,4 +610,32 @@ fn ram_that_cannot_be_identity_mapped_stops_the_primary() {
         "{lines:?}"
     );
     assert_eq!(l.free_ram().ranges(), [(1 << 39, GIB)]);
+}
+
+#[test]
+fn a_vm_over_its_object_memory_is_not_started_and_the_others_are() {
+    let (mut g, mut l) = setup(LINKS, GIB);
+    let _ = l.take_lines();
+    // ping's cspace table does not fit its quota.
+    g.calls_mut().fail = Some((String::from("cspace_configure(0x102"), Error::Nomem));
+    let (started, _) = run(&mut g, &mut l);
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0].name, "pong");
+    let lines = l.take_lines();
+    assert!(
+        lines.contains(&String::from(
+            "VM ping: not started: cspace: Nomem: needs more than its object-memory (1048576 bytes)"
+        )),
+        "{lines:?}"
+    );
+    // What was made for it is deleted, its partition last.
+    assert!(
+        g.calls()
+            .log
+            .contains(&String::from("cspace_delete(0x2, 0x101)"))
+    );
+    // Its links are not made; pong has the default quota.
+    let log = &g.calls().log;
+    assert!(!log.iter().any(|c| c.starts_with("create(Doorbell")));
+    assert!(log.contains(&String::from("partition_configure(0x103, 0x40000)")));
 }
