@@ -107,10 +107,26 @@ fn powered_off_cleanly(run: &common::Run) {
     }
 }
 
+/// The primary VM (no `memory-base` in its manifest) is identity mapped by the RM: it says at
+/// which PA, and Linux finds its RAM there (its device tree's memory node, `/proc/iomem`).
+fn identity_mapped(run: &common::Run) {
+    const SAID: &str = "RM: VM linux: primary VM, identity mapped at PA 0x";
+    let Some(at) = run.log.find(SAID) else {
+        run.fail("the RM did not say where it identity mapped the primary VM")
+    };
+    let hex: String = run.log[at + SAID.len()..]
+        .chars()
+        .take_while(char::is_ascii_hexdigit)
+        .collect();
+    let pa = u64::from_str_radix(&hex, 16).unwrap();
+    run.expect(&format!("WURLEY-MEMORY memory@{pa:x} iomem={pa:08x}-"));
+}
+
 #[test]
 fn linux_boots_and_powers_off_1_vcpu() {
     let run = boot_linux("boot1", 1, "boot");
     expect_pass(&run, "boot");
+    identity_mapped(&run);
     powered_off_cleanly(&run);
 }
 
@@ -239,6 +255,15 @@ fn manifest_errors_are_reported_and_good_vms_still_start() {
     let guest = guest_dir();
     let kernel = guest.join("Image");
     let initrd = guest.join("initramfs.cpio.gz");
+    // A VM whose objects do not fit its object-memory (the RM makes them in its partition).
+    let cramped = format!(
+        r#"cramped {{
+            kernel = /incbin/("{}");
+            memory-size = <0x0 0x4000000>;
+            object-memory = <0x1000>;
+        }};"#,
+        kernel.display()
+    );
     let text = format!(
         r#"/dts-v1/;
 / {{
@@ -259,6 +284,7 @@ fn manifest_errors_are_reported_and_good_vms_still_start() {
             memory-size = <0x0 0x10000000>;
             vcpus = <1>;
         }};
+        {cramped}
     }};
 }};
 "#,
@@ -276,6 +302,8 @@ fn manifest_errors_are_reported_and_good_vms_still_start() {
         .expect("'kernel'");
     run.expect("WURLEY-TEST boot PASS")
         .expect("VM good ended: PowerOff");
+    run.expect("RM: error: VM cramped: not started: ")
+        .expect("needs more than its object-memory (4096 bytes)");
 }
 
 #[test]

@@ -7,9 +7,15 @@
 //!   `A-Z a-z 0-9 , . _ + -`), `X4` flags ([`VM_NAME_CONSOLE_FOCUS`], [`VM_NAME_CONSOLE_SHARED`]; other bits
 //!   `ARGUMENT_INVALID`). Names the VM built (or to be built) on that address space: its
 //!   console lines are prefixed `[name] ` and the hypervisor's log lines say `VM <name>: ...`.
+//! - [`PARTITION_CONFIGURE`] (`0xC600_0101`, fast, SMC64): `X1` partition cap (OBJECT_ACTIVATE,
+//!   in INIT), `X2` its object-memory quota in bytes. Gunyah gives a child partition memory of
+//!   its own; Wurley's partitions are quotas over one heap, and this sets a child's quota
+//!   (unlimited otherwise, within its ancestors').
 
 /// `WURLEY_VM_SET_NAME`: fast, SMC64, vendor-hyp owner, function 0x100.
 pub const VM_SET_NAME: u32 = 0xC600_0100;
+/// `WURLEY_PARTITION_CONFIGURE`: fast, SMC64, vendor-hyp owner, function 0x101.
+pub const PARTITION_CONFIGURE: u32 = 0xC600_0101;
 /// Longest name `VM_SET_NAME` accepts.
 pub const VM_NAME_MAX: usize = 29;
 /// `VM_SET_NAME` flags bit 0: the VM takes console input first.
@@ -46,9 +52,11 @@ mod tests {
 
     #[test]
     fn function_id_is_fast_smc64_vendor_hyp_and_not_a_hypercall() {
-        let f = crate::smccc::FunctionId(VM_SET_NAME);
-        assert!(f.is_fast() && f.is_smc64());
-        assert_eq!(f.owner(), crate::smccc::Owner::VendorHyp);
-        assert_eq!(crate::hypcall::smccc_hypercall_number(VM_SET_NAME), None);
+        for id in [VM_SET_NAME, PARTITION_CONFIGURE] {
+            let f = crate::smccc::FunctionId(id);
+            assert!(f.is_fast() && f.is_smc64());
+            assert_eq!(f.owner(), crate::smccc::Owner::VendorHyp);
+            assert_eq!(crate::hypcall::smccc_hypercall_number(id), None);
+        }
     }
 }

@@ -53,6 +53,9 @@ pub trait Hypercalls {
     fn create(&mut self, kind: Kind, partition: CapId, cspace: CapId) -> Result<CapId, Error>;
     /// `object_activate`.
     fn activate(&mut self, cap: CapId) -> Result<(), Error>;
+    /// The vendor call WURLEY_PARTITION_CONFIGURE: a partition in INIT may have at most
+    /// `quota` bytes of objects charged to it.
+    fn partition_configure(&mut self, partition: CapId, quota: u64) -> Result<(), Error>;
     /// `cspace_configure`.
     fn cspace_configure(&mut self, cspace: CapId, max_caps: u32) -> Result<(), Error>;
     /// `cspace_copy_cap_from`: a copy of `cap` (in `src`) in `dest`, rights masked.

@@ -79,6 +79,9 @@ impl Hypercalls for Fake {
     fn activate(&mut self, cap: CapId) -> Result<(), Error> {
         self.rec(format!("activate({:#x})", cap.0))
     }
+    fn partition_configure(&mut self, p: CapId, quota: u64) -> Result<(), Error> {
+        self.rec(format!("partition_configure({:#x}, {quota:#x})", p.0))
+    }
     fn cspace_configure(&mut self, cs: CapId, n: u32) -> Result<(), Error> {
         self.rec(format!("cspace_configure({:#x}, {n})", cs.0))
     }

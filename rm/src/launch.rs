@@ -11,7 +11,9 @@
 //!
 //! What the RM decides: where each VM's RAM goes (a 2 MiB aligned block of the free RAM the boot
 //! information lists, first fit; at `memory-base` itself for a VM with devices, which is
-//! identity mapped), which physical CPU each vCPU gets (round robin, continuing across VMs, as
+//! identity mapped) and where the VM sees it ([`placement`]: the primary VM, the first one built,
+//! is identity mapped at the block's PA unless its manifest gives `memory-base`; the others see
+//! it at `memory-base`), which physical CPU each vCPU gets (round robin, continuing across VMs, as
 //! the hypervisor did), which of its own vIRQs serve the RM links and watches.
 
 use alloc::format;
@@ -142,6 +144,37 @@ impl FreeRam {
     }
 }
 
+/// How a VM's RAM is placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// At PA = IPA = `memory-base` (a VM with devices: their DMA sees guest addresses).
+    AtBase,
+    /// Anywhere in free RAM, identity mapped (IPA = the PA found): the primary VM (the first
+    /// the RM builds) when its manifest gives no `memory-base` and it has no devices.
+    Identity,
+    /// Anywhere in free RAM, mapped at `memory-base`.
+    Anywhere,
+}
+
+/// Where the RM puts the RAM of a VM with `spec`, `primary` if it is the first VM it builds.
+pub fn placement(spec: &VmSpec<'_>, primary: bool) -> Placement {
+    if !spec.devices.is_empty() {
+        Placement::AtBase
+    } else if primary && !spec.memory_base_explicit {
+        Placement::Identity
+    } else {
+        Placement::Anywhere
+    }
+}
+
+/// Whether RAM `[pa, pa + size)` can be mapped at IPA = PA in a guest: below the guest IPA
+/// limit and clear of the virtual GIC and UART.
+fn identity_fits(pa: u64, size: u64) -> bool {
+    let end = pa.saturating_add(size);
+    let emulated = (layout::GICD_BASE, layout::UART_BASE + layout::UART_SIZE);
+    end <= bundle::IPA_LIMIT && (end <= emulated.0 || pa >= emulated.1)
+}
+
 /// The RM's link to a VM it launched: the RM sends on `tx` and receives on `rx`, with its
 /// vIRQs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,13 +266,20 @@ struct Vm {
     error: Option<String>,
     /// Master caps made for it, in creation order.
     caps: Vec<CapId>,
+    /// Its partition (a child of the RM's with quota `object-memory`), which its own objects
+    /// are created from.
     partition: CapId,
+    /// Its `object-memory`.
+    quota: u32,
     cspace: CapId,
     addrspace: CapId,
     vic: CapId,
     vcpus: Vec<CapId>,
     /// RAM: PA and the extent.
     ram: Option<(u64, CapId)>,
+    /// Where its RAM is in its address space: `memory-base`, or its PA when it is identity
+    /// mapped ([`Placement::Identity`]).
+    ipa: u64,
     /// Its `/hypervisor` children.
     nodes: Vec<HypNode>,
     next_virq: u32,
@@ -266,11 +306,13 @@ impl Default for Vm {
             error: None,
             caps: Vec::new(),
             partition: CapId::INVALID,
+            quota: 0,
             cspace: CapId::INVALID,
             addrspace: CapId::INVALID,
             vic: CapId::INVALID,
             vcpus: Vec::new(),
             ram: None,
+            ipa: 0,
             nodes: Vec::new(),
             next_virq: LINK_VIRQ_BASE,
             reserved: Vec::new(),
@@ -327,6 +369,15 @@ pub struct Launcher<'a> {
 
 fn hv(what: &str) -> impl Fn(Error) -> String + '_ {
     move |e| format!("{what}: {e:?}")
+}
+
+/// As [`hv`], for a call that charges a VM's partition of `quota` bytes: `NOMEM` is its
+/// `object-memory` running out.
+fn charged(what: &str, quota: u32) -> impl Fn(Error) -> String + '_ {
+    move |e| match e {
+        Error::Nomem => format!("{what}: Nomem: needs more than its object-memory ({quota} bytes)"),
+        e => format!("{what}: {e:?}"),
+    }
 }
 
 impl<'a> Launcher<'a> {
@@ -492,12 +543,26 @@ impl<'a> Launcher<'a> {
         }
     }
 
+    /// An object for `vm` from the RM's partition (its own partition, memory extents: a child
+    /// partition owns no memory), its master cap in the RM's cspace.
     fn create<C: Hypercalls>(g: &mut Gunyah<C>, vm: &mut Vm, kind: Kind) -> Result<CapId, String> {
         let rm = g.rm_caps();
         let cap = g
             .calls_mut()
             .create(kind, rm.partition, rm.cspace)
             .map_err(|e| format!("creating a {kind:?}: {e:?}"))?;
+        vm.caps.push(cap);
+        Ok(cap)
+    }
+
+    /// An object of `vm`'s own, charged to its partition (its `object-memory`), its master cap
+    /// in the RM's cspace.
+    fn own<C: Hypercalls>(g: &mut Gunyah<C>, vm: &mut Vm, kind: Kind) -> Result<CapId, String> {
+        let rm = g.rm_caps();
+        let cap = g
+            .calls_mut()
+            .create(kind, vm.partition, rm.cspace)
+            .map_err(charged(&format!("creating a {kind:?}"), vm.quota))?;
         vm.caps.push(cap);
         Ok(cap)
     }
@@ -579,12 +644,14 @@ impl<'a> Launcher<'a> {
     fn objects<C: Hypercalls>(&mut self, g: &mut Gunyah<C>, i: usize) -> Result<(), String> {
         self.claim(i)?;
         let spec = &self.bundle.vms[i];
-        let identity = !spec.devices.is_empty();
+        let primary = self.vms[..i].iter().all(|v| !v.alive());
+        let how = placement(spec, primary);
+        let at_base = how == Placement::AtBase;
         let pa = self
             .free
-            .take(spec.memory_size, identity.then_some(spec.memory_base))
+            .take(spec.memory_size, at_base.then_some(spec.memory_base))
             .map_err(|e| {
-                let at = if identity {
+                let at = if at_base {
                     format!(
                         " at {:#x} (identity mapped for its devices)",
                         spec.memory_base
@@ -594,25 +661,49 @@ impl<'a> Launcher<'a> {
                 };
                 format!("{} MiB of RAM{at}: {e}", spec.memory_size >> 20)
             })?;
+        let ipa = match how {
+            Placement::Identity if !identity_fits(pa, spec.memory_size) => {
+                self.free.give(pa, spec.memory_size);
+                return Err(format!(
+                    "{} MiB of RAM at PA {pa:#x}: cannot be identity mapped (above the guest \
+                     IPA limit or over the emulated devices)",
+                    spec.memory_size >> 20
+                ));
+            }
+            Placement::Identity => {
+                self.lines.push(format!(
+                    "VM {}: primary VM, identity mapped at PA {pa:#x}",
+                    spec.name
+                ));
+                pa
+            }
+            Placement::AtBase | Placement::Anywhere => spec.memory_base,
+        };
         let vm = &mut self.vms[i];
+        vm.ipa = ipa;
         let spec = &self.bundle.vms[i];
         let rm = g.rm_caps();
 
+        // Its partition: a child of the RM's, with its object-memory as quota; its objects but
+        // the memory extents come from it.
+        vm.quota = spec.object_memory;
         vm.partition = Self::create(g, vm, Kind::Partition)?;
         let c = g.calls_mut();
+        c.partition_configure(vm.partition, u64::from(spec.object_memory))
+            .map_err(hv("partition"))?;
         c.activate(vm.partition).map_err(hv("partition"))?;
-        vm.cspace = Self::create(g, vm, Kind::Cspace)?;
+        vm.cspace = Self::own(g, vm, Kind::Cspace)?;
         let c = g.calls_mut();
         c.cspace_configure(vm.cspace, VM_CSPACE_CAPS)
-            .map_err(hv("cspace"))?;
+            .map_err(charged("cspace", vm.quota))?;
         c.activate(vm.cspace).map_err(hv("cspace"))?;
-        vm.addrspace = Self::create(g, vm, Kind::Addrspace)?;
+        vm.addrspace = Self::own(g, vm, Kind::Addrspace)?;
         let c = g.calls_mut();
         c.addrspace_configure(vm.addrspace, manifest_vmid(i))
             .map_err(hv("address space"))?;
         c.activate(vm.addrspace).map_err(hv("address space"))?;
 
-        // RAM: an extent over the block, mapped at memory-base.
+        // RAM: an extent over the block, mapped at its IPA.
         let ram = Self::create(g, vm, Kind::Memextent)?;
         vm.ram = Some((pa, ram));
         let what = format!("{} MiB of RAM at PA {pa:#x}", spec.memory_size >> 20);
@@ -620,21 +711,15 @@ impl<'a> Launcher<'a> {
         c.memextent_configure(ram, pa, spec.memory_size, RAM_EXTENT_ATTRS)
             .map_err(hv(&what))?;
         c.activate(ram).map_err(hv(&what))?;
-        c.addrspace_map(
-            vm.addrspace,
-            ram,
-            spec.memory_base,
-            RAM_MAP_ATTRS,
-            spec.memory_size,
-        )
-        .map_err(hv(&what))?;
+        c.addrspace_map(vm.addrspace, ram, ipa, RAM_MAP_ATTRS, spec.memory_size)
+            .map_err(hv(&what))?;
 
-        vm.vic = Self::create(g, vm, Kind::Vic)?;
+        vm.vic = Self::own(g, vm, Kind::Vic)?;
         let c = g.calls_mut();
         c.vic_configure(vm.vic, spec.vcpus, layout::SPIS)
             .map_err(hv("VIC"))?;
         c.activate(vm.vic).map_err(hv("VIC"))?;
-        let vpm = Self::create(g, vm, Kind::VpmGroup)?;
+        let vpm = Self::own(g, vm, Kind::VpmGroup)?;
         g.calls_mut().activate(vpm).map_err(hv("VPM group"))?;
 
         // Devices: their windows at their own addresses, device memory.
@@ -663,7 +748,7 @@ impl<'a> Launcher<'a> {
         }
         let timeslice_ns = u64::from(spec.timeslice_us) * 1000;
         for index in 0..spec.vcpus {
-            let t = Self::create(g, vm, Kind::Thread)?;
+            let t = Self::own(g, vm, Kind::Thread)?;
             let cpu = (self.next_pcpu + index) % self.cpus;
             let what = format!("vCPU {index}");
             let c = g.calls_mut();
@@ -838,11 +923,14 @@ impl<'a> Launcher<'a> {
         }
         let rm = g.rm_caps();
         let mut queue = |this: &mut Self| -> Result<CapId, String> {
-            let q = Self::create(g, &mut this.vms[a], Kind::Msgqueue)?;
+            let vm = &mut this.vms[a];
+            let q = Self::own(g, vm, Kind::Msgqueue)?;
             g.calls_mut()
                 .msgqueue_configure(q, depth, size)
                 .map_err(hv("message queue"))?;
-            g.calls_mut().activate(q).map_err(hv("message queue"))?;
+            g.calls_mut()
+                .activate(q)
+                .map_err(charged("message queue", vm.quota))?;
             Ok(q)
         };
         let ab = queue(self)?;
@@ -945,7 +1033,7 @@ impl<'a> Launcher<'a> {
             return Err(String::from("a VM is not started"));
         }
         let rm = g.rm_caps();
-        let db = Self::create(g, &mut self.vms[receiver], Kind::Doorbell)?;
+        let db = Self::own(g, &mut self.vms[receiver], Kind::Doorbell)?;
         g.calls_mut().activate(db).map_err(hv("doorbell"))?;
         let virq = self.vms[receiver].virq().map_err(|e| format!("{e:?}"))?;
         let (r_vic, r_cs, s_cs) = (
@@ -1053,7 +1141,7 @@ impl<'a> Launcher<'a> {
     fn device_tree(&mut self, i: usize) -> Result<(), String> {
         let spec = &self.bundle.vms[i];
         let vm = &mut self.vms[i];
-        let base = spec.memory_base;
+        let base = vm.ipa;
         let kernel_ipa = base + spec.kernel.text_offset;
         let kernel_end = kernel_ipa + spec.kernel.image_size;
         let dtb_ipa = base + spec.memory_size - MIB2;
@@ -1139,7 +1227,7 @@ impl<'a> Launcher<'a> {
         let spec = &self.bundle.vms[i];
         let mut vm = core::mem::take(&mut self.vms[i]);
         let dtb = core::mem::take(&mut vm.dtb);
-        let base = spec.memory_base;
+        let base = vm.ipa;
         let at = match source {
             Source::Kernel => Some((vm.entry - base, spec.kernel.bytes)),
             Source::Initrd => vm.initrd.zip(spec.initrd).map(|(r, b)| (r.0 - base, b)),
@@ -1239,7 +1327,7 @@ impl<'a> Launcher<'a> {
             "VM {}: {} MiB at IPA {:#x} (PA {pa:#x}), {} vCPUs on CPUs {}, priority {}, kernel at {:#x}, DTB at {:#x}{initrd}",
             spec.name,
             spec.memory_size >> 20,
-            spec.memory_base,
+            vm.ipa,
             spec.vcpus,
             cpus.join(","),
             spec.priority,
@@ -1270,7 +1358,7 @@ impl<'a> Launcher<'a> {
                         cspace: vm.cspace,
                         vic: vm.vic,
                         ram: vm.ram.map(|(_, extent)| Region {
-                            ipa: spec.memory_base,
+                            ipa: vm.ipa,
                             size: spec.memory_size,
                             extent,
                         }),

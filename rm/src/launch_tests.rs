@@ -13,7 +13,7 @@ use wurley_rt::fdt::Fdt;
 
 use crate::gunyah::{Gunyah, RmCaps};
 use crate::gunyah_tests::Fake;
-use crate::launch::{FreeRam, Launcher, Started, Step};
+use crate::launch::{FreeRam, Launcher, Placement, Started, Step, placement};
 
 const GIB: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
@@ -91,9 +91,10 @@ fn one_vm_is_built_in_the_contract_order() {
     let names = g.calls().names();
     // The first VM's objects, up to its vCPUs.
     assert_eq!(
-        names[..22],
+        names[..23],
         [
             "create", // partition
+            "partition_configure",
             "activate",
             "create", // cspace
             "cspace_configure",
@@ -118,21 +119,33 @@ fn one_vm_is_built_in_the_contract_order() {
         ]
     );
     let log = &g.calls().log;
+    // Its partition from the RM's, with the default object-memory (256 KiB) as quota; its
+    // objects from it, but the RAM extent from the RM's (a child partition owns no memory).
     assert_eq!(log[0], "create(Partition, 0x1, 0x2)");
-    assert_eq!(log[3], "cspace_configure(0x102, 256)");
-    assert_eq!(log[6], "addrspace_configure(0x103, 0x8000)");
-    // 256 MiB, first fit at 1 GiB, RWX cached; mapped at the default IPA, RWX normal WB.
+    assert_eq!(log[1], "partition_configure(0x101, 0x40000)");
+    assert_eq!(log[3], "create(Cspace, 0x101, 0x2)");
+    assert_eq!(log[4], "cspace_configure(0x102, 256)");
+    assert_eq!(log[6], "create(Addrspace, 0x101, 0x2)");
+    assert_eq!(log[7], "addrspace_configure(0x103, 0x8000)");
+    assert_eq!(log[9], "create(Memextent, 0x1, 0x2)");
+    // 256 MiB, first fit at 1 GiB, RWX cached; the primary VM: mapped at its PA, RWX normal WB.
     assert_eq!(
-        log[9],
+        log[10],
         "memextent_configure(0x104, 0x40000000, 0x10000000, 0x307)"
     );
     assert_eq!(
-        log[11],
+        log[12],
         "addrspace_map(0x103, 0x104, 0x40000000, 0xf0077, 0x10000000)"
     );
-    assert_eq!(log[13], "vic_configure(0x105, 2, 64)");
-    assert_eq!(log[20], "vcpu_set_priority(0x107, 40)");
-    assert_eq!(log[21], "vcpu_set_timeslice(0x107, 2000000)");
+    assert_eq!(log[13], "create(Vic, 0x101, 0x2)");
+    assert_eq!(log[14], "vic_configure(0x105, 2, 64)");
+    assert_eq!(log[16], "create(VpmGroup, 0x101, 0x2)");
+    assert_eq!(log[18], "create(Thread, 0x101, 0x2)");
+    assert_eq!(log[21], "vcpu_set_priority(0x107, 40)");
+    assert_eq!(log[22], "vcpu_set_timeslice(0x107, 2000000)");
+    // The RM links' queues come from each VM's partition.
+    assert!(log.contains(&String::from("create(Msgqueue, 0x101, 0x2)")));
+    assert!(log.contains(&String::from("create(Msgqueue, 0x109, 0x2)")));
     // The second VM: the next VMID, its RAM after the first's, its vCPU on the next CPU.
     assert!(log.contains(&String::from("addrspace_configure(0x10b, 0x8001)")));
     assert!(log.contains(&String::from(
@@ -241,6 +254,20 @@ fn links_take_the_vm_virqs_the_hypervisor_gives() {
             .any(|c| c.starts_with("doorbell_bind(") && c.ends_with(", 66)"))
     );
     assert_eq!(g.calls().count("msgqueue_configure"), 2 * 3 + 2 * 2);
+    // Each VM's partition (ping's with its object-memory, 1 MiB): the doorbell is its
+    // receiver's (ping), a pair's queues its first VM's (chat, tiny: ping; bulk: pong), the RM
+    // link's queues the VM's.
+    let parts: Vec<&str> = log
+        .iter()
+        .filter_map(|c| c.strip_prefix("partition_configure("))
+        .collect();
+    assert_eq!(parts, ["0x101, 0x100000)", "0x10e, 0x40000)"]);
+    assert_eq!(
+        log_from(&g, "create(Doorbell"),
+        ["create(Doorbell, 0x101, 0x2)"]
+    );
+    assert_eq!(g.calls().count("create(Msgqueue, 0x101, 0x2)"), 2 * 2 + 2);
+    assert_eq!(g.calls().count("create(Msgqueue, 0x10e, 0x2)"), 2 + 2);
     assert!(
         log.iter()
             .any(|c| c.starts_with("msgqueue_configure(") && c.ends_with(", 255, 1023)"))
@@ -398,7 +425,7 @@ fn a_vm_without_ram_is_not_started_and_leaves_nothing() {
     );
     // Nothing was made for it: rtos's objects are the first.
     assert_eq!(g.calls().log[0], "create(Partition, 0x1, 0x2)");
-    assert_eq!(g.calls().log[3], "cspace_configure(0x102, 256)");
+    assert_eq!(g.calls().log[4], "cspace_configure(0x102, 256)");
 }
 
 #[test]
@@ -408,7 +435,13 @@ fn a_failure_half_way_deletes_what_was_made() {
     let (started, _) = run(&mut g, &mut l);
     assert_eq!(started.len(), 1);
     let lines = l.take_lines();
-    assert_eq!(lines[0], "VM linux: not started: VIC: Nomem");
+    assert_eq!(
+        lines[..2],
+        [
+            "VM linux: primary VM, identity mapped at PA 0x40000000",
+            "VM linux: not started: VIC: Nomem"
+        ]
+    );
     // Newest first: VIC, RAM, address space, cspace, partition.
     assert_eq!(
         log_from(&g, "cspace_delete(0x2, ")[..5],
@@ -454,4 +487,155 @@ fn free_ram_is_taken_in_aligned_blocks() {
     assert!(f.ranges().contains(&(0x8000_0000, 0x4000_0000)));
     f.give(0x4020_0000, 0x20_0000);
     assert_eq!(f.ranges()[0], (0x4010_0000, 0x1000_0000));
+}
+
+/// A launcher over `bundle` with the free RAM `free` (otherwise as [`setup`]).
+fn setup_free(bundle: &'static [u8], free: FreeRam) -> (Gunyah<Fake>, Launcher<'static>) {
+    let fake = Fake {
+        window: vec![0; 4 << 20],
+        ..Fake::default()
+    };
+    let g = Gunyah::new(fake, rm(GIB), (40..96).collect());
+    let hwirqs = (32..96)
+        .map(|i| (i, CapId(0x9000 + u64::from(i))))
+        .collect();
+    (g, Launcher::new(bundle, free, hwirqs, 2).unwrap())
+}
+
+#[test]
+fn the_primary_vm_is_identity_mapped_at_its_pa() {
+    // Free RAM from 0x4810_0000: the first 2 MiB aligned block is at 0x4820_0000.
+    let (mut g, mut l) = setup_free(TWO_VMS, FreeRam::new([(0x4810_0000, GIB)]));
+    let _ = l.take_lines();
+    let (started, _) = run(&mut g, &mut l);
+    let lines = l.take_lines();
+    assert_eq!(
+        lines[0],
+        "VM linux: primary VM, identity mapped at PA 0x48200000"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("VM linux: 256 MiB at IPA 0x48200000 (PA 0x48200000)")),
+        "{lines:?}"
+    );
+    let log = &g.calls().log;
+    // linux (no memory-base): PA = IPA.
+    assert!(log.contains(&String::from(
+        "memextent_configure(0x104, 0x48200000, 0x10000000, 0x307)"
+    )));
+    assert!(log.contains(&String::from(
+        "addrspace_map(0x103, 0x104, 0x48200000, 0xf0077, 0x10000000)"
+    )));
+    assert_eq!(started[0].known.ram.unwrap().ipa, 0x4820_0000);
+    // rtos (memory-base 0x8000_0000, not the primary): its block after linux's, at its base.
+    assert!(log.contains(&String::from(
+        "memextent_configure(0x10c, 0x58200000, 0x1000000, 0x307)"
+    )));
+    assert!(log.contains(&String::from(
+        "addrspace_map(0x10b, 0x10c, 0x80000000, 0xf0077, 0x1000000)"
+    )));
+    assert_eq!(started[1].known.ram.unwrap().ipa, 0x8000_0000);
+    // linux's tree (written first) says where its RAM is; it boots there.
+    let n = g.calls().log.len();
+    l.power_on(&mut g);
+    let text_offset = u64::from_le_bytes(FAKE_IMAGE[8..16].try_into().unwrap());
+    assert_eq!(
+        g.calls().log[n + 1],
+        format!(
+            "vcpu_poweron(0x107, {:#x}, {:#x}, 0)",
+            0x4820_0000 + text_offset,
+            0x4820_0000 + 256 * MIB - 2 * MIB
+        )
+    );
+}
+
+#[test]
+fn the_memory_node_of_the_identity_mapped_vm_is_at_its_pa() {
+    // 16 MiB each, room for one: ping (primary) at 0x4800_0000, pong finds no RAM, so the
+    // window holds ping's tree last.
+    let free = FreeRam::new([(0x4800_0000, 0x100_0000)]);
+    let (mut g, mut l) = setup_free(LINKS, free);
+    let (started, _) = run(&mut g, &mut l);
+    assert_eq!(started.len(), 1, "{:?}", l.take_lines());
+    let fdt = Fdt::new(&g.calls().window).unwrap();
+    let memory = fdt.find_node("/memory@48000000").unwrap();
+    assert_eq!(memory.prop_cells("reg", 0, 2), Some(0x4800_0000));
+    assert_eq!(memory.prop_cells("reg", 1, 2), Some(16 * MIB));
+}
+
+#[test]
+fn the_next_vm_is_primary_when_the_first_fails() {
+    let (mut g, mut l) = setup_free(LINKS, FreeRam::new([(0x4810_0000, GIB)]));
+    g.calls_mut().fail = Some((String::from("vic_configure"), Error::Nomem));
+    let _ = l.take_lines();
+    let (started, _) = run(&mut g, &mut l);
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0].name, "pong");
+    // ping's block was given back: pong is identity mapped at it.
+    assert_eq!(started[0].known.ram.unwrap().ipa, 0x4820_0000);
+    let lines = l.take_lines();
+    assert!(lines.contains(&String::from(
+        "VM pong: primary VM, identity mapped at PA 0x48200000"
+    )));
+}
+
+#[test]
+fn only_the_primary_without_memory_base_or_devices_is_identity_mapped() {
+    let l = Launcher::new(TWO_VMS, FreeRam::default(), Vec::new(), 1).unwrap();
+    let (linux, rtos) = (&l.specs()[0], &l.specs()[1]);
+    assert!(!linux.memory_base_explicit && rtos.memory_base_explicit);
+    assert_eq!(placement(linux, true), Placement::Identity);
+    assert_eq!(placement(linux, false), Placement::Anywhere);
+    assert_eq!(placement(rtos, true), Placement::Anywhere);
+    let l = Launcher::new(DEVICES, FreeRam::default(), Vec::new(), 1).unwrap();
+    let good = &l.specs()[0];
+    assert!(!good.devices.is_empty());
+    assert_eq!(placement(good, true), Placement::AtBase);
+}
+
+#[test]
+fn ram_that_cannot_be_identity_mapped_stops_the_primary() {
+    // The only free RAM is above the guest IPA limit (2^39).
+    let (mut g, mut l) = setup_free(LINKS, FreeRam::new([(1 << 39, GIB)]));
+    let _ = l.take_lines();
+    let (started, _) = run(&mut g, &mut l);
+    // ping cannot be identity mapped there; pong (then the first built) neither.
+    assert!(started.is_empty());
+    let lines = l.take_lines();
+    assert!(
+        lines[0].starts_with(
+            "VM ping: not started: 16 MiB of RAM at PA 0x8000000000: cannot be identity mapped"
+        ),
+        "{lines:?}"
+    );
+    assert_eq!(l.free_ram().ranges(), [(1 << 39, GIB)]);
+}
+
+#[test]
+fn a_vm_over_its_object_memory_is_not_started_and_the_others_are() {
+    let (mut g, mut l) = setup(LINKS, GIB);
+    let _ = l.take_lines();
+    // ping's cspace table does not fit its quota.
+    g.calls_mut().fail = Some((String::from("cspace_configure(0x102"), Error::Nomem));
+    let (started, _) = run(&mut g, &mut l);
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0].name, "pong");
+    let lines = l.take_lines();
+    assert!(
+        lines.contains(&String::from(
+            "VM ping: not started: cspace: Nomem: needs more than its object-memory (1048576 bytes)"
+        )),
+        "{lines:?}"
+    );
+    // What was made for it is deleted, its partition last.
+    assert!(
+        g.calls()
+            .log
+            .contains(&String::from("cspace_delete(0x2, 0x101)"))
+    );
+    // Its links are not made; pong has the default quota.
+    let log = &g.calls().log;
+    assert!(!log.iter().any(|c| c.starts_with("create(Doorbell")));
+    assert!(log.contains(&String::from("partition_configure(0x103, 0x40000)")));
 }

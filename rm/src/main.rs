@@ -102,6 +102,10 @@ mod el1 {
         fn activate(&mut self, cap: CapId) -> Result<(), Error> {
             hyp::object_activate(cap)
         }
+        fn partition_configure(&mut self, partition: CapId, quota: u64) -> Result<(), Error> {
+            let id = wurley_abi::vendor::PARTITION_CONFIGURE;
+            hyp::result(hyp::hvc_smccc(id, [partition.0, quota, 0, 0, 0, 0, 0])[0])
+        }
         fn cspace_configure(&mut self, cspace: CapId, max_caps: u32) -> Result<(), Error> {
             hyp::cspace_configure(cspace, max_caps)
         }

@@ -10,8 +10,8 @@
 //! - Native: `HVC #imm16` with `imm16` in `0x6000..=0x6000 + HypCall::MAX_NUMBER`; the arguments
 //!   are `X0..X7`. Other immediates are ordinary HVC traps.
 //!
-//! Besides Gunyah's calls, Wurley's own vendor call `WURLEY_VM_SET_NAME` (`0xC600_0100`, the
-//! SMCCC path only) is ours.
+//! Besides Gunyah's calls, Wurley's own vendor calls `WURLEY_VM_SET_NAME` (`0xC600_0100`) and
+//! `WURLEY_PARTITION_CONFIGURE` (`0xC600_0101`), on the SMCCC path only, are ours.
 //!
 //! A decoded hypercall carries its number, which may be a reserved slot (no call): the
 //! dispatcher answers those with `ERROR_UNIMPLEMENTED`.
@@ -28,6 +28,9 @@ pub enum SmcccCall {
     /// Wurley's `WURLEY_VM_SET_NAME` (`0xC600_0100`, [`wurley_abi::vendor`]); arguments in
     /// `X1..X4`.
     VmSetName,
+    /// Wurley's `WURLEY_PARTITION_CONFIGURE` (`0xC600_0101`, [`wurley_abi::vendor`]);
+    /// arguments in `X1..X2`.
+    PartitionConfigure,
 }
 
 /// Classifies the SMCCC function ID `fid` (`W0` of `HVC #0` / `SMC #0`), or `None` if it is not
@@ -38,6 +41,9 @@ pub fn smccc(fid: u32) -> Option<SmcccCall> {
     }
     if fid == wurley_abi::vendor::VM_SET_NAME {
         return Some(SmcccCall::VmSetName);
+    }
+    if fid == wurley_abi::vendor::PARTITION_CONFIGURE {
+        return Some(SmcccCall::PartitionConfigure);
     }
     hypcall::smccc_hypercall_number(fid).map(SmcccCall::Hypercall)
 }
@@ -90,11 +96,13 @@ mod tests {
     }
 
     #[test]
-    fn vm_set_name_is_ours_on_the_smccc_path_only() {
+    fn vendor_calls_are_ours_on_the_smccc_path_only() {
         assert_eq!(smccc(0xC600_0100), Some(SmcccCall::VmSetName));
-        // Its SMC32 form, and the function numbers around it, are not.
+        assert_eq!(smccc(0xC600_0101), Some(SmcccCall::PartitionConfigure));
+        // Their SMC32 forms, and the function numbers around them, are not.
         assert_eq!(smccc(0x8600_0100), None);
-        assert_eq!(smccc(0xC600_0101), None);
+        assert_eq!(smccc(0x8600_0101), None);
+        assert_eq!(smccc(0xC600_0102), None);
         assert_eq!(smccc(0xC600_00FF), None);
     }
 

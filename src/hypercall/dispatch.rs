@@ -9,7 +9,8 @@
 //!   ([`super::ipc`]); proxy scheduling ([`super::vcpu`]); memory extents and address spaces
 //!   ([`super::memory`]).
 //!
-//! Wurley's vendor call `WURLEY_VM_SET_NAME` is answered by [`super::thread::vm_set_name`].
+//! Wurley's vendor calls: `WURLEY_VM_SET_NAME` is answered by [`super::thread::vm_set_name`],
+//! `WURLEY_PARTITION_CONFIGURE` by [`super::objects::configure_partition`].
 //!
 //! Every other hypercall number, assigned or reserved, answers `ERROR_UNIMPLEMENTED` (`-1`) in
 //! `X0`. On the native path, reserved inputs are checked first ([`super::reserved`]).
@@ -131,6 +132,14 @@ pub fn smccc(x: &[u64], caller: &mut Caller) -> Option<Reply> {
             let reply = thread::vm_set_name(caller, &args);
             if let Some(e) = reply.error_code() {
                 log::debug!("WURLEY_VM_SET_NAME({:#x}, ..): {e:?}", args[0]);
+            }
+            reply
+        }
+        SmcccCall::PartitionConfigure => {
+            let args: [u64; 2] = core::array::from_fn(|i| reg(i + 1));
+            let reply = objects::configure_partition(caller, &args);
+            if let Some(e) = reply.error_code() {
+                log::debug!("WURLEY_PARTITION_CONFIGURE({:#x}, ..): {e:?}", args[0]);
             }
             reply
         }

@@ -21,7 +21,7 @@ use crate::object::partition::Partition;
 use crate::object::vcpu::VcpuObject;
 use crate::object::vic::Vic;
 use crate::object::vpm::VpmGroup;
-use crate::object::{Object, entropy};
+use crate::object::{Object, ObjectType, entropy};
 
 /// What a vCPU costs besides its object once its VM exists: its saved register context and
 /// scheduling slot, charged at creation so a partition cannot make vCPUs it could not run.
@@ -163,6 +163,18 @@ pub fn revoke_caps(c: &Caller, a: &[u64]) -> Reply {
         crate::object::registry()
             .revoke_derived(&cs.space, CapId(a[1]))
             .map(|_| ())
+    })())
+}
+
+/// `WURLEY_PARTITION_CONFIGURE`: X1 partition (OBJECT_ACTIVATE, INIT), X2 quota in bytes (the
+/// arguments as `a[0]`, `a[1]`).
+pub fn configure_partition(c: &Caller, a: &[u64]) -> Reply {
+    Reply::result((|| {
+        let p = match c.lookup(a[0], ObjectType::Partition, OBJECT_ACTIVATE)? {
+            Object::Partition(p) => p,
+            _ => return Err(Error::CspaceWrongObjectType),
+        };
+        p.configure(a[1])
     })())
 }
 

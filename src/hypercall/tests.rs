@@ -600,3 +600,59 @@ fn a_vm_without_objects_gets_cap_null() {
         code(Error::CspaceCapNull)
     );
 }
+
+/// `WURLEY_PARTITION_CONFIGURE` with `x1`, `x2`: the error, if any.
+fn configure_partition(vm: &mut Vm, partition: u64, quota: u64) -> Option<Error> {
+    let mut x = vec![
+        u64::from(wurley_abi::vendor::PARTITION_CONFIGURE),
+        partition,
+        quota,
+    ];
+    x.resize(8, 0);
+    let mut c = Caller {
+        cspace: Some(&vm.cspace),
+        mem: &mut vm.mem,
+        yield_cpu: false,
+        proxy: None,
+    };
+    let x0 = smccc(&x, &mut c).unwrap().values()[0];
+    (x0 != 0).then(|| Error::from_code(x0 as i64).unwrap())
+}
+
+#[test]
+fn a_child_partition_gets_its_quota_before_activation() {
+    let mut vm = Vm::new(1 << 20);
+    let (p, cs, vic) = (vm.partition, vm.own_cspace, vm.vic);
+    let r = vm.call(HypCall::PartitionCreatePartition, &[p, cs, 0]);
+    assert_eq!(r[0], 0);
+    let child = r[1];
+    // Room for one doorbell.
+    let one = core::mem::size_of::<crate::object::ipc::DoorbellObject>() as u64;
+    assert_eq!(
+        configure_partition(&mut vm, vic, one),
+        Some(Error::CspaceWrongObjectType)
+    );
+    assert_eq!(configure_partition(&mut vm, child, one), None);
+    // Not usable before activation; not configurable after.
+    assert_eq!(
+        vm.err(HypCall::PartitionCreateDoorbell, &[child, cs, 0]),
+        Some(Error::ObjectState)
+    );
+    assert_eq!(vm.err(HypCall::ObjectActivate, &[child, 0]), None);
+    assert_eq!(
+        configure_partition(&mut vm, child, 1 << 20),
+        Some(Error::ObjectState)
+    );
+    let r = vm.call(HypCall::PartitionCreateDoorbell, &[child, cs, 0]);
+    assert_eq!(r[0], 0);
+    assert_eq!(
+        vm.err(HypCall::PartitionCreateDoorbell, &[child, cs, 0]),
+        Some(Error::Nomem)
+    );
+    // Deleting the doorbell gives its memory back.
+    assert_eq!(vm.err(HypCall::CspaceDeleteCapFrom, &[cs, r[1], 0]), None);
+    assert_eq!(
+        vm.err(HypCall::PartitionCreateDoorbell, &[child, cs, 0]),
+        None
+    );
+}

@@ -84,6 +84,8 @@ pub struct PartitionObject {
     pub header: Header,
     /// The accounting node.
     pub partition: Arc<Partition>,
+    /// Held by configuration and activation, so a quota is never set on an active partition.
+    config: Mutex<()>,
     _charge: Option<Charge>,
 }
 
@@ -93,8 +95,25 @@ impl PartitionObject {
         Arc::new(Self {
             header,
             partition,
+            config: Mutex::new(()),
             _charge: charge,
         })
+    }
+
+    /// `WURLEY_PARTITION_CONFIGURE` (INIT only): at most `quota` bytes of objects may be
+    /// charged to the partition and its descendants at once.
+    pub fn configure(&self, quota: u64) -> Result<(), Error> {
+        let _config = self.config.lock();
+        self.header.require_init()?;
+        let quota = usize::try_from(quota).map_err(|_| Error::ArgumentInvalid)?;
+        self.partition.set_limit(quota);
+        Ok(())
+    }
+
+    /// `object_activate`.
+    pub fn activate(&self) -> Result<(), Error> {
+        let _config = self.config.lock();
+        self.header.activate()
     }
 }
 
@@ -234,6 +253,7 @@ impl Object {
     /// configured and gets its storage here).
     pub fn activate(&self) -> Result<(), Error> {
         match self {
+            Object::Partition(p) => p.activate(),
             Object::MsgQueue(q) => q.activate(),
             Object::CSpace(c) => c.activate(),
             Object::AddrSpace(a) => a.activate(),

@@ -27,7 +27,7 @@ use wurley_abi::Error;
 #[derive(Debug)]
 pub struct Partition {
     parent: Option<Arc<Partition>>,
-    limit: usize,
+    limit: AtomicUsize,
     used: AtomicUsize,
     depth: usize,
     memdb_id: u32,
@@ -41,7 +41,7 @@ impl Partition {
     pub fn new_root(limit_bytes: usize) -> Arc<Partition> {
         Arc::new(Partition {
             parent: None,
-            limit: limit_bytes,
+            limit: AtomicUsize::new(limit_bytes),
             used: AtomicUsize::new(0),
             depth: 0,
             memdb_id: 0,
@@ -55,7 +55,7 @@ impl Partition {
     pub fn new_child(parent: &Arc<Partition>, limit_bytes: usize) -> Arc<Partition> {
         Arc::new(Partition {
             parent: Some(parent.clone()),
-            limit: limit_bytes,
+            limit: AtomicUsize::new(limit_bytes),
             used: AtomicUsize::new(0),
             depth: parent.depth.saturating_add(1),
             memdb_id: NEXT_MEMDB_ID.fetch_add(1, Ordering::Relaxed),
@@ -92,7 +92,13 @@ impl Partition {
 
     /// The most bytes this partition may have charged at once.
     pub fn limit(&self) -> usize {
-        self.limit
+        self.limit.load(Ordering::Acquire)
+    }
+
+    /// Set the limit (its partition object's configuration, before anything is charged to it:
+    /// a lower limit than [`used`](Self::used) refuses new charges until enough are refunded).
+    pub fn set_limit(&self, limit_bytes: usize) {
+        self.limit.store(limit_bytes, Ordering::Release);
     }
 
     /// The parent partition (`None` for a root).
@@ -115,9 +121,10 @@ impl Partition {
 
     /// Adds `bytes` to this node alone if that keeps it within its limit.
     fn try_add(&self, bytes: usize) -> bool {
+        let limit = self.limit();
         let mut cur = self.used.load(Ordering::Relaxed);
         loop {
-            let Some(new) = cur.checked_add(bytes).filter(|&n| n <= self.limit) else {
+            let Some(new) = cur.checked_add(bytes).filter(|&n| n <= limit) else {
                 return false;
             };
             match self
@@ -285,6 +292,18 @@ mod tests {
         assert_eq!((leaf.used(), mid.used(), root.used()), (40, 40, 40));
         drop(ok);
         assert_eq!((leaf.used(), mid.used(), root.used()), (0, 0, 0));
+    }
+
+    #[test]
+    fn a_child_limit_can_be_set() {
+        let root = Partition::new_root(1000);
+        let child = Partition::new_child(&root, usize::MAX);
+        child.set_limit(100);
+        assert_eq!(child.limit(), 100);
+        assert_eq!(child.charge(101).map(|c| c.bytes()), Err(Error::Nomem));
+        let c = child.charge(100).unwrap();
+        assert_eq!(root.used(), 100);
+        drop(c);
     }
 
     #[test]

@@ -258,6 +258,9 @@ pub struct VmSpec<'a> {
     pub bootargs: String,
     /// Guest RAM base (IPA), 2 MiB aligned: `memory-base` or [`DEFAULT_MEMORY_BASE`].
     pub memory_base: u64,
+    /// Whether the manifest gives `memory-base` (false: [`VmSpec::memory_base`] is the
+    /// default, and a launcher may place the RAM elsewhere, e.g. identity mapped).
+    pub memory_base_explicit: bool,
     /// Guest RAM size, at least [`MIN_MEMORY_SIZE`], 2 MiB aligned; base + size is at most
     /// [`IPA_LIMIT`] and holds the kernel, the initrd and [`DT_RESERVE`].
     pub memory_size: u64,
@@ -290,6 +293,7 @@ impl fmt::Debug for VmSpec<'_> {
             .field("initrd_len", &self.initrd.map(<[u8]>::len))
             .field("bootargs", &self.bootargs)
             .field("memory_base", &format_args!("{:#x}", self.memory_base))
+            .field("memory_base_explicit", &self.memory_base_explicit)
             .field("memory_size", &format_args!("{:#x}", self.memory_size))
             .field("vcpus", &self.vcpus)
             .field("priority", &self.priority)
@@ -398,6 +402,7 @@ pub fn parse<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Bundle<'a>, BundleE
                 name: vm.name,
                 bootargs: vm.bootargs,
                 memory_base: vm.memory_base.unwrap_or(DEFAULT_MEMORY_BASE),
+                memory_base_explicit: vm.memory_base.is_some(),
                 memory_size: vm.memory_size,
                 vcpus: vm.vcpus,
                 priority: vm.priority,

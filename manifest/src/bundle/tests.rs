@@ -311,6 +311,8 @@ fn only_explicit_memory_bases_may_conflict() {
     let b = parse(OVERLAP, &ROOMY).unwrap();
     assert_eq!(names(&b), ["a", "c", "d"]);
     assert_eq!(b.vms[1].memory_base, DEFAULT_MEMORY_BASE);
+    let explicit: Vec<bool> = b.vms.iter().map(|v| v.memory_base_explicit).collect();
+    assert_eq!(explicit, [true, false, true]);
     assert_eq!(
         messages(&b),
         [
