@@ -14,7 +14,7 @@
 //! VM_SET_ADDRESS_LAYOUT gave). For a VM with demand-paged ranges (VM_SET_DEMAND_PAGING) the
 //! owner also gets the VM's address space and, per range, a guest-private and a host-private
 //! extent over its own pages there, which it donates between (see
-//! [`Gunyah::demand_paging`]'s comment and docs/rm.md). Any failure undoes what was made.
+//! `Gunyah::demand_paging` and docs/rm.md). Any failure undoes what was made.
 
 use alloc::format;
 use alloc::string::String;
