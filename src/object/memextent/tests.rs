@@ -454,11 +454,18 @@ fn demand_paging_by_donation() {
     assert_eq!(w.runs(&owner), before);
     assert!(w.runs(&vm).is_empty());
     assert!(!vm.allows(0x4000_5000, false, false));
+    // A hole of the VM (a stage-2 fault there is a page fault for its proxy scheduler); outside
+    // every mapping is not one, nor is a mapped page.
+    assert!(vm.is_hole(0x4000_5008));
+    assert!(!vm.is_hole(0x4000_3000) && !vm.is_hole(0x4000_c000));
+    assert!(!owner.is_hole(0x4000_5000));
     // Page 1 of the range to the VM: gone from the owner, at the same IPA in the VM.
     donate(1, &host, &guest, P, P).unwrap();
     assert_eq!(w.runs(&vm), [(0x4000_5000, RAM + 5 * P, 1, 7)]);
     assert!(!owner.allows(0x4000_5000, false, false));
     assert!(owner.allows(0x4000_4000, true, false));
+    assert!(!vm.is_hole(0x4000_5008) && vm.is_hole(0x4000_4000));
+    assert!(owner.is_hole(0x4000_5000));
     // Everything else too, then half back.
     donate(1, &host, &guest, 0, P).unwrap();
     donate(1, &host, &guest, 2 * P, 6 * P).unwrap();
