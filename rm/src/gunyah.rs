@@ -370,8 +370,11 @@ fn memory_with(memory: (u64, u64), demand: &[(u64, u64)]) -> (u64, u64) {
     let mut all: Vec<(u64, u64)> = demand.to_vec();
     all.push(memory);
     all.sort_unstable();
-    let mut hull = all[0];
-    for &(ipa, size) in &all[1..] {
+    let Some((&first, rest)) = all.split_first() else {
+        return memory;
+    };
+    let mut hull = first;
+    for &(ipa, size) in rest {
         if ipa != hull.0.saturating_add(hull.1) {
             return memory;
         }
