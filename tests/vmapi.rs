@@ -591,6 +591,93 @@ fn rm_client_drives_a_vm_life_20_times() {
     }
 }
 
+/// Rounds of [`rm_client_demand_pages_a_vm`].
+const DEMAND_ROUNDS: usize = 3;
+
+/// Demand paging through the Resource Manager (role `vmlife` with `demand=1`): each round the
+/// client also declares the 2 MiB of its RAM after the parcel demand-paged
+/// (VM_SET_DEMAND_PAGING), finds the VM's address space and the guest-private and host-private
+/// extents over that range in VM_GET_HYP_RESOURCES (types 10 and 9), donates the range to the
+/// VM before VM_START, and the child reads the client's pattern at the end of its RAM (the
+/// device tree's memory covers the parcel and the range). After the VM stops the client takes
+/// half back itself and VM_RESET returns the rest: the range is the client's again, and no
+/// page is lost.
+#[test]
+fn rm_client_demand_pages_a_vm() {
+    let dir = scratch("vmapi-demand");
+    let client = build_guest("vmapi-guest", &dir);
+    let child = build_guest_bin("vmapi-guest", "vmapi-child", &dir);
+    let base = elf_entry(&guest_elf("vmapi-child"));
+    let child_dtb = compile_dts(&dir, "vmchild", &vmchild_dts(base), &["-p", "8192"]);
+    let payload = vmlife_payload(&dir, base, &child, &child_dtb);
+    let text = format!(
+        r#"/dts-v1/;
+/ {{
+    compatible = "wurley,bundle-v1";
+    vms {{
+        client {{
+            kernel = /incbin/("{}");
+            initrd = /incbin/("{}");
+            memory-size = <0x0 0x4000000>;
+            vcpus = <1>;
+            bootargs = "role=vmlife rounds={DEMAND_ROUNDS} demand=1";
+        }};
+    }};
+}};
+"#,
+        client.display(),
+        payload.display()
+    );
+    let q = Qemu {
+        initrd: Some(compile(&dir, &text)),
+        ..Qemu::smp(2)
+    };
+    let timeout = Duration::from_secs(60);
+    let run = q.run_until(timeout, |log| {
+        let failed = log
+            .lines()
+            .any(|l| l.contains("VMAPI vmlife DONE") && !l.contains(" fail=0"));
+        log.contains("VMAPI vmlife DONE")
+            && (failed || log.matches(" destroyed: ").count() >= DEMAND_ROUNDS)
+    });
+    run.reject("*** EL2 EXCEPTION")
+        .reject("*** PANIC")
+        .reject("guest exception");
+    if !run.log.contains("VMAPI vmlife DONE") {
+        run.fail(&format!(
+            "the client did not report DONE within {timeout:?}"
+        ));
+    }
+    fail_on_failed_checks(&run, "VMAPI ");
+    for name in [
+        "demand-paging-not-mine",
+        "demand-paging",
+        "demand-resources",
+        "provide",
+        "hello",
+        "demand-seen",
+        "take-back",
+        "reclaim",
+        "demand-memory-back",
+        "memory-back",
+    ] {
+        run.expect(&format!("VMAPI vmlife {name} PASS"));
+    }
+    run.expect(&format!(
+        "VMAPI vmlife rounds PASS {DEMAND_ROUNDS} of {DEMAND_ROUNDS} lives"
+    ));
+    let reports = ram_free_reports(&run.log);
+    eprintln!("RAM free after each destruction: {reports:?}");
+    let (Some(&first), Some(&last)) = (reports.first(), reports.last()) else {
+        run.fail("no `VM <vmid> destroyed: <n> bytes of RAM free` line from the hypervisor");
+    };
+    if reports.len() < DEMAND_ROUNDS || first != last {
+        run.fail(&format!(
+            "RAM free after each destruction: {reports:?}, want {DEMAND_ROUNDS} equal reports"
+        ));
+    }
+}
+
 /// Proxy scheduling (`tests/guests/vmapi-guest`, roles `proxy-owner` and `proxied`): VM
 /// `guest` says `scheduled-by = "owner"`, so it only runs inside `owner`'s `vcpu_run`. The owner
 /// finds its caps in its device tree and checks that the resource manager reports the vCPU to

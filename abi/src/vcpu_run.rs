@@ -26,7 +26,9 @@ pub enum RunState {
     VmmioWrite = 5,
     /// An unrecoverable fault: the vCPU cannot run again.
     Fault = 6,
-    /// Demand paging (Linux only; no public layout).
+    /// Demand paging: a stage-2 fault at a page of an extent's mapping the extent does not
+    /// own. Data 0 = the IPA, data 1 = 1 for a write; the vCPU runs the instruction again on
+    /// the next call (Linux reads the same layout).
     PageFault = 7,
     /// The guest asked for a system reset: data 0 = reset type
     /// ([`RESET_PLAIN`], or a RESET2 type with [`RESET2_SMC64`]), data 1 =

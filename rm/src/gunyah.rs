@@ -11,7 +11,10 @@
 //! bound to a vIRQ of the RM, a message-queue pair VM<->RM (the VM becomes an RM client) and
 //! one VM<->owner, the VM's device tree written over the DTB the owner put in the image parcel,
 //! and the parcel mapped into the VM at the IPAs it had in the owner (or at the base
-//! VM_SET_ADDRESS_LAYOUT gave). Any failure undoes what was made.
+//! VM_SET_ADDRESS_LAYOUT gave). For a VM with demand-paged ranges (VM_SET_DEMAND_PAGING) the
+//! owner also gets the VM's address space and, per range, a guest-private and a host-private
+//! extent over its own pages there, which it donates between (see
+//! `Gunyah::demand_paging` and docs/rm.md). Any failure undoes what was made.
 
 use alloc::format;
 use alloc::string::String;
@@ -20,7 +23,7 @@ use alloc::vec::Vec;
 
 use guestdt::hypervisor::{self, HypNode, RM_MESSAGE_SIZE, RM_QUEUE_DEPTH};
 use guestdt::{GuestDt, layout};
-use wurley_abi::rights::{MsgqueueRights, ThreadRights};
+use wurley_abi::rights::{AddrspaceRights, MemextentRights, MsgqueueRights, ThreadRights};
 use wurley_abi::rm::irq::{
     IRQ_ACCEPT_ANY_VIRQ, IRQ_NOTIFY_FLAG_ACCEPTED, IRQ_NOTIFY_FLAG_LENT, IRQ_NOTIFY_FLAG_RELEASED,
     IrqAcceptRequest, IrqHandle, IrqLendRequest, IrqLentNotification, IrqNotifyRequest,
@@ -33,7 +36,10 @@ use wurley_abi::rm::memparcel::{
     MemNotifyRequest, MemOwnerNotification, MemRecallNotification, MemReleaseRequest,
     MemSharedNotification, MemType, SglEntry, TransType,
 };
-use wurley_abi::rm::resource::{HypResource, ResourceType};
+use wurley_abi::rm::resource::{
+    ADDRSPACE_LABEL, HypResource, MEM_EXTENT_LABEL_GUEST_PRIVATE, MEM_EXTENT_LABEL_HOST_PRIVATE,
+    ResourceType,
+};
 use wurley_abi::rm::vm::{AddressRangeId, BootRegSet, VmConfigImageRequest};
 use wurley_abi::rm::{Encode, List, RmError, ids};
 use wurley_abi::{CapId, Error, VmId};
@@ -58,6 +64,13 @@ pub const VM_OWNER_TX_VIRQ: u32 = 66;
 pub const VM_OWNER_RX_VIRQ: u32 = 67;
 /// Label of the owner link in the new VM's device tree.
 pub const OWNER_LINK_LABEL: &str = "owner";
+/// Most demand-paged ranges of a VM (VM_SET_DEMAND_PAGING).
+pub const MAX_DEMAND_RANGES: usize = 4;
+/// The owner's rights on the VM's address space when the VM is demand paged (type 10):
+/// Linux's `addrspace_map`/`unmap` need MAP; LOOKUP lets it ask what the VM has mapped.
+const OWNER_ADDRSPACE_RIGHTS: AddrspaceRights = AddrspaceRights::MAP.union(AddrspaceRights::LOOKUP);
+/// The owner's rights on a demand-paging extent (type 9): donating pages to and from it.
+const OWNER_EXTENT_RIGHTS: MemextentRights = MemextentRights::DONATE;
 
 /// Stage-2 memory type of normal memory (write-back).
 const MEMTYPE_NORMAL_WB: u32 = 0xF;
@@ -207,6 +220,8 @@ struct VmState {
     virqs: VirqPool,
     image: Option<Image>,
     layout_base: Option<u64>,
+    /// VM_SET_DEMAND_PAGING's ranges: (IPA, size), sorted.
+    demand: Vec<(u64, u64)>,
     objects: Option<Objects>,
 }
 
@@ -222,6 +237,7 @@ impl VmState {
             virqs: VirqPool::default(),
             image: None,
             layout_base: None,
+            demand: Vec::new(),
             objects: None,
         }
     }
@@ -329,6 +345,43 @@ fn extent_attrs(rights: u8) -> u32 {
 
 /// `memextent_attrs` memtype CACHED (bits 9:8 = 3).
 const EXTENT_MEMTYPE_CACHED: u32 = 3 << 8;
+
+/// An entry for `holder` (no vIRQ, base or size).
+fn owner_entry(holder: VmId, t: ResourceType, partner: VmId, cap: CapId, label: u32) -> Resource {
+    Resource {
+        holder,
+        entry: HypResource {
+            resource_type: t,
+            partner_vmid: partner,
+            handle: 0,
+            label,
+            cap_id: cap.raw(),
+            virq_handle: 0,
+            virq: 0,
+            base: 0,
+            size: 0,
+        },
+    }
+}
+
+/// The VM's RAM for its device tree: the image parcel at `memory` and the demand-paged
+/// ranges, if together they are one contiguous range; the parcel alone otherwise.
+fn memory_with(memory: (u64, u64), demand: &[(u64, u64)]) -> (u64, u64) {
+    let mut all: Vec<(u64, u64)> = demand.to_vec();
+    all.push(memory);
+    all.sort_unstable();
+    let Some((&first, rest)) = all.split_first() else {
+        return memory;
+    };
+    let mut hull = first;
+    for &(ipa, size) in rest {
+        if ipa != hull.0.saturating_add(hull.1) {
+            return memory;
+        }
+        hull.1 = hull.1.saturating_add(size);
+    }
+    hull
+}
 
 fn align_down(v: u64) -> u64 {
     v & !(PAGE - 1)
@@ -796,6 +849,11 @@ impl<C: Hypercalls> Gunyah<C> {
             resources.push(entry(vmid, MsgQueueRecv, owner, vm_rx, VM_OWNER_RX_VIRQ, 0));
         }
 
+        // Demand paging: the owner's caps to the address space and the extents.
+        resources.extend(self.demand_paging(vmid, owner, asp, memory, made)?);
+        let demand = self.vm(vmid).map(|v| v.demand.clone()).unwrap_or_default();
+        let memory = memory_with(memory, &demand);
+
         // The VM's device tree, over the owner's.
         let mpidrs: Vec<u64> = (0..input.vcpus as usize).map(layout::vcpu_mpidr).collect();
         let dt = guestdt::write(&GuestDt {
@@ -873,6 +931,98 @@ impl<C: Hypercalls> Gunyah<C> {
         Ok((objects, resources))
     }
 
+    /// VM_INIT's demand-paging step for VM `vmid` (address space `asp`, the image parcel at
+    /// `memory` in it): nothing if VM_SET_DEMAND_PAGING gave no range. Otherwise the owner
+    /// gets a cap to `asp` (type 10) and, per range, the RM makes two extents over the owner's
+    /// pages at those IPAs: `guest`, derived from the owner's RAM extent, and `host`, derived
+    /// from `guest` over all of it, which takes every page (and keeps the owner's mapping).
+    /// `guest` loses its owner mapping and is mapped in the VM at the range's IPAs: it owns no
+    /// page yet, so the VM sees nothing there. The owner gets both with DONATE (type 9,
+    /// labels guest-private and host-private, base and size the range): a donation
+    /// `host` -> `guest` (to_parent) moves pages from the owner to the VM, `guest` -> `host`
+    /// (to_child) moves them back.
+    fn demand_paging(
+        &mut self,
+        vmid: VmId,
+        owner: VmId,
+        asp: CapId,
+        memory: (u64, u64),
+        made: &mut Made,
+    ) -> Result<Vec<Resource>, RmError> {
+        let demand = self.vm(vmid).map(|v| v.demand.clone()).unwrap_or_default();
+        if demand.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (owner_cs, owner_as, regions) = self
+            .vm(owner)
+            .map_or((CapId::INVALID, CapId::INVALID, Vec::new()), |v| {
+                (v.cspace, v.addrspace, v.regions.clone())
+            });
+        if !owner_cs.is_valid() || !owner_as.is_valid() {
+            return Err(RmError::ArgumentInvalid);
+        }
+        let parcel_end = memory.0.saturating_add(memory.1);
+        if demand
+            .iter()
+            .any(|&(ipa, size)| ipa < parcel_end && memory.0 < ipa.saturating_add(size))
+        {
+            return Err(RmError::ArgumentInvalid);
+        }
+        let mut out = Vec::new();
+        let a = self.copy(asp, owner_cs, OWNER_ADDRSPACE_RIGHTS.bits(), made)?;
+        out.push(owner_entry(
+            owner,
+            ResourceType::AddrSpace,
+            vmid,
+            a,
+            ADDRSPACE_LABEL,
+        ));
+        let attrs = extent_attrs(MEM_RIGHTS_RWX);
+        for (i, &(ipa, size)) in demand.iter().enumerate() {
+            let region = regions
+                .iter()
+                .find(|r| ipa >= r.ipa && ipa.saturating_add(size) <= r.ipa.saturating_add(r.size))
+                .copied()
+                .ok_or(RmError::MemInvalid)?;
+            let guest = self.create(Kind::Memextent, made)?;
+            self.calls
+                .memextent_derive(guest, region.extent, ipa - region.ipa, size, attrs)
+                .map_err(rm_error)?;
+            self.activate(guest)?;
+            let host = self.create(Kind::Memextent, made)?;
+            self.calls
+                .memextent_derive(host, guest, 0, size, attrs)
+                .map_err(rm_error)?;
+            self.activate(host)?;
+            self.calls
+                .addrspace_unmap(owner_as, guest, ipa, size)
+                .map_err(rm_error)?;
+            self.calls
+                .addrspace_map(
+                    asp,
+                    guest,
+                    ipa,
+                    map_attrs(MEM_RIGHTS_RWX, MemType::Normal),
+                    size,
+                )
+                .map_err(rm_error)?;
+            made.maps.push((asp, guest, ipa, size));
+            let g = self.copy(guest, owner_cs, OWNER_EXTENT_RIGHTS.bits(), made)?;
+            let h = self.copy(host, owner_cs, OWNER_EXTENT_RIGHTS.bits(), made)?;
+            for (cap, label) in [
+                (g, MEM_EXTENT_LABEL_GUEST_PRIVATE),
+                (h, MEM_EXTENT_LABEL_HOST_PRIVATE),
+            ] {
+                let mut r = owner_entry(owner, ResourceType::MemExtent, vmid, cap, label);
+                r.entry.handle = i as u32;
+                r.entry.base = ipa;
+                r.entry.size = size;
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
     /// Release what `vmid` accepted (its address space is going away or it stopped).
     fn release_all(&mut self, vmid: VmId) {
         for h in self.parcels.accepted_by(vmid) {
@@ -912,8 +1062,41 @@ impl<C: Hypercalls> Hyp for Gunyah<C> {
         Ok(())
     }
 
-    fn vm_set_demand_paging(&mut self, _: VmId, _: &[SglEntry]) -> Result<(), RmError> {
-        Err(RmError::Unimplemented)
+    /// At most [`MAX_DEMAND_RANGES`], page aligned, non-empty, not overlapping
+    /// (`ARGUMENT_INVALID`), each inside one region of the owner's RAM (`MEM_INVALID`): the
+    /// owner's pages at those IPAs are what it will provide.
+    fn vm_set_demand_paging(
+        &mut self,
+        owner: VmId,
+        vmid: VmId,
+        ranges: &[SglEntry],
+    ) -> Result<(), RmError> {
+        if ranges.len() > MAX_DEMAND_RANGES {
+            return Err(RmError::ArgumentInvalid);
+        }
+        let mut list: Vec<(u64, u64)> = ranges.iter().map(|r| (r.ipa, r.size)).collect();
+        list.sort_unstable();
+        let regions = self
+            .vm(owner)
+            .map(|v| v.regions.clone())
+            .unwrap_or_default();
+        for (i, &(ipa, size)) in list.iter().enumerate() {
+            let end = ipa.checked_add(size).ok_or(RmError::ArgumentInvalid)?;
+            if size == 0 || ipa % PAGE != 0 || size % PAGE != 0 {
+                return Err(RmError::ArgumentInvalid);
+            }
+            if list.get(i + 1).is_some_and(|&(next, _)| next < end) {
+                return Err(RmError::ArgumentInvalid);
+            }
+            if !regions
+                .iter()
+                .any(|r| ipa >= r.ipa && end <= r.ipa.saturating_add(r.size))
+            {
+                return Err(RmError::MemInvalid);
+            }
+        }
+        self.vm_mut(vmid).demand = list;
+        Ok(())
     }
 
     fn vm_set_address_layout(
@@ -970,8 +1153,10 @@ impl<C: Hypercalls> Hyp for Gunyah<C> {
         match self.build(vmid, owner, &p, &image, &ipas, &mut made) {
             Ok((mut objects, resources)) => {
                 // The image's mappings belong to the parcel now (released by VM_STOP or
-                // VM_RESET); the rest is deleted by VM_RESET.
-                made.maps.clear();
+                // VM_RESET); the rest (the demand-paging extents' mappings in the VM) is undone
+                // by VM_RESET.
+                made.maps
+                    .retain(|m| !p.ranges.iter().any(|r| r.extent == m.1));
                 objects.made = made;
                 self.parcels.set_accepted(image.handle, vmid, ipas)?;
                 self.vm_mut(vmid).objects = Some(objects);
@@ -1462,6 +1647,7 @@ impl<C: Hypercalls> Hyp for Gunyah<C> {
         let st = self.vm_mut(vmid);
         st.image = None;
         st.layout_base = None;
+        st.demand.clear();
         if st.objects.is_none() && st.regions.is_empty() {
             self.vms.retain(|v| v.vmid != vmid);
         }

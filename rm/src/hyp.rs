@@ -90,8 +90,14 @@ pub trait Hyp {
         req: &VmConfigImageRequest,
     ) -> Result<(), RmError>;
 
-    /// VM_SET_DEMAND_PAGING: the ranges of the VM's memory its owner will provide on demand.
-    fn vm_set_demand_paging(&mut self, vmid: VmId, ranges: &[SglEntry]) -> Result<(), RmError>;
+    /// VM_SET_DEMAND_PAGING by `owner`: the ranges of the VM's memory (IPAs) its owner will
+    /// provide on demand; they replace any given before.
+    fn vm_set_demand_paging(
+        &mut self,
+        owner: VmId,
+        vmid: VmId,
+        ranges: &[SglEntry],
+    ) -> Result<(), RmError>;
 
     /// VM_SET_ADDRESS_LAYOUT: where a range of the VM's memory goes in its IPA space.
     fn vm_set_address_layout(
@@ -205,7 +211,7 @@ impl Hyp for NoHyp {
         Err(RmError::Unimplemented)
     }
 
-    fn vm_set_demand_paging(&mut self, _: VmId, _: &[SglEntry]) -> Result<(), RmError> {
+    fn vm_set_demand_paging(&mut self, _: VmId, _: VmId, _: &[SglEntry]) -> Result<(), RmError> {
         Err(RmError::Unimplemented)
     }
 

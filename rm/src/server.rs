@@ -990,7 +990,8 @@ impl<H: Hyp> Core<H> {
         }
         check_sgl(&req.ranges)?;
         let ranges: Vec<SglEntry> = req.ranges.iter().collect();
-        self.hyp.vm_set_demand_paging(req.vmid, &ranges)?;
+        self.hyp
+            .vm_set_demand_paging(ctx.caller, req.vmid, &ranges)?;
         done()
     }
 

@@ -397,7 +397,7 @@ impl Hyp for FakeHyp {
         self.result(format!("config_image {:#x}", vmid.0), None)
     }
 
-    fn vm_set_demand_paging(&mut self, vmid: VmId, r: &[SglEntry]) -> Result<(), RmError> {
+    fn vm_set_demand_paging(&mut self, _: VmId, vmid: VmId, r: &[SglEntry]) -> Result<(), RmError> {
         self.result(format!("demand_paging {:#x} {}", vmid.0, r.len()), None)
     }
 
@@ -2478,4 +2478,84 @@ fn hypervisor_reported_exits_reach_the_owner() {
     assert!(server.vm_exited(VmId(0x82), ExitType::SoftwareError, &mut out));
     pump(&mut server, &mut out);
     assert!(peers.iter_mut().all(|p| p.take().is_empty()));
+}
+
+/// Demand paging through the server with [`crate::gunyah::Gunyah`] over the fake hypervisor:
+/// VM_SET_DEMAND_PAGING (checked), VM_INIT, VM_GET_HYP_RESOURCES lists the address space
+/// (type 10) and the two extents (type 9) for the owner only, VM_RESET deletes them.
+#[test]
+fn demand_paging_through_the_server() {
+    use crate::gunyah_tests::{DEMAND_IPA, DEMAND_SIZE, gunyah, lend_image};
+    let mut g = gunyah();
+    let _ = lend_image(&mut g);
+    let (mut s, mut peers) = primary_setup(g);
+    let paging = |ipa, size| {
+        let ranges = [SglEntry { ipa, size }];
+        enc(&VmSetDemandPagingRequest {
+            vmid: VmId(0x80),
+            ranges: List::from_slice(&ranges),
+        })
+    };
+    let mut c = |s: &mut TestServer<_>, client, id, p: &[u8]| call(s, &mut peers, client, id, p);
+    // Not the owner; not page aligned; not the owner's RAM.
+    let good = paging(DEMAND_IPA, DEMAND_SIZE);
+    assert_eq!(
+        c(&mut s, 1, ids::VM_SET_DEMAND_PAGING, &good).0,
+        code(RmError::Denied)
+    );
+    assert_eq!(
+        c(
+            &mut s,
+            0,
+            ids::VM_SET_DEMAND_PAGING,
+            &paging(DEMAND_IPA + 8, 0x1000)
+        )
+        .0,
+        code(RmError::ArgumentInvalid)
+    );
+    assert_eq!(
+        c(
+            &mut s,
+            0,
+            ids::VM_SET_DEMAND_PAGING,
+            &paging(0x8000_0000, 0x1000)
+        )
+        .0,
+        code(RmError::MemInvalid)
+    );
+    assert_eq!(c(&mut s, 0, ids::VM_SET_DEMAND_PAGING, &good).0, OK);
+    assert_eq!(c(&mut s, 0, ids::VM_INIT, &vmid_req(0x80)).0, OK);
+    // Only before VM_INIT.
+    assert_eq!(
+        c(&mut s, 0, ids::VM_SET_DEMAND_PAGING, &good).0,
+        code(RmError::VmState)
+    );
+    let (code_, p) = c(&mut s, 0, ids::VM_GET_HYP_RESOURCES, &vmid_req(0x80));
+    assert_eq!(code_, OK);
+    let r = HypResourcesReply::decode(&p).unwrap();
+    let paging_entries: Vec<_> = r
+        .entries
+        .iter()
+        .filter(|e| e.resource_type as u8 >= 9)
+        .map(|e| (e.resource_type, e.label, e.base, e.size))
+        .collect();
+    assert_eq!(
+        paging_entries,
+        [
+            (ResourceType::AddrSpace, 0, 0, 0),
+            (ResourceType::MemExtent, 0, DEMAND_IPA, DEMAND_SIZE),
+            (ResourceType::MemExtent, 2, DEMAND_IPA, DEMAND_SIZE),
+        ]
+    );
+    assert_eq!(c(&mut s, 0, ids::VM_RESET, &vmid_req(0x80)).0, OK);
+    let (code_, p) = c(&mut s, 0, ids::VM_GET_HYP_RESOURCES, &vmid_req(0x80));
+    assert_eq!((code_, p), (OK, vec![0, 0, 0, 0]));
+    // The extents and the owner's caps to them are gone.
+    let log = &s.hyp().calls().log;
+    for cap in ["0x115", "0x116"] {
+        assert!(
+            log.contains(&format!("cspace_delete(0x2, {cap})")),
+            "{log:?}"
+        );
+    }
 }

@@ -407,6 +407,15 @@ impl AddrSpaceObject {
         out
     }
 
+    /// Whether `ipa` lies inside an extent's mapping of RAM while no extent maps its page: the
+    /// extent gave that page to a child or sibling mapped elsewhere or nowhere (demand paging:
+    /// not provided yet).
+    pub fn is_hole(&self, ipa: u64) -> bool {
+        let inner = self.inner.lock();
+        inner.maps.iter().any(|r| r.ram && r.holds(ipa, 1))
+            && self.mapped_by(&inner, ipa, 1).is_none()
+    }
+
     /// Whether an access to `ipa` (a write with `write`, an instruction fetch with `exec`) is
     /// allowed by the mappings now: a stage-2 fault there was a transient one (a mapping being
     /// changed break-before-make) and the access can be retried. Waits for a change in

@@ -69,6 +69,14 @@ pub enum Next {
     /// A proxy-scheduled vCPU accessed a VMMIO range: its proxy scheduler emulates the access
     /// (the PC stays on the instruction until it does).
     Vmmio(VmmioAccess),
+    /// A proxy-scheduled vCPU touched a page of an extent's mapping that the extent does not
+    /// own (demand paging): its proxy scheduler provides it; the instruction runs again.
+    PageFault {
+        /// The faulting guest-physical address.
+        ipa: u64,
+        /// A write (not for instruction fetches and stage-1 table walks).
+        write: bool,
+    },
 }
 
 /// A trapped access to a VMMIO range, waiting for its proxy scheduler.
@@ -110,6 +118,14 @@ pub fn handle_sync(vm: &Vm, vcpu: usize, regs: &mut GuestRegs) -> Next {
         }
         Trap::SysReg(access) => sysreg(vm, vcpu, regs, access),
         Trap::DataAbort(abort) => mmio(vm, vcpu, regs, abort, trap::fault_ipa(hpfar, far), far),
+        Trap::InstructionAbort { .. }
+            if super::proxy::is_page_fault(vm, vcpu, trap::fault_ipa(hpfar, far)) =>
+        {
+            Next::PageFault {
+                ipa: trap::fault_ipa(hpfar, far),
+                write: false,
+            }
+        }
         Trap::InstructionAbort { .. }
             if vm
                 .space()
@@ -255,6 +271,12 @@ fn mmio(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, abort: DataAbort, ipa: u64, 
     {
         // A mapping was being changed (break-before-make): it is back, retry.
         return Next::Resume;
+    }
+    if super::proxy::is_page_fault(vm, vcpu, ipa) {
+        return Next::PageFault {
+            ipa,
+            write: abort.write && !abort.s1ptw,
+        };
     }
     if !abort.isv || abort.s1ptw {
         log::debug!(

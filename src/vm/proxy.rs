@@ -84,6 +84,14 @@ pub fn is_vmmio(vm: &Vm, vcpu: usize, ipa: u64) -> bool {
         && vm.space().is_some_and(|a| a.vmmio_contains(ipa))
 }
 
+/// Whether a stage-2 fault of vCPU `vcpu` of `vm` at `ipa` goes to its owner as
+/// ADDRSPACE_PAGE_FAULT: the vCPU is proxy-scheduled and `ipa` is a hole of its address space
+/// (inside an extent's mapping of RAM, a page the extent does not own: demand paging).
+pub fn is_page_fault(vm: &Vm, vcpu: usize, ipa: u64) -> bool {
+    vm.vcpus.get(vcpu).is_some_and(|s| s.proxy.get().is_some())
+        && vm.space().is_some_and(|a| a.is_hole(ipa))
+}
+
 /// Vcpu `vcpu` of `vm` called PSCI `fid` (`x1`, `x2` its first arguments) and its VM ended:
 /// if that was a reset of a proxy-scheduled vCPU, keep its PSCI_SYSTEM_RESET data.
 pub fn note_reset(vm: &Vm, vcpu: usize, fid: u32, x1: u64, x2: u64) {
@@ -348,6 +356,7 @@ fn run_claimed(
                 (RunState::VmmioRead, [access.ipa, size, 0])
             }
         }
+        Next::PageFault { ipa, write } => (RunState::PageFault, [ipa, u64::from(write), 0]),
         Next::CpuOff => {
             slot.set_power(Power::Off);
             log::debug!("VM {}: vCPU {index} powered off", tvm.name);

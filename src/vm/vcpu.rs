@@ -195,7 +195,9 @@ fn run(vm: &'static Vm, index: usize, me: usize) {
         Next::Ended => Leave::Stopped,
         Next::Blocked => Leave::Blocked,
         // A VMMIO access only stops a proxy-scheduled vCPU, which never runs here.
-        Next::Resume | Next::Preempted | Next::Vmmio(_) => Leave::Preempted,
+        Next::Resume | Next::Preempted | Next::Vmmio(_) | Next::PageFault { .. } => {
+            Leave::Preempted
+        }
         Next::Yielded => Leave::Yielded,
     };
     if leave != Leave::Stopped {

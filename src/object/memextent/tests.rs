@@ -434,6 +434,60 @@ fn derive_clips_access_and_checks() {
     assert_eq!(w.runs(&s), [(0x4000_0000, RAM, 8, 6)]);
 }
 
+/// The resource manager's demand paging (docs/rm.md): `guest` derived from the owner's RAM
+/// extent, `host` from `guest` over all of it, `guest` unmapped from the owner and mapped in the
+/// VM. Donations host -> guest (to_parent) and back (to_child) move single pages between the
+/// owner's stage 2 and the VM's; destroying `host` then `guest` gives every page back.
+#[test]
+fn demand_paging_by_donation() {
+    let w = world();
+    let ram = w.extent(RAM, 16, RWX);
+    let owner = w.space(3);
+    owner.map(&ram, 0x4000_0000, attrs(7, 7)).unwrap();
+    let before = w.runs(&owner);
+    let guest = w.child(&ram, 4, 8, RWX);
+    let host = w.child(&guest, 0, 8, RWX);
+    owner.unmap(&guest, 0x4000_4000).unwrap();
+    let vm = w.space(4);
+    vm.map(&guest, 0x4000_4000, attrs(7, 7)).unwrap();
+    // The owner sees everything, the VM nothing.
+    assert_eq!(w.runs(&owner), before);
+    assert!(w.runs(&vm).is_empty());
+    assert!(!vm.allows(0x4000_5000, false, false));
+    // A hole of the VM (a stage-2 fault there is a page fault for its proxy scheduler); outside
+    // every mapping is not one, nor is a mapped page.
+    assert!(vm.is_hole(0x4000_5008));
+    assert!(!vm.is_hole(0x4000_3000) && !vm.is_hole(0x4000_c000));
+    assert!(!owner.is_hole(0x4000_5000));
+    // Page 1 of the range to the VM: gone from the owner, at the same IPA in the VM.
+    donate(1, &host, &guest, P, P).unwrap();
+    assert_eq!(w.runs(&vm), [(0x4000_5000, RAM + 5 * P, 1, 7)]);
+    assert!(!owner.allows(0x4000_5000, false, false));
+    assert!(owner.allows(0x4000_4000, true, false));
+    assert!(!vm.is_hole(0x4000_5008) && vm.is_hole(0x4000_4000));
+    assert!(owner.is_hole(0x4000_5000));
+    // Everything else too, then half back.
+    donate(1, &host, &guest, 0, P).unwrap();
+    donate(1, &host, &guest, 2 * P, 6 * P).unwrap();
+    assert_eq!(w.runs(&vm), [(0x4000_4000, RAM + 4 * P, 8, 7)]);
+    assert_eq!(
+        w.runs(&owner),
+        [(0x4000_0000, RAM, 4, 7), (0x4000_c000, RAM + 12 * P, 4, 7)]
+    );
+    donate(0, &guest, &host, 0, 4 * P).unwrap();
+    assert_eq!(w.runs(&vm), [(0x4000_8000, RAM + 8 * P, 4, 7)]);
+    // The wrong directions are refused.
+    assert_eq!(donate(0, &host, &guest, 0, P), Err(Error::ArgumentInvalid));
+    assert_eq!(donate(1, &guest, &host, 0, P), Err(Error::ArgumentInvalid));
+    // Reset: host goes (its pages to guest), then guest (all to the owner's extent).
+    drop(host);
+    assert_eq!(w.runs(&vm), [(0x4000_4000, RAM + 4 * P, 8, 7)]);
+    drop(guest);
+    assert!(w.runs(&vm).is_empty());
+    assert_eq!(w.runs(&owner), before);
+    assert_eq!(w.owner(RAM + 4 * P), Some(ram.owner()));
+}
+
 #[test]
 fn donate_both_ways_and_to_siblings() {
     let w = world();

@@ -26,7 +26,8 @@
 //! * `role=yield-to`: directed yields between the VM's own vCPUs ([`yieldto`]).
 //! * `role=vmlife rounds=N`: as the primary VM, create a secondary VM through the Resource
 //!   Manager from the image and device tree in its initrd, talk to it, stop it, take its memory
-//!   back and free it, N times ([`vmlife`]).
+//!   back and free it, N times ([`vmlife`]); with `demand=1` it also gives it 2 MiB on demand
+//!   (VM_SET_DEMAND_PAGING and the type-9 extents).
 //! * `role=vmchild`: that secondary VM (the `vmapi-child` image: this program linked where
 //!   `vmlife` lends it memory): answers its owner, then idles until stopped ([`vmchild`]).
 //!

@@ -7,8 +7,9 @@
 //! `qcom,message-queue-pair` under `/hypervisor` other than the RM link, whatever its label:
 //! `reg` = the cap it sends on, the cap it receives on; `interrupts` = their vIRQs, TX then
 //! RX), waits for the round number on it, answers with the round number plus one and its VMID
-//! (`vmlife`'s link messages), prints its tally and idles in WFI until its owner stops it: it
-//! never powers off.
+//! (`vmlife`'s link messages) and, if the owner asked ([`ROUND_FLAG_TAIL`]), the last 8 bytes of
+//! its RAM (demand-paged memory its owner provided), prints its tally and idles in WFI until its
+//! owner stops it: it never powers off.
 
 use wurley_abi::rm::vm::VmGetVmidReply;
 use wurley_abi::rm::{Decode, MAX_MESSAGE_SIZE, ids};
@@ -17,7 +18,9 @@ use wurley_rt::{args, hypdt};
 
 use crate::report::Report;
 use crate::rpc::Rpc;
-use crate::vmlife::{KIND_ECHO, KIND_ROUND, Link, link_msg, parse_link_msg};
+use crate::vmlife::{
+    KIND_ECHO, KIND_ROUND, KIND_TAIL, Link, ROUND_FLAG_TAIL, link_msg, parse_link_msg,
+};
 
 /// How long the owner may take to send the round number.
 const WAIT_US: u64 = 10_000_000;
@@ -108,9 +111,9 @@ fn work(r: &mut Report, fdt: &Fdt<'_>, bootargs: &str) {
     };
     link.enable();
     let mut msg = [0u8; 240];
-    let round = match link.receive(&mut msg, WAIT_US) {
+    let (round, flags) = match link.receive(&mut msg, WAIT_US) {
         Ok(n) => match parse_link_msg(&msg[..n.min(msg.len())]) {
-            Some((KIND_ROUND, round, _)) => round,
+            Some((KIND_ROUND, round, flags)) => (round, flags),
             other => {
                 r.check(
                     "round",
@@ -146,5 +149,21 @@ fn work(r: &mut Report, fdt: &Fdt<'_>, bootargs: &str) {
             sent.err().map_or(0, |e| e.code())
         ),
     );
+    if flags & ROUND_FLAG_TAIL != 0 {
+        let (base, size) = wurley_rt::ram();
+        let at = base + size - 8;
+        // SAFETY: the last 8 bytes of this VM's RAM (its device tree's memory node), identity
+        // mapped as Normal memory; an aligned load of plain data.
+        let tail = unsafe { core::ptr::read_volatile(at as *const u64) };
+        let sent = link.send(
+            &link_msg(KIND_TAIL, tail as u32, (tail >> 32) as u32),
+            WAIT_US,
+        );
+        r.check(
+            "tail",
+            sent.is_ok(),
+            format_args!("ram={base:#x}+{size:#x} tail={tail:#x}"),
+        );
+    }
     link.disable();
 }

@@ -47,6 +47,18 @@
 //!
 //! Before round 1 it checks the answers to requests about VMs it does not own (the RM, itself,
 //! an unallocated VMID), and VM_INIT before VM_CONFIG_IMAGE on a VM allocated for the purpose.
+//!
+//! **Demand paging** (`demand=1`): the 2 MiB of this VM's RAM right after the parcel are also
+//! the child's, provided on demand (the RM's design in docs/rm.md, "The Linux-only messages").
+//! Each round then also: writes a pattern over that range; between VM_CONFIG_IMAGE and VM_INIT
+//! sends VM_SET_DEMAND_PAGING for a range outside its RAM (`MEM_INVALID`) and for the range
+//! (`demand-paging`); finds in VM_GET_HYP_RESOURCES the VM's address space (type 10, label 0)
+//! and the guest-private and host-private extents (type 9, labels 0 and 2, base and size the
+//! range: `demand-resources`); donates the whole range host -> guest (to_parent) before
+//! VM_START (`provide`); asks the child for the last 8 bytes of its RAM, which must be the
+//! pattern (`demand-seen`); after VM_EXITED takes the first half back (guest -> host,
+//! to_child: `take-back`) and leaves the rest to VM_RESET; at the end the whole range is its
+//! own again (`demand-memory-back`).
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -60,7 +72,7 @@ use wurley_abi::rm::status::{
 };
 use wurley_abi::rm::vm::{
     AuthMechanism, VM_STOP_FLAG_FORCE, VM_STOP_REASON_FORCE_STOP, VmAllocateReply,
-    VmConfigImageRequest, VmGetVmidReply, VmStopRequest,
+    VmConfigImageRequest, VmGetVmidReply, VmSetDemandPagingRequest, VmStopRequest,
 };
 use wurley_abi::rm::{Decode, List, MAX_MESSAGE_SIZE, RmError, ids};
 use wurley_abi::{CapId, Error, VmId};
@@ -100,6 +112,16 @@ pub const LINK_MSG_LEN: usize = 16;
 pub const KIND_ROUND: u32 = 1;
 /// Child to client: the round number plus one, and the child's VMID.
 pub const KIND_ECHO: u32 = 2;
+/// Child to client, after the echo if asked: the last 8 bytes of its RAM (low word in the round
+/// field, high word in the VMID field).
+pub const KIND_TAIL: u32 = 3;
+/// [`KIND_ROUND`]'s VMID field: ask for [`KIND_TAIL`] too.
+pub const ROUND_FLAG_TAIL: u32 = 1;
+/// Size of the demand-paged range (`demand=1`), right after the parcel.
+const DEMAND_SIZE: u64 = 2 << 20;
+/// `memextent_donate` types.
+const DONATE_TO_CHILD: u32 = 0;
+const DONATE_TO_PARENT: u32 = 1;
 
 /// A link message.
 pub fn link_msg(kind: u32, round: u32, vmid: u32) -> [u8; LINK_MSG_LEN] {
@@ -257,21 +279,24 @@ struct Layout {
     image_len: u64,
     dtb_offset: u64,
     dtb_len: u64,
+    /// The demand-paged range's base (`demand=1`): right after the parcel.
+    demand: Option<u64>,
 }
 
 fn overlaps(a: (u64, u64), b: (u64, u64)) -> bool {
     a.0 < b.1 && b.0 < a.1
 }
 
-/// The parcel's layout, if it fits and stays clear of this VM's own image, initrd and device
-/// tree.
-fn layout(p: &Payload) -> Result<Layout, &'static str> {
+/// The parcel's layout (and the demand-paged range after it, if `demand`), if it fits and
+/// stays clear of this VM's own image, initrd and device tree.
+fn layout(p: &Payload, demand: bool) -> Result<Layout, &'static str> {
     let (ram, ram_size) = wurley_rt::ram();
     let base = p.load;
     if !base.is_multiple_of(PARCEL_SIZE) {
         return Err("the image's link address is not 2 MiB aligned");
     }
-    let parcel = (base, base + PARCEL_SIZE);
+    let extra = if demand { DEMAND_SIZE } else { 0 };
+    let parcel = (base, base + PARCEL_SIZE + extra);
     if parcel.0 < ram || parcel.1 > ram + ram_size {
         return Err("the parcel is not in RAM");
     }
@@ -301,6 +326,7 @@ fn layout(p: &Payload) -> Result<Layout, &'static str> {
         image_len: p.image.len() as u64,
         dtb_offset,
         dtb_len: p.dtb.len() as u64,
+        demand: demand.then_some(base + PARCEL_SIZE),
     })
 }
 
@@ -337,19 +363,45 @@ fn fill_parcel(l: &Layout, p: &Payload) {
     clean_to_poc(l.base, PARCEL_SIZE);
 }
 
+/// The pattern word of address `a` in round `round`.
+fn pattern(a: u64, round: u32) -> u64 {
+    a ^ (u64::from(round) << 48) ^ 0x5A5A_0000_0000_A5A5
+}
+
+/// Write [`pattern`] to every 64-byte line of `[base, base + size)` (and its last 8 bytes),
+/// this VM's own RAM, and clean it to the point of coherency.
+fn fill_pattern(base: u64, size: u64, round: u32) {
+    let mut a = base;
+    while a < base + size {
+        // SAFETY: the range is this VM's own RAM (checked by `layout`), identity mapped, not
+        // given away right now; 8-byte aligned stores of plain data.
+        unsafe { core::ptr::write_volatile(a as *mut u64, pattern(a, round)) };
+        a += 64;
+    }
+    let last = base + size - 8;
+    // SAFETY: as above.
+    unsafe { core::ptr::write_volatile(last as *mut u64, pattern(last, round)) };
+    clean_to_poc(base, size);
+}
+
 /// Write a pattern to every 64-byte line of the parcel and read it back: the first line that
 /// differs, if any.
 fn parcel_is_mine(base: u64, round: u32) -> Option<u64> {
-    let word = |a: u64| a ^ (u64::from(round) << 48) ^ 0x5A5A_0000_0000_A5A5;
+    range_is_mine(base, PARCEL_SIZE, round)
+}
+
+/// The same for `[base, base + size)`.
+fn range_is_mine(base: u64, size: u64, round: u32) -> Option<u64> {
+    let word = |a: u64| pattern(a, round);
     let mut a = base;
-    while a < base + PARCEL_SIZE {
+    while a < base + size {
         // SAFETY: the parcel is this VM's RAM again (reclaimed), identity mapped; 8-byte
         // aligned stores of plain data.
         unsafe { core::ptr::write_volatile(a as *mut u64, word(a)) };
         a += 64;
     }
     let mut a = base;
-    while a < base + PARCEL_SIZE {
+    while a < base + size {
         // SAFETY: as above, loads.
         if unsafe { core::ptr::read_volatile(a as *const u64) } != word(a) {
             return Some(a);
@@ -549,10 +601,12 @@ fn child_link(s: &mut Steps<'_>, g: &Got, vmid: u16) -> Option<Link> {
     })
 }
 
-/// Send the round number to the child and check its echo.
-fn hello(s: &mut Steps<'_>, link: &Link, vmid: u16) -> bool {
+/// Send the round number to the child and check its echo (and, if `tail`, that the last 8
+/// bytes of its RAM are that).
+fn hello(s: &mut Steps<'_>, link: &Link, vmid: u16, tail: Option<u64>) -> bool {
     let round = s.round;
-    if let Err(e) = link.send(&link_msg(KIND_ROUND, round, 0), CHILD_TIMEOUT_US) {
+    let flags = if tail.is_some() { ROUND_FLAG_TAIL } else { 0 };
+    if let Err(e) = link.send(&link_msg(KIND_ROUND, round, flags), CHILD_TIMEOUT_US) {
         return s.check(
             "hello",
             false,
@@ -561,7 +615,7 @@ fn hello(s: &mut Steps<'_>, link: &Link, vmid: u16) -> bool {
     }
     let mut buf = [0u8; 240];
     let start = time::ticks();
-    match link.receive(&mut buf, CHILD_TIMEOUT_US) {
+    let echoed = match link.receive(&mut buf, CHILD_TIMEOUT_US) {
         Ok(n) => {
             let m = parse_link_msg(&buf[..n.min(buf.len())]);
             s.check(
@@ -582,7 +636,69 @@ fn hello(s: &mut Steps<'_>, link: &Link, vmid: u16) -> bool {
                 e.code()
             ),
         ),
+    };
+    let Some(want) = tail else {
+        return echoed;
+    };
+    match link.receive(&mut buf, CHILD_TIMEOUT_US) {
+        Ok(n) => {
+            let m = parse_link_msg(&buf[..n.min(buf.len())]);
+            let got = m.map(|(k, lo, hi)| (k, u64::from(lo) | u64::from(hi) << 32));
+            s.check(
+                "demand-seen",
+                got == Some((KIND_TAIL, want)),
+                format_args!("tail={got:x?} want=(kind {KIND_TAIL}, {want:#x})"),
+            )
+        }
+        Err(e) => s.check(
+            "demand-seen",
+            false,
+            format_args!(
+                "no tail from the child within {CHILD_TIMEOUT_US} us (error {})",
+                e.code()
+            ),
+        ),
     }
+}
+
+/// The owner's caps for demand paging in VM_GET_HYP_RESOURCES: the VM's address space (type
+/// 10, label 0), the guest-private and host-private extents (type 9, labels 0 and 2) over
+/// `[base, base + DEMAND_SIZE)`.
+fn demand_caps(s: &mut Steps<'_>, g: &Got, base: u64) -> Option<(CapId, CapId)> {
+    let reply = HypResourcesReply::decode(g.payload()).ok()?;
+    let mut asp = None;
+    let mut guest = None;
+    let mut host = None;
+    for e in reply.entries.iter() {
+        let range = (e.base, e.size) == (base, DEMAND_SIZE);
+        match (e.resource_type, e.label) {
+            (ResourceType::AddrSpace, 0) => asp = Some(e.cap_id),
+            (ResourceType::MemExtent, 0) if range => guest = Some(e.cap_id),
+            (ResourceType::MemExtent, 2) if range => host = Some(e.cap_id),
+            _ => {}
+        }
+    }
+    let ok = asp.is_some() && guest.is_some() && host.is_some();
+    s.check(
+        "demand-resources",
+        ok,
+        format_args!(
+            "addrspace={asp:x?} guest-private={guest:x?} host-private={host:x?} over {base:#x}+{DEMAND_SIZE:#x}"
+        ),
+    );
+    Some((CapId(guest?), CapId(host?)))
+}
+
+/// VM_SET_DEMAND_PAGING of one range.
+fn set_demand(rpc: &mut Rpc<'_>, vmid: u16, ipa: u64, size: u64) -> Result<Got, CallError> {
+    let ranges = [SglEntry { ipa, size }];
+    rpc.call_encoded(
+        ids::VM_SET_DEMAND_PAGING,
+        &VmSetDemandPagingRequest {
+            vmid: VmId(vmid),
+            ranges: List::from_slice(&ranges),
+        },
+    )
 }
 
 /// One whole life. False if a step failed (the rest of the round is skipped where it
@@ -619,6 +735,15 @@ fn life(s: &mut Steps<'_>, rpc: &mut Rpc<'_>, p: &Payload, l: &Layout) -> bool {
     if s.want("config-image", &got, RmError::Ok).is_none() {
         return false;
     }
+    if let Some(d) = l.demand {
+        fill_pattern(d, DEMAND_SIZE, round);
+        let got = set_demand(rpc, vmid, 0x1000, DEMAND_SIZE);
+        s.want("demand-paging-not-mine", &got, RmError::MemInvalid);
+        let got = set_demand(rpc, vmid, d, DEMAND_SIZE);
+        if s.want("demand-paging", &got, RmError::Ok).is_none() {
+            return false;
+        }
+    }
     let got = rpc.call(ids::VM_INIT, &vmid_req(vmid));
     if s.want("init", &got, RmError::Ok).is_none() {
         return false;
@@ -631,6 +756,21 @@ fn life(s: &mut Steps<'_>, rpc: &mut Rpc<'_>, p: &Payload, l: &Layout) -> bool {
     let Some(link) = child_link(s, g, vmid) else {
         return false;
     };
+    let mut demand = None;
+    if let Some(d) = l.demand {
+        let Some((guest, host)) = demand_caps(s, g, d) else {
+            return false;
+        };
+        let r = hyp::memextent_donate(DONATE_TO_PARENT, host, guest, 0, DEMAND_SIZE);
+        if !s.check(
+            "provide",
+            r.is_ok(),
+            format_args!("donate host {host:?} -> guest {guest:?}: {r:?}"),
+        ) {
+            return false;
+        }
+        demand = Some((d, guest, host));
+    }
     link.enable();
     let got = rpc.call(ids::VM_START, &vmid_req(vmid));
     if s.want("start", &got, RmError::Ok).is_none() {
@@ -642,7 +782,8 @@ fn life(s: &mut Steps<'_>, rpc: &mut Rpc<'_>, p: &Payload, l: &Layout) -> bool {
     s.want("start-again", &got, RmError::VmState);
     let got = reclaim(rpc, handle);
     s.refused("reclaim-in-use", &got);
-    hello(s, &link, vmid);
+    let tail = demand.map(|(d, ..)| pattern(d + DEMAND_SIZE - 8, round));
+    hello(s, &link, vmid, tail);
 
     let stop = VmStopRequest {
         vmid: VmId(vmid),
@@ -668,6 +809,14 @@ fn life(s: &mut Steps<'_>, rpc: &mut Rpc<'_>, p: &Payload, l: &Layout) -> bool {
         Err(e) => {
             s.check("exited", false, format_args!("no VM_EXITED: {e}"));
         }
+    }
+    if let Some((_, guest, host)) = demand {
+        let r = hyp::memextent_donate(DONATE_TO_CHILD, guest, host, 0, DEMAND_SIZE / 2);
+        s.check(
+            "take-back",
+            r.is_ok(),
+            format_args!("donate guest {guest:?} -> host {host:?}, first half: {r:?}"),
+        );
     }
     let got = reclaim(rpc, handle);
     let reclaimed = s.want("reclaim", &got, RmError::Ok).is_some();
@@ -696,6 +845,14 @@ fn life(s: &mut Steps<'_>, rpc: &mut Rpc<'_>, p: &Payload, l: &Layout) -> bool {
             "memory-back",
             bad.is_none(),
             format_args!("parcel {:#x}+2MiB: first bad line {bad:?}", l.base),
+        );
+    }
+    if let Some(d) = l.demand {
+        let bad = range_is_mine(d, DEMAND_SIZE, round);
+        s.check(
+            "demand-memory-back",
+            bad.is_none(),
+            format_args!("demand range {d:#x}+2MiB: first bad line {bad:?}"),
         );
     }
     s.failed == 0
@@ -762,6 +919,7 @@ fn not_mine(s: &mut Steps<'_>, rpc: &mut Rpc<'_>, l: &Layout) {
 
 pub fn run(r: &mut Report, fdt: &Fdt<'_>, bootargs: &str) {
     let rounds = args::get_u64(bootargs, "rounds").unwrap_or(20) as u32;
+    let demand = args::get_u64(bootargs, "demand").unwrap_or(0) != 0;
     let payload = match find_payload(fdt) {
         Ok(p) => p,
         Err(why) => {
@@ -780,7 +938,7 @@ pub fn run(r: &mut Report, fdt: &Fdt<'_>, bootargs: &str) {
             payload.dtb.len()
         ),
     );
-    let l = match layout(&payload) {
+    let l = match layout(&payload, demand) {
         Ok(l) => l,
         Err(why) => {
             r.check("parcel", false, format_args!("{why}"));
