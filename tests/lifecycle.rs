@@ -1,5 +1,6 @@
 //! VM lifecycle on the whole machine: when the machine ends. The last VM of the manifest to end
-//! powers it off; a VM marked `critical` ends it at once, whatever the other VMs are doing.
+//! powers it off; a VM marked `critical` ends it at once, whatever the other VMs are doing; a
+//! bundle with nothing to run ends it at once.
 //! Guests: `tests/guests/vmapi-guest` in role `spin` (count for `seconds=`, then power off).
 
 #![allow(clippy::unwrap_used)]
@@ -108,4 +109,27 @@ fn the_machine_ends_with_its_last_vm() {
         brief < rm_saw && rm_saw < slow && slow < off,
         "wrong order of endings"
     );
+}
+
+/// A bundle the resource manager cannot use (a device tree with no `/vms`) starts nothing, so
+/// nothing would ever end the machine: the RM reports the error and powers it off at once.
+#[test]
+fn an_unusable_bundle_powers_the_machine_off() {
+    let dir = scratch("lifecycle-unusable");
+    let initrd = compile(
+        &dir,
+        "/dts-v1/;\n/ {\n    compatible = \"wurley,bundle-v1\";\n    other { };\n};\n",
+    );
+    let q = Qemu {
+        initrd: Some(initrd),
+        ..Qemu::smp(1)
+    };
+    let run = q.run_until(Duration::from_secs(20), |_| false);
+    if run.timed_out {
+        run.fail("the machine stayed up with nothing to run");
+    }
+    run.reject("*** EL2 EXCEPTION")
+        .reject("*** PANIC")
+        .expect("[rm] RM: error: bundle: ")
+        .expect("[rm] RM: no VM of the manifest runs: powering off");
 }

@@ -519,8 +519,11 @@ mod el1 {
                 })
             }
             Err(e) => {
+                // Nothing of the bundle can run, so nothing will end the machine: end it now,
+                // as when every VM of the manifest has ended (scripted runs stop by themselves).
                 println!("RM: error: {e}");
-                None
+                println!("RM: no VM of the manifest runs: powering off");
+                wurley_rt::power_off()
             }
         }
     }
