@@ -46,8 +46,11 @@ pub fn route(
 }
 
 /// Take physical SPI `pintid` back from `vm` (a hardware IRQ unbound): disabled, unlinked.
-/// If the guest had not completed it, it stays active at the GIC until its next owner's
-/// guest completes it.
+/// If the interrupt came and the guest never took it (its vIRQ pending, e.g. disabled: a
+/// borrower that masked a level-triggered line), the physical interrupt, acknowledged for it,
+/// is deactivated here and the vIRQ's state dropped; otherwise the next owner would never get
+/// it again. If it is in one of the guest's list registers, the guest's deactivation still
+/// ends it.
 pub fn unroute(vm: &Vm, virq: u32, pintid: u32) {
     OWNERS
         .lock()
@@ -55,7 +58,16 @@ pub fn unroute(vm: &Vm, virq: u32, pintid: u32) {
     if let Err(e) = gic::disable_spi(pintid) {
         log::warn!("SPI {pintid}: not disabled: {e:?}");
     }
-    vm.vgic.lock().unmap_hw(virq, 0);
+    let left_active = vm.vgic.lock().take_back_hw(virq, 0) == Some(true);
+    if left_active {
+        if let Err(e) = gic::deactivate_spi(pintid) {
+            log::warn!("SPI {pintid}: not deactivated: {e:?}");
+        }
+        log::debug!(
+            "VM {}: SPI {pintid} was pending for vIRQ {virq}: deactivated",
+            vm.name
+        );
+    }
     log::info!("VM {}: hardware IRQ {pintid} taken back", vm.name);
 }
 

@@ -10,9 +10,14 @@ use arm_gic::gicv3::registers::{Gicd, GicrSgi};
 use arm_gic::gicv3::{GicCpuInterface, GicV3};
 use arm_gic::{IntId, InterruptGroup, Trigger, UniqueMmioPointer};
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU64, Ordering};
 use spin::{Mutex, Once};
 
 static GIC: Once<Mutex<GicV3<'static>>> = Once::new();
+/// The distributor's address, for the registers the driver has no call for (GICD_ICACTIVER).
+static GICD_BASE: AtomicU64 = AtomicU64::new(0);
+/// GICD_ICACTIVER<n>: write 1s to deactivate.
+const GICD_ICACTIVER: u64 = 0x380;
 
 /// Why the GIC could not be brought up.
 #[derive(Debug)]
@@ -51,6 +56,7 @@ pub unsafe fn init(
     mpidr: u64,
 ) -> Result<usize, Error> {
     let gicd = NonNull::new(dist as *mut Gicd).ok_or(Error::NullAddress)?;
+    GICD_BASE.store(dist, Ordering::Release);
     let gicr = NonNull::new(redist as *mut GicrSgi).ok_or(Error::NullAddress)?;
     // SAFETY: the caller promised both regions are mapped device memory owned by us alone.
     let mut gic = unsafe { GicV3::new(UniqueMmioPointer::new(gicd), gicr, redistributors) }
@@ -204,6 +210,26 @@ pub fn disable_spi(intid: u32) -> Result<(), Error> {
     gic.lock()
         .enable_interrupt(IntId::spi(intid - 32), None, false)
         .map_err(Error::Driver)
+}
+
+/// Deactivate a shared interrupt (SPI) at the distributor (GICD_ICACTIVER), whichever CPU
+/// acknowledged it: for an SPI acknowledged on a guest's behalf whose guest will never
+/// deactivate it. No effect on an SPI that is not active.
+pub fn deactivate_spi(intid: u32) -> Result<(), Error> {
+    if !(32..1020).contains(&intid) {
+        return Err(Error::NotPpi(intid));
+    }
+    let Some(gic) = GIC.get() else { return Ok(()) };
+    // The driver's lock: no other distributor access meanwhile.
+    let gic = gic.lock();
+    let base = GICD_BASE.load(Ordering::Acquire);
+    let reg = base + GICD_ICACTIVER + 4 * u64::from(intid / 32);
+    // SAFETY: `base` is the distributor `init` was given (mapped Device-nGnRE, ours alone) and
+    // GICD_ICACTIVER<n> for n < 32 lies in its 64 KiB frame; a 32-bit write of one bit changes
+    // only that interrupt's active state. The driver's lock is held.
+    unsafe { core::ptr::write_volatile(reg as *mut u32, 1 << (intid % 32)) };
+    gic.gicd_barrier();
+    Ok(())
 }
 
 /// Enable a shared interrupt (SPI) routed to the CPU with affinity `mpidr`.

@@ -275,6 +275,24 @@ impl VGic {
         self.irq_mut(intid, vcpu).map(|irq| irq.hw = None).is_some()
     }
 
+    /// Undo [`VGic::map_hw`] for good (the hardware IRQ goes to another VM): as well as the
+    /// link, drop the pending and active state the physical interrupt gave `intid` while it is
+    /// not in a list register. Returns whether the physical interrupt was left active for it
+    /// (acknowledged by the hypervisor, waiting for this guest's deactivation, which will now
+    /// never come): the caller must deactivate it. `None` if `intid` does not exist.
+    pub fn take_back_hw(&mut self, intid: u32, vcpu: usize) -> Option<bool> {
+        self.touch();
+        let irq = self.irq_mut(intid, vcpu)?;
+        let linked = irq.hw.take().is_some();
+        if !linked || irq.in_lr {
+            return Some(false);
+        }
+        let left_active = irq.pending || irq.active;
+        irq.pending = false;
+        irq.active = false;
+        Some(left_active)
+    }
+
     /// vCPU `sender` wrote `sgi1r` to ICC_SGI1R_EL1: make the SGI pending on every target.
     /// Returns the targets to kick (those on which the SGI is forwardable).
     pub fn send_sgi(&mut self, sender: usize, sgi1r: u64) -> Vec<usize> {

@@ -234,6 +234,34 @@ fn hw_mapped_interrupts() {
     assert_eq!(g.irq(27, 1).unwrap().hw, None);
 }
 
+/// A hardware IRQ taken from a VM whose vIRQ is pending but disabled (the guest masked it; the
+/// physical interrupt was acknowledged for it and stays active): `take_back_hw` says the
+/// physical interrupt must be deactivated and drops the virtual state. Not so for an unlinked
+/// vIRQ, nor for one in a list register (the guest's deactivation still reaches the GIC).
+#[test]
+fn taking_back_a_hardware_irq_left_pending() {
+    let mut g = gic(1);
+    enable_dist(&mut g);
+    setup_spi(&mut g, 40, 0x20, 0);
+    assert!(g.map_hw(40, 0, 34));
+    dwrite(&mut g, 0x180 + 4, 4, 1 << (40 - 32));
+    g.pend_edge(40, 0);
+    assert!(flush(&mut g, 0, 4).1.is_empty(), "disabled: not delivered");
+    assert_eq!(g.take_back_hw(40, 0), Some(true));
+    let irq = g.irq(40, 0).unwrap();
+    assert_eq!((irq.hw, irq.pending, irq.active), (None, false, false));
+    assert_eq!(g.take_back_hw(40, 0), Some(false), "no longer linked");
+    assert_eq!(g.take_back_hw(2000, 0), None);
+
+    // In a list register: left to the guest.
+    setup_spi(&mut g, 41, 0x20, 0);
+    assert!(g.map_hw(41, 0, 35));
+    g.pend_edge(41, 0);
+    let (_, lrs, _) = flush(&mut g, 0, 4);
+    assert_eq!(lrs.len(), 1);
+    assert_eq!(g.take_back_hw(41, 0), Some(false));
+}
+
 #[test]
 fn disabled_or_group_disabled_never_flushed() {
     let mut g = gic(1);
