@@ -51,6 +51,8 @@ struct Link {
 
 fn wake(_intid: u32) {}
 
+// Not inlined into `guest_main`: its frame would add to every role's (one 64 KiB stack).
+#[inline(never)]
 pub fn run(r: &mut Report, fdt: &Fdt<'_>, bootargs: &str, ping: bool) {
     let count = args::get_u64(bootargs, "count").unwrap_or(2000) as u32;
     let rounds = args::get_u64(bootargs, "rounds").unwrap_or(500) as u32;

@@ -163,6 +163,8 @@ struct Tally {
 }
 
 /// The owner.
+// Not inlined into `guest_main`: its frame would add to every role's (one 64 KiB stack).
+#[inline(never)]
 pub fn run_owner(r: &mut Report, fdt: &Fdt<'_>, bootargs: &str) {
     let guest = args::get(bootargs, "guest").unwrap_or("proxied");
     let dev = dev_base(bootargs);

@@ -55,6 +55,8 @@ fn state(g: &Got) -> Option<VmStateReply> {
     VmStateReply::decode(g.payload()).ok()
 }
 
+// Not inlined into `guest_main`: its frame would add to every role's (one 64 KiB stack).
+#[inline(never)]
 pub fn run(r: &mut Report, fdt: &Fdt<'_>, bootargs: &str) {
     let pair = match args::get(bootargs, "rmlink") {
         Some(label) => hypdt::msgqueue_pair(fdt, label),

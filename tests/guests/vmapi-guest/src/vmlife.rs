@@ -87,10 +87,10 @@ pub const PAYLOAD_MAGIC: [u8; 8] = *b"WRLYVMLF";
 /// Size of the payload's header.
 const PAYLOAD_HEADER: usize = 32;
 /// Size of the parcel lent to the secondary VM.
-const PARCEL_SIZE: u64 = 2 << 20;
+pub(crate) const PARCEL_SIZE: u64 = 2 << 20;
 /// Space reserved for the secondary VM's device tree in the parcel (VM_CONFIG_IMAGE's
 /// `dtb_size`).
-const DTB_SPACE: u64 = 64 << 10;
+pub(crate) const DTB_SPACE: u64 = 64 << 10;
 /// Memparcel labels: this plus the round number.
 pub const LABEL_BASE: u32 = 0x564C_0000;
 /// A VMID nobody has (the last dynamic one; at most two are allocated at a time here).
@@ -100,7 +100,7 @@ const PRIMARY: u16 = 3;
 /// The RM's VMID.
 const RM_VMID: u16 = 0xFF;
 /// How long the child may take to boot and answer, and the RM to send a notification.
-const CHILD_TIMEOUT_US: u64 = 10_000_000;
+pub(crate) const CHILD_TIMEOUT_US: u64 = 10_000_000;
 /// The runtime handles vIRQs below this INTID.
 const MAX_INTID: u32 = wurley_rt::gic::MAX_INTID as u32;
 
@@ -211,7 +211,7 @@ impl Link {
 }
 
 /// What the secondary VM runs, from the initrd.
-struct Payload {
+pub(crate) struct Payload {
     /// The image's link address: the parcel's IPA.
     load: u64,
     image: &'static [u8],
@@ -226,7 +226,7 @@ fn le64(b: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
 }
 
-fn find_payload(fdt: &Fdt<'_>) -> Result<Payload, &'static str> {
+pub(crate) fn find_payload(fdt: &Fdt<'_>) -> Result<Payload, &'static str> {
     let chosen = fdt.find_node("/chosen").ok_or("no /chosen")?;
     let start = chosen
         .prop_u64("linux,initrd-start")
@@ -274,8 +274,8 @@ fn find_payload(fdt: &Fdt<'_>) -> Result<Payload, &'static str> {
 }
 
 /// Where things go in the parcel.
-struct Layout {
-    base: u64,
+pub(crate) struct Layout {
+    pub(crate) base: u64,
     image_len: u64,
     dtb_offset: u64,
     dtb_len: u64,
@@ -289,7 +289,7 @@ fn overlaps(a: (u64, u64), b: (u64, u64)) -> bool {
 
 /// The parcel's layout (and the demand-paged range after it, if `demand`), if it fits and
 /// stays clear of this VM's own image, initrd and device tree.
-fn layout(p: &Payload, demand: bool) -> Result<Layout, &'static str> {
+pub(crate) fn layout(p: &Payload, demand: bool) -> Result<Layout, &'static str> {
     let (ram, ram_size) = wurley_rt::ram();
     let base = p.load;
     if !base.is_multiple_of(PARCEL_SIZE) {
@@ -347,7 +347,7 @@ fn clean_to_poc(base: u64, size: u64) {
 }
 
 /// Zero the parcel and copy the image and the DTB into it.
-fn fill_parcel(l: &Layout, p: &Payload) {
+pub(crate) fn fill_parcel(l: &Layout, p: &Payload) {
     // SAFETY: the parcel is this VM's own RAM (checked by `layout`: in RAM, clear of the
     // program, the initrd and the device tree), identity mapped, and not lent right now; no
     // Rust reference points into it.
@@ -386,7 +386,7 @@ fn fill_pattern(base: u64, size: u64, round: u32) {
 
 /// Write a pattern to every 64-byte line of the parcel and read it back: the first line that
 /// differs, if any.
-fn parcel_is_mine(base: u64, round: u32) -> Option<u64> {
+pub(crate) fn parcel_is_mine(base: u64, round: u32) -> Option<u64> {
     range_is_mine(base, PARCEL_SIZE, round)
 }
 
@@ -412,15 +412,20 @@ fn range_is_mine(base: u64, size: u64, round: u32) -> Option<u64> {
 }
 
 /// The checks of one round: every one printed in round 1, only failures later.
-struct Steps<'r> {
-    r: &'r mut Report,
-    round: u32,
-    verbose: bool,
-    failed: u32,
+pub(crate) struct Steps<'r> {
+    pub r: &'r mut Report,
+    pub round: u32,
+    pub verbose: bool,
+    pub failed: u32,
 }
 
 impl Steps<'_> {
-    fn check(&mut self, name: &str, ok: bool, details: core::fmt::Arguments<'_>) -> bool {
+    pub(crate) fn check(
+        &mut self,
+        name: &str,
+        ok: bool,
+        details: core::fmt::Arguments<'_>,
+    ) -> bool {
         if self.verbose || !ok {
             self.r
                 .check(name, ok, format_args!("round={} {details}", self.round));
@@ -432,7 +437,7 @@ impl Steps<'_> {
     }
 
     /// Check that a call answered `want`; the reply if it did.
-    fn want<'g>(
+    pub(crate) fn want<'g>(
         &mut self,
         name: &str,
         got: &'g Result<Got, CallError>,
@@ -463,7 +468,7 @@ impl Steps<'_> {
     }
 
     /// Check that a call was refused (any error code).
-    fn refused(&mut self, name: &str, got: &Result<Got, CallError>) -> bool {
+    pub(crate) fn refused(&mut self, name: &str, got: &Result<Got, CallError>) -> bool {
         match got {
             Ok(g) => self.check(
                 name,
@@ -479,7 +484,13 @@ impl Steps<'_> {
     }
 
     /// Check the VM's state (VM_GET_STATE).
-    fn state(&mut self, rpc: &mut Rpc<'_>, name: &str, vmid: u16, want: VmStatus) -> bool {
+    pub(crate) fn state(
+        &mut self,
+        rpc: &mut Rpc<'_>,
+        name: &str,
+        vmid: u16,
+        want: VmStatus,
+    ) -> bool {
         match rpc.call(ids::VM_GET_STATE, &vmid_req(vmid)) {
             Ok(g) => {
                 let s = VmStateReply::decode(g.payload()).ok().map(|s| s.vm_status);
@@ -494,19 +505,19 @@ impl Steps<'_> {
     }
 }
 
-fn is_status(note: &Note, vmid: u16, status: VmStatus) -> bool {
+pub(crate) fn is_status(note: &Note, vmid: u16, status: VmStatus) -> bool {
     note.id == ids::NOTIFY_VM_STATUS
         && VmStatusNotification::decode(note.body())
             .is_ok_and(|n| n.vmid.0 == vmid && n.vm_status == status)
 }
 
-fn is_exited(note: &Note, vmid: u16) -> bool {
+pub(crate) fn is_exited(note: &Note, vmid: u16) -> bool {
     note.id == ids::NOTIFY_VM_EXITED
         && VmExitedNotification::decode(note.body()).is_ok_and(|n| n.vmid.0 == vmid)
 }
 
 /// MEM_LEND of the parcel to `vmid`.
-fn lend(rpc: &mut Rpc<'_>, l: &Layout, vmid: u16, label: u32) -> Result<Got, CallError> {
+pub(crate) fn lend(rpc: &mut Rpc<'_>, l: &Layout, vmid: u16, label: u32) -> Result<Got, CallError> {
     let acl = [AclEntry {
         vmid: VmId(vmid),
         rights: MEM_RIGHTS_RWX,
@@ -526,7 +537,12 @@ fn lend(rpc: &mut Rpc<'_>, l: &Layout, vmid: u16, label: u32) -> Result<Got, Cal
     rpc.call_encoded(ids::MEM_LEND, &req)
 }
 
-fn config_image(rpc: &mut Rpc<'_>, l: &Layout, vmid: u16, handle: u32) -> Result<Got, CallError> {
+pub(crate) fn config_image(
+    rpc: &mut Rpc<'_>,
+    l: &Layout,
+    vmid: u16,
+    handle: u32,
+) -> Result<Got, CallError> {
     let req = VmConfigImageRequest {
         vmid: VmId(vmid),
         auth_mech: AuthMechanism::None.raw(),
@@ -539,12 +555,12 @@ fn config_image(rpc: &mut Rpc<'_>, l: &Layout, vmid: u16, handle: u32) -> Result
     rpc.call_encoded(ids::VM_CONFIG_IMAGE, &req)
 }
 
-fn reclaim(rpc: &mut Rpc<'_>, handle: u32) -> Result<Got, CallError> {
+pub(crate) fn reclaim(rpc: &mut Rpc<'_>, handle: u32) -> Result<Got, CallError> {
     rpc.call_encoded(ids::MEM_RECLAIM, &MemReleaseRequest { handle, flags: 0 })
 }
 
 /// The client's end of the pair to `vmid`, from VM_GET_HYP_RESOURCES; and the vCPU count.
-fn child_link(s: &mut Steps<'_>, g: &Got, vmid: u16) -> Option<Link> {
+pub(crate) fn child_link(s: &mut Steps<'_>, g: &Got, vmid: u16) -> Option<Link> {
     let reply = HypResourcesReply::decode(g.payload());
     let Ok(reply) = reply else {
         s.check(
@@ -917,6 +933,8 @@ fn not_mine(s: &mut Steps<'_>, rpc: &mut Rpc<'_>, l: &Layout) {
     s.want("early-deallocate", &got, RmError::Ok);
 }
 
+// Not inlined into `guest_main`: its frame would add to every role's (one 64 KiB stack).
+#[inline(never)]
 pub fn run(r: &mut Report, fdt: &Fdt<'_>, bootargs: &str) {
     let rounds = args::get_u64(bootargs, "rounds").unwrap_or(20) as u32;
     let demand = args::get_u64(bootargs, "demand").unwrap_or(0) != 0;
