@@ -346,10 +346,10 @@ const VMLIFE_ROUNDS: usize = 20;
 
 /// The secondary VM's device tree for role `vmlife`: RAM = the 2 MiB parcel at `base` (where
 /// `vmapi-child` is linked), one CPU, the GICv3, timer, PL011 and PSCI every Wurley VM has, and
-/// `role=vmchild` in `/chosen/bootargs`. The RM adds `/hypervisor` (its RM link and the pair to
+/// `role=<role>` in `/chosen/bootargs`. The RM adds `/hypervisor` (its RM link and the pair to
 /// its owner) in place: the blob has 8 KiB of free space and VM_CONFIG_IMAGE reserves 64 KiB
 /// for it.
-fn vmchild_dts(base: u64) -> String {
+fn vmchild_dts(base: u64, role: &str) -> String {
     format!(
         r#"/dts-v1/;
 / {{
@@ -359,7 +359,7 @@ fn vmchild_dts(base: u64) -> String {
     interrupt-parent = <&gic>;
 
     chosen {{
-        bootargs = "role=vmchild";
+        bootargs = "role={role}";
         stdout-path = "/pl011@9000000";
     }};
     memory@{base:x} {{
@@ -448,7 +448,12 @@ fn rm_client_drives_a_vm_life_20_times() {
     let client = build_guest("vmapi-guest", &dir);
     let child = build_guest_bin("vmapi-guest", "vmapi-child", &dir);
     let base = elf_entry(&guest_elf("vmapi-child"));
-    let child_dtb = compile_dts(&dir, "vmchild", &vmchild_dts(base), &["-p", "8192"]);
+    let child_dtb = compile_dts(
+        &dir,
+        "vmchild",
+        &vmchild_dts(base, "vmchild"),
+        &["-p", "8192"],
+    );
     let payload = vmlife_payload(&dir, base, &child, &child_dtb);
     let text = format!(
         r#"/dts-v1/;
@@ -591,6 +596,145 @@ fn rm_client_drives_a_vm_life_20_times() {
     }
 }
 
+/// Every check of role `irqlend` (the owner), in the order it runs them.
+const IRQLEND_CHECKS: [&str; 32] = [
+    "payload",
+    "primary",
+    "own-irq",
+    "allocate",
+    "lend",
+    "config-image",
+    "init",
+    "hyp-resources",
+    "child-vcpus",
+    "child-link",
+    "start",
+    "child-ready",
+    "child-vmid",
+    "lend-not-mine",
+    "lend-to-self",
+    "irq-lend",
+    "lend-again",
+    "accept-not-borrower",
+    "notify-lent",
+    "child-accepted",
+    "accepted-notification",
+    "reclaim-accepted",
+    "child-irq",
+    "line-high",
+    "cleared",
+    "child-released",
+    "released-notification",
+    "irq-reclaim",
+    "reclaim-again",
+    "own-irq-back",
+    "stop",
+    "exited",
+];
+
+/// Checks of role `irqlend` after [`IRQLEND_CHECKS`]: the child's teardown.
+const IRQLEND_TEARDOWN: [&str; 5] = [
+    "reclaim",
+    "reset",
+    "reset-status",
+    "deallocate",
+    "memory-back",
+];
+
+/// Every check of role `irqchild` (the borrower).
+const IRQCHILD_CHECKS: [&str; 14] = [
+    "rm-link",
+    "lent-notification",
+    "accept-unknown",
+    "release-unaccepted",
+    "accept",
+    "accept-virq",
+    "accept-again",
+    "notify-accepted",
+    "irq",
+    "owner-cleared",
+    "irq-once",
+    "release",
+    "release-again",
+    "notify-released",
+];
+
+/// IRQ lending through the Resource Manager on a real interrupt (`vmapi-guest`, roles
+/// `irqlend` and `irqchild`, `src/irqlend.rs`): the primary VM has QEMU virt's PL031 RTC
+/// (window 0x0901_0000, SPI 2 = INTID 34, level) as a passthrough device, so it is identity
+/// mapped at `memory-base` 0x6000_0000. It takes the RTC's interrupt, creates a child VM as
+/// `vmlife` does (the same image, `role=irqchild`, in a 2 MiB parcel at 0x6200_0000), lends
+/// it the interrupt (VM_IRQ_LEND, VM_IRQ_NOTIFY LENT); the child accepts it (VM_IRQ_ACCEPT),
+/// takes the RTC's interrupt at its vIRQ, releases it (VM_IRQ_RELEASE, VM_IRQ_NOTIFY
+/// RELEASED); the owner reclaims it (VM_IRQ_RECLAIM), takes the interrupt again and tears the
+/// child down. On the way, the documented refusals (IRQ_INVALID, ARGUMENT_INVALID, IRQ_INUSE,
+/// DENIED, HANDLE_INVALID, IRQ_RELEASED).
+#[test]
+fn rm_client_lends_an_irq_to_its_child() {
+    let dir = scratch("vmapi-irqlend");
+    let client = build_guest("vmapi-guest", &dir);
+    let base = 0x6200_0000;
+    let child_dtb = compile_dts(
+        &dir,
+        "irqchild",
+        &vmchild_dts(base, "irqchild"),
+        &["-p", "8192"],
+    );
+    let payload = vmlife_payload(&dir, base, &client, &child_dtb);
+    let text = format!(
+        r#"/dts-v1/;
+/ {{
+    compatible = "wurley,bundle-v1";
+    vms {{
+        client {{
+            kernel = /incbin/("{}");
+            initrd = /incbin/("{}");
+            memory-base = /bits/ 64 <0x60000000>;
+            memory-size = <0x0 0x4000000>;
+            vcpus = <1>;
+            bootargs = "role=irqlend rtc=0x9010000 virq=34";
+            devices {{
+                rtc {{
+                    compatible = "arm,pl031", "arm,primecell";
+                    reg = /bits/ 64 <0x9010000 0x1000>;
+                    interrupts = <0 2 4>;
+                }};
+            }};
+        }};
+    }};
+}};
+"#,
+        client.display(),
+        payload.display()
+    );
+    let q = Qemu {
+        initrd: Some(compile(&dir, &text)),
+        ..Qemu::smp(2)
+    };
+    let timeout = Duration::from_secs(40);
+    let run = q.run_until(timeout, |log| {
+        log.contains("VMAPI irqlend DONE") && log.contains("VMAPI irqchild DONE")
+    });
+    run.reject("*** EL2 EXCEPTION")
+        .reject("*** PANIC")
+        .reject("guest exception");
+    fail_on_failed_checks(&run, "VMAPI ");
+    for name in IRQLEND_CHECKS.iter().chain(&IRQLEND_TEARDOWN) {
+        run.expect(&format!("VMAPI irqlend {name} PASS"));
+    }
+    for name in IRQCHILD_CHECKS {
+        run.expect(&format!("VMAPI irqchild {name} PASS"));
+    }
+    run.expect(&format!(
+        "VMAPI irqlend DONE pass={} fail=0",
+        IRQLEND_CHECKS.len() + IRQLEND_TEARDOWN.len()
+    ))
+    .expect(&format!(
+        "VMAPI irqchild DONE pass={} fail=0",
+        IRQCHILD_CHECKS.len()
+    ));
+}
+
 /// Rounds of [`rm_client_demand_pages_a_vm`].
 const DEMAND_ROUNDS: usize = 3;
 
@@ -608,7 +752,12 @@ fn rm_client_demand_pages_a_vm() {
     let client = build_guest("vmapi-guest", &dir);
     let child = build_guest_bin("vmapi-guest", "vmapi-child", &dir);
     let base = elf_entry(&guest_elf("vmapi-child"));
-    let child_dtb = compile_dts(&dir, "vmchild", &vmchild_dts(base), &["-p", "8192"]);
+    let child_dtb = compile_dts(
+        &dir,
+        "vmchild",
+        &vmchild_dts(base, "vmchild"),
+        &["-p", "8192"],
+    );
     let payload = vmlife_payload(&dir, base, &child, &child_dtb);
     let text = format!(
         r#"/dts-v1/;

@@ -30,6 +30,9 @@
 //!   (VM_SET_DEMAND_PAGING and the type-9 extents).
 //! * `role=vmchild`: that secondary VM (the `vmapi-child` image: this program linked where
 //!   `vmlife` lends it memory): answers its owner, then idles until stopped ([`vmchild`]).
+//! * `role=irqlend` / `role=irqchild`: as the primary VM with QEMU's PL031 RTC, take its
+//!   interrupt, lend it to a child VM created as `vmlife` does, and take it back; the child
+//!   accepts it, takes the interrupt and releases it ([`irqlend`]).
 //!
 //! The RPC transport to the Resource Manager is shared by the roles that use it ([`rpc`]).
 //!
@@ -47,6 +50,8 @@
 mod affinity;
 #[cfg(target_os = "none")]
 mod hostile;
+#[cfg(target_os = "none")]
+mod irqlend;
 #[cfg(target_os = "none")]
 mod latency;
 #[cfg(target_os = "none")]
@@ -112,12 +117,14 @@ pub fn guest_main(_dtb: usize) -> ! {
         "yield-to" => yieldto::run(&mut r, &fdt, bootargs),
         "vmlife" => vmlife::run(&mut r, &fdt, bootargs),
         "vmchild" => vmchild::run(&mut r, &fdt, bootargs),
+        "irqlend" => irqlend::run_owner(&mut r, &fdt, bootargs),
+        "irqchild" => irqlend::run_child(&mut r, &fdt, bootargs),
         _ => {
             r.check(
                 "setup",
                 false,
                 format_args!(
-                    "unknown role (want role=ping|pong|hostile|objects-hostile|heartbeat|rmclient|proxy-owner|proxied|affinity|yield-to|vmlife|vmchild)"
+                    "unknown role (want role=ping|pong|hostile|objects-hostile|heartbeat|rmclient|proxy-owner|proxied|affinity|yield-to|vmlife|vmchild|irqlend|irqchild)"
                 ),
             );
         }
