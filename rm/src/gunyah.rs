@@ -448,7 +448,9 @@ impl<C: Hypercalls> Gunyah<C> {
 
     /// A hardware IRQ bound at `virq` in `vmid`'s VIC, which that VM may lend.
     pub fn add_hwirq(&mut self, vmid: VmId, virq: u32, cap: CapId) {
-        self.hwirqs.push((vmid, virq, cap));
+        if !self.hwirqs.contains(&(vmid, virq, cap)) {
+            self.hwirqs.push((vmid, virq, cap));
+        }
     }
 
     fn vm(&self, vmid: VmId) -> Option<&VmState> {

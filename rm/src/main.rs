@@ -586,6 +586,17 @@ mod el1 {
         let vmids = register(server, watches, &started);
         let ran = l.launcher.power_on(server.hyp_mut());
         print_lines(&mut l.launcher);
+        // Hardware IRQs a VM's VIC took only once the VM existed (at its power-on) are its
+        // own too, so it may lend them.
+        for after in l.launcher.started() {
+            let at = started.iter().position(|st| st.name == after.name);
+            let Some(Some(vmid)) = at.and_then(|i| vmids.get(i)) else {
+                continue;
+            };
+            for &(virq, cap) in &after.hwirqs {
+                server.hyp_mut().add_hwirq(*vmid, virq, cap);
+            }
+        }
         for ((st, vmid), ok) in started.iter().zip(&vmids).zip(ran) {
             let Some(vmid) = *vmid else { continue };
             if ok && st.watch.is_some() {
