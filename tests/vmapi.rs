@@ -350,6 +350,11 @@ const VMLIFE_ROUNDS: usize = 20;
 /// its owner) in place: the blob has 8 KiB of free space and VM_CONFIG_IMAGE reserves 64 KiB
 /// for it.
 fn vmchild_dts(base: u64, role: &str) -> String {
+    vmchild_dts_with(base, role, "")
+}
+
+/// [`vmchild_dts`] with `extra` (nodes) at the end of the root node.
+fn vmchild_dts_with(base: u64, role: &str, extra: &str) -> String {
     format!(
         r#"/dts-v1/;
 / {{
@@ -395,7 +400,7 @@ fn vmchild_dts(base: u64, role: &str) -> String {
         reg = <0x0 0x9000000 0x0 0x1000>;
         interrupts = <0 1 4>;
     }};
-}};
+{extra}}};
 "#
     )
 }
@@ -823,6 +828,100 @@ fn rm_client_demand_pages_a_vm() {
     if reports.len() < DEMAND_ROUNDS || first != last {
         run.fail(&format!(
             "RAM free after each destruction: {reports:?}, want {DEMAND_ROUNDS} equal reports"
+        ));
+    }
+}
+
+/// Rounds of [`rm_client_runs_its_child_with_vcpu_run`].
+const PROXY_ROUNDS: usize = 3;
+
+/// A VM created through the RM whose configuration says `gunyah-vm-config { vcpus { affinity =
+/// "proxy"; }; }` (role `vmlife` with `proxy=1`, Linux's way): the RM makes its vCPU
+/// proxy-scheduled and reports the VIRTUAL_CPU entry with a wakeup vIRQ of the owner's; the
+/// owner starts the VM, runs the child with `vcpu_run` (waiting for the wakeup vIRQ when it
+/// expects a wakeup) until it says hello over their link and powers off, then resets and
+/// deallocates it. Each round the owner's vIRQs and the parcel come back.
+#[test]
+fn rm_client_runs_its_child_with_vcpu_run() {
+    let dir = scratch("vmapi-proxy-rm");
+    let client = build_guest("vmapi-guest", &dir);
+    let child = build_guest_bin("vmapi-guest", "vmapi-child", &dir);
+    let base = elf_entry(&guest_elf("vmapi-child"));
+    let config = "    gunyah-vm-config {\n        image-name = \"vmchild\";\n        vcpus {\n            affinity = \"proxy\";\n        };\n    };\n";
+    let child_dtb = compile_dts(
+        &dir,
+        "vmchild",
+        &vmchild_dts_with(base, "vmchild", config),
+        &["-p", "8192"],
+    );
+    let payload = vmlife_payload(&dir, base, &child, &child_dtb);
+    let text = format!(
+        r#"/dts-v1/;
+/ {{
+    compatible = "wurley,bundle-v1";
+    vms {{
+        client {{
+            kernel = /incbin/("{}");
+            initrd = /incbin/("{}");
+            memory-size = <0x0 0x4000000>;
+            vcpus = <1>;
+            bootargs = "role=vmlife rounds={PROXY_ROUNDS} proxy=1";
+        }};
+    }};
+}};
+"#,
+        client.display(),
+        payload.display()
+    );
+    let q = Qemu {
+        initrd: Some(compile(&dir, &text)),
+        ..Qemu::smp(2)
+    };
+    let timeout = Duration::from_secs(40);
+    let run = q.run_until(timeout, |log| {
+        let failed = log
+            .lines()
+            .any(|l| l.contains("VMAPI vmlife DONE") && !l.contains(" fail=0"));
+        log.contains("VMAPI vmlife DONE")
+            && (failed || log.matches(" destroyed: ").count() >= PROXY_ROUNDS)
+    });
+    run.reject("*** EL2 EXCEPTION")
+        .reject("*** PANIC")
+        .reject("guest exception");
+    if !run.log.contains("VMAPI vmlife DONE") {
+        run.fail(&format!(
+            "the client did not report DONE within {timeout:?}"
+        ));
+    }
+    fail_on_failed_checks(&run, "VMAPI ");
+    for name in [
+        "proxy-resources",
+        "start",
+        "proxy-run",
+        "hello",
+        "run-check",
+        "exited",
+        "state-exited",
+        "reset",
+        "reclaim-after-reset",
+        "deallocate",
+        "memory-back",
+    ] {
+        run.expect(&format!("VMAPI vmlife {name} PASS"));
+    }
+    // The child ran only through vcpu_run: at least one run, and the hypervisor counted none
+    // of its vCPUs for its scheduler.
+    run.expect("proxy-scheduled (run with vcpu_run)");
+    run.expect(&format!(
+        "VMAPI vmlife rounds PASS {PROXY_ROUNDS} of {PROXY_ROUNDS} lives"
+    ));
+    let reports = ram_free_reports(&run.log);
+    let (Some(&first), Some(&last)) = (reports.first(), reports.last()) else {
+        run.fail("no `VM <vmid> destroyed: <n> bytes of RAM free` line from the hypervisor");
+    };
+    if reports.len() < PROXY_ROUNDS || first != last {
+        run.fail(&format!(
+            "RAM free after each destruction: {reports:?}, want {PROXY_ROUNDS} equal reports"
         ));
     }
 }

@@ -7,9 +7,10 @@
 //! it owns (extents and where they are mapped), and the free vIRQs of its VIC.
 //!
 //! VM_INIT (see docs/rm.md for the sequence): cspace, address space (the VMID), VIC, the vCPUs
-//! (from the owner's device tree `/cpus`, 1 if absent, at most [`MAX_VCPUS`]), vCPU 0's HALT
-//! bound to a vIRQ of the RM, a message-queue pair VM<->RM (the VM becomes an RM client) and
-//! one VM<->owner, the VM's device tree written over the DTB the owner put in the image parcel,
+//! (from the owner's device tree `/cpus`, 1 if absent, at most [`MAX_VCPUS`]; proxy-scheduled
+//! if its `gunyah-vm-config/vcpus/affinity` is "proxy": the owner gets each vCPU's wakeup vIRQ
+//! and runs it with `vcpu_run`), vCPU 0's HALT bound to a vIRQ of the RM, a message-queue pair
+//! VM<->RM (the VM becomes an RM client) and one VM<->owner, the VM's device tree written over the DTB the owner put in the image parcel,
 //! and the parcel mapped into the VM at the IPAs it had in the owner (or at the base
 //! VM_SET_ADDRESS_LAYOUT gave). For a VM with demand-paged ranges (VM_SET_DEMAND_PAGING) the
 //! owner also gets the VM's address space and, per range, a guest-private and a host-private
@@ -45,8 +46,9 @@ use wurley_abi::rm::{Encode, List, RmError, ids};
 use wurley_abi::{CapId, Error, VmId};
 use wurley_rt::fdt::Fdt;
 
-use crate::calls::{Hypercalls, Kind, Modify, VCPU_VIRQ_HALT};
+use crate::calls::{Hypercalls, Kind, Modify, VCPU_VIRQ_HALT, VCPU_VIRQ_RUN_WAKEUP};
 use crate::hyp::{Event, Hyp, Notice};
+use crate::launch::VCPU_OPTION_RUN_SCHEDULED;
 use crate::memparcel::{PAGE, Parcel, Parcels, Range};
 use crate::vms::Resource;
 
@@ -62,6 +64,8 @@ pub const VM_RM_RX_VIRQ: u32 = 65;
 pub const VM_OWNER_TX_VIRQ: u32 = 66;
 /// RX vIRQ of its link to its owner.
 pub const VM_OWNER_RX_VIRQ: u32 = 67;
+/// `gunyah-vm-config/vcpus/affinity` of a VM whose owner runs its vCPUs (`vcpu_run`).
+pub const PROXY_AFFINITY: &str = "proxy";
 /// Label of the owner link in the new VM's device tree.
 pub const OWNER_LINK_LABEL: &str = "owner";
 /// Most demand-paged ranges of a VM (VM_SET_DEMAND_PAGING).
@@ -155,6 +159,9 @@ struct Made {
     owner_virqs: Vec<u32>,
     /// Mappings it made: (address space, extent, IPA, size).
     maps: Vec<(CapId, CapId, u64, u64)>,
+    /// vCPU vIRQ sources it bound into another VM's VIC: (vCPU, source). Unbound first, as
+    /// the vCPU object may outlive its caps here.
+    bound: Vec<(CapId, u64)>,
 }
 
 /// The objects of a VM the RM created.
@@ -257,18 +264,21 @@ struct LentIrq {
 
 /// What the owner's device tree in the image parcel says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct DtInput {
-    vcpus: u32,
-    bootargs: String,
-    initrd: Option<(u64, u64)>,
+pub(crate) struct DtInput {
+    pub(crate) vcpus: u32,
+    pub(crate) bootargs: String,
+    pub(crate) initrd: Option<(u64, u64)>,
+    /// `gunyah-vm-config/vcpus/affinity = "proxy"`: the owner runs the vCPUs with `vcpu_run`.
+    pub(crate) proxy: bool,
 }
 
 impl DtInput {
-    fn parse(blob: &[u8]) -> DtInput {
+    pub(crate) fn parse(blob: &[u8]) -> DtInput {
         let mut out = DtInput {
             vcpus: 1,
             bootargs: String::new(),
             initrd: None,
+            proxy: false,
         };
         let Ok(fdt) = Fdt::new(blob) else {
             return out;
@@ -290,6 +300,13 @@ impl DtInput {
                 out.initrd = Some((s, e));
             }
         }
+        // Linux's VM configuration (`gunyah-vm-config`, a child of the root): `vcpus`
+        // `affinity` is "proxy" when the host runs the vCPUs itself; any other value (Gunyah's
+        // "static", "sticky") or none leaves them to the hypervisor's scheduler.
+        out.proxy = fdt
+            .find_node("/gunyah-vm-config/vcpus")
+            .and_then(|v| v.prop_str("affinity"))
+            .is_some_and(|a| a == PROXY_AFFINITY);
         out
     }
 }
@@ -517,8 +534,12 @@ impl<C: Hypercalls> Gunyah<C> {
         Ok(v)
     }
 
-    /// Undo `made`: mappings, copies, then caps (newest first), and free its vIRQs.
+    /// Undo `made`: vIRQ bindings, mappings, copies, then caps (newest first), and free its
+    /// vIRQs.
     fn undo(&mut self, made: Made, owner: VmId) {
+        for &(vcpu, source) in made.bound.iter().rev() {
+            let _ = self.calls.vcpu_unbind_virq(vcpu, source);
+        }
         for &(asp, extent, ipa, size) in made.maps.iter().rev() {
             let _ = self.calls.addrspace_unmap(asp, extent, ipa, size);
         }
@@ -747,10 +768,22 @@ impl<C: Hypercalls> Gunyah<C> {
             .vic_configure(vic, input.vcpus, layout::SPIS)
             .map_err(rm_error)?;
         self.activate(vic)?;
+        let (owner_cs, owner_vic) = self
+            .vm(owner)
+            .map_or((CapId::INVALID, CapId::INVALID), |v| (v.cspace, v.vic));
+        // A proxy-scheduled VM needs an owner the RM can give vCPU caps and wakeup vIRQs.
+        if input.proxy && !(owner_cs.is_valid() && owner_vic.is_valid()) {
+            return Err(RmError::ArgumentInvalid);
+        }
+        let options = if input.proxy {
+            VCPU_OPTION_RUN_SCHEDULED
+        } else {
+            0
+        };
         let mut vcpus = Vec::new();
         for i in 0..input.vcpus {
             let t = self.create(Kind::Thread, made)?;
-            self.calls.vcpu_configure(t, 0).map_err(rm_error)?;
+            self.calls.vcpu_configure(t, options).map_err(rm_error)?;
             let cpu = u64::from(i % self.rm.cpus.max(1));
             self.calls.vcpu_set_affinity(t, cpu).map_err(rm_error)?;
             self.calls.cspace_attach_thread(cs, t).map_err(rm_error)?;
@@ -793,9 +826,6 @@ impl<C: Hypercalls> Gunyah<C> {
         // The link to the owner, and the owner's caps to the vCPUs, if the RM may give the
         // owner caps and bind its vIRQs.
         let mut resources = Vec::new();
-        let (owner_cs, owner_vic) = self
-            .vm(owner)
-            .map_or((CapId::INVALID, CapId::INVALID), |v| (v.cspace, v.vic));
         if owner_cs.is_valid() && owner_vic.is_valid() {
             let to_owner = self.queue(made)?;
             let from_owner = self.queue(made)?;
@@ -843,7 +873,19 @@ impl<C: Hypercalls> Gunyah<C> {
             use ResourceType::{MsgQueueRecv, MsgQueueSend, VirtualCpu};
             for (i, &t) in vcpus.iter().enumerate() {
                 let cap = self.copy(t, owner_cs, OWNER_VCPU_RIGHTS.bits(), made)?;
-                resources.push(entry(owner, VirtualCpu, vmid, cap, 0, i as u32));
+                // A proxy-scheduled vCPU's VCPU_RUN_WAKEUP source raises a vIRQ of the owner's.
+                let wakeup = if input.proxy {
+                    let v = self.vm_mut(owner).virqs.alloc()?;
+                    made.owner_virqs.push(v);
+                    self.calls
+                        .vcpu_bind_virq(t, owner_vic, v, VCPU_VIRQ_RUN_WAKEUP)
+                        .map_err(rm_error)?;
+                    made.bound.push((t, VCPU_VIRQ_RUN_WAKEUP));
+                    v
+                } else {
+                    0
+                };
+                resources.push(entry(owner, VirtualCpu, vmid, cap, wakeup, i as u32));
             }
             resources.push(entry(owner, MsgQueueSend, vmid, own_tx, o_tx, 0));
             resources.push(entry(owner, MsgQueueRecv, vmid, own_rx, o_rx, 0));

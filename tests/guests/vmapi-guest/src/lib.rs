@@ -27,9 +27,12 @@
 //! * `role=vmlife rounds=N`: as the primary VM, create a secondary VM through the Resource
 //!   Manager from the image and device tree in its initrd, talk to it, stop it, take its memory
 //!   back and free it, N times ([`vmlife`]); with `demand=1` it also gives it 2 MiB on demand
-//!   (VM_SET_DEMAND_PAGING and the type-9 extents).
+//!   (VM_SET_DEMAND_PAGING and the type-9 extents); with `proxy=1` (the child's device tree
+//!   says `gunyah-vm-config/vcpus/affinity = "proxy"`) it runs the child itself with `vcpu_run`
+//!   until the child powers off.
 //! * `role=vmchild`: that secondary VM (the `vmapi-child` image: this program linked where
-//!   `vmlife` lends it memory): answers its owner, then idles until stopped ([`vmchild`]).
+//!   `vmlife` lends it memory): answers its owner, then idles until stopped, or powers off if
+//!   asked ([`vmchild`]).
 //! * `role=irqlend` / `role=irqchild`: as the primary VM with QEMU's PL031 RTC, take its
 //!   interrupt, lend it to a child VM created as `vmlife` does, and take it back; the child
 //!   accepts it, takes the interrupt and releases it ([`irqlend`]).

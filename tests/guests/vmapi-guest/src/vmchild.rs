@@ -9,7 +9,8 @@
 //! RX), waits for the round number on it, answers with the round number plus one and its VMID
 //! (`vmlife`'s link messages) and, if the owner asked ([`ROUND_FLAG_TAIL`]), the last 8 bytes of
 //! its RAM (demand-paged memory its owner provided), prints its tally and idles in WFI until its
-//! owner stops it: it never powers off.
+//! owner stops it; or, if the owner asked ([`ROUND_FLAG_OFF`]: a proxy-scheduled child its
+//! owner runs with `vcpu_run`), powers the VM off with PSCI SYSTEM_OFF.
 
 use wurley_abi::rm::vm::VmGetVmidReply;
 use wurley_abi::rm::{Decode, MAX_MESSAGE_SIZE, ids};
@@ -19,21 +20,26 @@ use wurley_rt::{args, hypdt};
 use crate::report::Report;
 use crate::rpc::Rpc;
 use crate::vmlife::{
-    KIND_ECHO, KIND_ROUND, KIND_TAIL, Link, ROUND_FLAG_TAIL, link_msg, parse_link_msg,
+    KIND_ECHO, KIND_ROUND, KIND_TAIL, Link, ROUND_FLAG_OFF, ROUND_FLAG_TAIL, link_msg,
+    parse_link_msg,
 };
 
 /// How long the owner may take to send the round number.
 const WAIT_US: u64 = 10_000_000;
 
 pub fn run(r: &mut Report, fdt: &Fdt<'_>, bootargs: &str) {
-    work(r, fdt, bootargs);
+    let off = work(r, fdt, bootargs);
     r.tally();
+    if off {
+        wurley_rt::power_off();
+    }
     loop {
         wurley_rt::wait_for_interrupt();
     }
 }
 
-fn work(r: &mut Report, fdt: &Fdt<'_>, bootargs: &str) {
+/// True if the owner asked it to power off when done.
+fn work(r: &mut Report, fdt: &Fdt<'_>, bootargs: &str) -> bool {
     // Who am I: the RM link must work.
     let Some(rm) = hypdt::resource_manager(fdt) else {
         r.check(
@@ -41,7 +47,7 @@ fn work(r: &mut Report, fdt: &Fdt<'_>, bootargs: &str) {
             false,
             format_args!("no gunyah-resource-manager node"),
         );
-        return;
+        return false;
     };
     let mut buf = [0u8; MAX_MESSAGE_SIZE];
     let vmid = match Rpc::new(&rm, &mut buf) {
@@ -53,12 +59,12 @@ fn work(r: &mut Report, fdt: &Fdt<'_>, bootargs: &str) {
             .map(|v| v.vmid.0),
         Err(why) => {
             r.check("rm-link", false, format_args!("{why}"));
-            return;
+            return false;
         }
     };
     let Some(vmid) = vmid else {
         r.check("rm-link", false, format_args!("VM_GET_VMID failed"));
-        return;
+        return false;
     };
     r.check("rm-link", true, format_args!("vmid={vmid:#x}"));
 
@@ -74,7 +80,7 @@ fn work(r: &mut Report, fdt: &Fdt<'_>, bootargs: &str) {
                     false,
                     format_args!("more than one message-queue pair: say ownerlink=<label>"),
                 );
-                return;
+                return false;
             }
             first
         }
@@ -85,7 +91,7 @@ fn work(r: &mut Report, fdt: &Fdt<'_>, bootargs: &str) {
             false,
             format_args!("no message-queue pair to the owner under /hypervisor"),
         );
-        return;
+        return false;
     };
     let (Some(txi), Some(rxi)) = (pair.tx_irq, pair.rx_irq) else {
         r.check(
@@ -93,7 +99,7 @@ fn work(r: &mut Report, fdt: &Fdt<'_>, bootargs: &str) {
             false,
             format_args!("{}: no interrupts", pair.label),
         );
-        return;
+        return false;
     };
     r.check(
         "owner-link",
@@ -121,7 +127,7 @@ fn work(r: &mut Report, fdt: &Fdt<'_>, bootargs: &str) {
                     format_args!("unexpected message {other:?} ({n} bytes)"),
                 );
                 link.disable();
-                return;
+                return false;
             }
         },
         Err(e) => {
@@ -134,7 +140,7 @@ fn work(r: &mut Report, fdt: &Fdt<'_>, bootargs: &str) {
                 ),
             );
             link.disable();
-            return;
+            return false;
         }
     };
     let sent = link.send(
@@ -166,4 +172,5 @@ fn work(r: &mut Report, fdt: &Fdt<'_>, bootargs: &str) {
         );
     }
     link.disable();
+    flags & ROUND_FLAG_OFF != 0
 }

@@ -59,6 +59,18 @@
 //! pattern (`demand-seen`); after VM_EXITED takes the first half back (guest -> host,
 //! to_child: `take-back`) and leaves the rest to VM_RESET; at the end the whole range is its
 //! own again (`demand-memory-back`).
+//!
+//! **Proxy scheduling** (`proxy=1`): the child's device tree also says
+//! `gunyah-vm-config { vcpus { affinity = "proxy"; }; }` (the host test writes it), so the RM
+//! makes its vCPU proxy-scheduled. Each round then also finds in VM_GET_HYP_RESOURCES the
+//! VIRTUAL_CPU entry's cap and wakeup vIRQ (`proxy-resources`); after VM_START it runs the
+//! child itself with `vcpu_run` until it is POWERED_OFF (READY: again; EXPECTS_WAKEUP: wait
+//! for the wakeup vIRQ, then again), sending the round number, with a request to power off
+//! when done ([`ROUND_FLAG_OFF`]), the first time the child expects a wakeup (`proxy-run`:
+//! the run, wakeup and woken counts, at least one of each), reads the echo (`hello`),
+//! checks `vcpu_run_check` (`run-check`) and the VM_EXITED notification (PLATFORM_OFF:
+//! `exited`), and skips VM_STOP and the MEM_RECLAIM before VM_RESET (the VM ended by itself
+//! and still counts as holding the parcel: VM_RESET gives it back).
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -75,6 +87,7 @@ use wurley_abi::rm::vm::{
     VmConfigImageRequest, VmGetVmidReply, VmSetDemandPagingRequest, VmStopRequest,
 };
 use wurley_abi::rm::{Decode, List, MAX_MESSAGE_SIZE, RmError, ids};
+use wurley_abi::vcpu_run::{POWERED_OFF_EXITED, RunState};
 use wurley_abi::{CapId, Error, VmId};
 use wurley_rt::fdt::Fdt;
 use wurley_rt::{args, gic, hyp, hypdt, time};
@@ -117,6 +130,10 @@ pub const KIND_ECHO: u32 = 2;
 pub const KIND_TAIL: u32 = 3;
 /// [`KIND_ROUND`]'s VMID field: ask for [`KIND_TAIL`] too.
 pub const ROUND_FLAG_TAIL: u32 = 1;
+/// [`KIND_ROUND`]'s VMID field: power the VM off (SYSTEM_OFF) after answering.
+pub const ROUND_FLAG_OFF: u32 = 2;
+/// Most `vcpu_run` calls for one life of a proxy-scheduled child.
+const MAX_RUNS: u32 = 100_000;
 /// Size of the demand-paged range (`demand=1`), right after the parcel.
 const DEMAND_SIZE: u64 = 2 << 20;
 /// `memextent_donate` types.
@@ -143,6 +160,11 @@ pub fn parse_link_msg(m: &[u8]) -> Option<(u32, u32, u32)> {
 }
 
 static LINK_TX_IRQS: AtomicU32 = AtomicU32::new(0);
+static WAKEUP_IRQS: AtomicU32 = AtomicU32::new(0);
+
+fn wakeup_irq(_intid: u32) {
+    WAKEUP_IRQS.fetch_add(1, Ordering::AcqRel);
+}
 static LINK_RX_IRQS: AtomicU32 = AtomicU32::new(0);
 
 fn link_tx_irq(_intid: u32) {
@@ -617,18 +639,32 @@ pub(crate) fn child_link(s: &mut Steps<'_>, g: &Got, vmid: u16) -> Option<Link> 
     })
 }
 
-/// Send the round number to the child and check its echo (and, if `tail`, that the last 8
-/// bytes of its RAM are that).
-fn hello(s: &mut Steps<'_>, link: &Link, vmid: u16, tail: Option<u64>) -> bool {
-    let round = s.round;
-    let flags = if tail.is_some() { ROUND_FLAG_TAIL } else { 0 };
-    if let Err(e) = link.send(&link_msg(KIND_ROUND, round, flags), CHILD_TIMEOUT_US) {
-        return s.check(
+/// Send the round number to the child with `flags`.
+fn send_round(s: &mut Steps<'_>, link: &Link, flags: u32) -> bool {
+    match link.send(&link_msg(KIND_ROUND, s.round, flags), CHILD_TIMEOUT_US) {
+        Ok(()) => true,
+        Err(e) => s.check(
             "hello",
             false,
             format_args!("send to the child: error {}", e.code()),
-        );
+        ),
     }
+}
+
+/// Send the round number to the child and check its echo (and, if `tail`, that the last 8
+/// bytes of its RAM are that).
+fn hello(s: &mut Steps<'_>, link: &Link, vmid: u16, tail: Option<u64>) -> bool {
+    let flags = if tail.is_some() { ROUND_FLAG_TAIL } else { 0 };
+    if !send_round(s, link, flags) {
+        return false;
+    }
+    echo(s, link, vmid, tail)
+}
+
+/// Check the child's echo of the round number (and, if `tail`, that the last 8 bytes of its
+/// RAM are that).
+fn echo(s: &mut Steps<'_>, link: &Link, vmid: u16, tail: Option<u64>) -> bool {
+    let round = s.round;
     let mut buf = [0u8; 240];
     let start = time::ticks();
     let echoed = match link.receive(&mut buf, CHILD_TIMEOUT_US) {
@@ -677,6 +713,111 @@ fn hello(s: &mut Steps<'_>, link: &Link, vmid: u16, tail: Option<u64>) -> bool {
     }
 }
 
+/// The proxy-scheduled child's vCPU in VM_GET_HYP_RESOURCES: the one VIRTUAL_CPU entry's cap
+/// and wakeup vIRQ (an SPI of this VM's VIC the runtime handles).
+fn proxy_vcpu(s: &mut Steps<'_>, g: &Got) -> Option<(CapId, u32)> {
+    let reply = HypResourcesReply::decode(g.payload()).ok()?;
+    let mut found = None;
+    let mut n = 0;
+    for e in reply.entries.iter() {
+        if e.resource_type == ResourceType::VirtualCpu {
+            n += 1;
+            found = Some((e.label, e.cap_id, e.virq));
+        }
+    }
+    let ok = n == 1
+        && found.is_some_and(|(label, cap, virq)| {
+            label == 0 && cap != CapId::INVALID.0 && (32..MAX_INTID).contains(&virq)
+        });
+    s.check(
+        "proxy-resources",
+        ok,
+        format_args!(
+            "vcpus={n} (label, cap, wakeup virq)={found:x?}: want one, label 0, an SPI below {MAX_INTID}"
+        ),
+    );
+    let (_, cap, virq) = found?;
+    ok.then_some((CapId(cap), virq))
+}
+
+/// What running a proxy-scheduled child saw.
+#[derive(Default, Debug)]
+struct Runs {
+    runs: u32,
+    ready: u32,
+    expects_wakeup: u32,
+    woken: u32,
+    /// POWERED_OFF's flags.
+    off: Option<u64>,
+    /// A state it did not expect, or an error code.
+    other: Option<(u64, [u64; 3])>,
+}
+
+/// Run the child's vCPU `cap` with `vcpu_run` until it powers off, for at most
+/// [`CHILD_TIMEOUT_US`] (the caller enabled its wakeup vIRQ). The round number goes to the
+/// child the first time it expects a wakeup (it waits for it, or for the RM's answer, in WFI),
+/// so the wakeup path is taken every time: whatever unblocks it raises the wakeup vIRQ, which
+/// `seen`, read before the run, cannot have counted yet.
+fn run_child(s: &mut Steps<'_>, cap: CapId, link: &Link, flags: u32) -> bool {
+    let start = time::ticks();
+    let mut t = Runs::default();
+    let mut sent = false;
+    while t.runs < MAX_RUNS && time::elapsed_us(start) < CHILD_TIMEOUT_US {
+        let seen = WAKEUP_IRQS.load(Ordering::Acquire);
+        let res = hyp::vcpu_run(cap, [0; 3]);
+        t.runs += 1;
+        let run = match res {
+            Ok(run) => run,
+            Err(e) => {
+                t.other = Some((e.code() as u64, [0; 3]));
+                break;
+            }
+        };
+        match RunState::from_raw(run.state) {
+            Some(RunState::Ready) => t.ready += 1,
+            Some(RunState::ExpectsWakeup) => {
+                t.expects_wakeup += 1;
+                if !sent {
+                    sent = true;
+                    if !send_round(s, link, flags) {
+                        return false;
+                    }
+                }
+                if time::wait_until(1_000_000, || WAKEUP_IRQS.load(Ordering::Acquire) != seen) {
+                    t.woken += 1;
+                }
+            }
+            Some(RunState::PoweredOff) => {
+                t.off = Some(run.data[0]);
+                break;
+            }
+            _ => {
+                t.other = Some((run.state, run.data));
+                break;
+            }
+        }
+    }
+    s.check(
+        "proxy-run",
+        t.runs > 0
+            && t.other.is_none()
+            && t.off == Some(POWERED_OFF_EXITED)
+            && sent
+            && t.expects_wakeup >= 1
+            && t.woken >= 1,
+        format_args!(
+            "runs={} ready={} expects_wakeup={} woken={} off={:?} other={:x?} us={}",
+            t.runs,
+            t.ready,
+            t.expects_wakeup,
+            t.woken,
+            t.off,
+            t.other,
+            time::elapsed_us(start)
+        ),
+    )
+}
+
 /// The owner's caps for demand paging in VM_GET_HYP_RESOURCES: the VM's address space (type
 /// 10, label 0), the guest-private and host-private extents (type 9, labels 0 and 2) over
 /// `[base, base + DEMAND_SIZE)`.
@@ -719,7 +860,7 @@ fn set_demand(rpc: &mut Rpc<'_>, vmid: u16, ipa: u64, size: u64) -> Result<Got, 
 
 /// One whole life. False if a step failed (the rest of the round is skipped where it
 /// depends on the step).
-fn life(s: &mut Steps<'_>, rpc: &mut Rpc<'_>, p: &Payload, l: &Layout) -> bool {
+fn life(s: &mut Steps<'_>, rpc: &mut Rpc<'_>, p: &Payload, l: &Layout, proxy: bool) -> bool {
     rpc.forget_notifications();
     let round = s.round;
     let got = rpc.call(ids::VM_ALLOCATE, &vmid_req(0));
@@ -772,6 +913,14 @@ fn life(s: &mut Steps<'_>, rpc: &mut Rpc<'_>, p: &Payload, l: &Layout) -> bool {
     let Some(link) = child_link(s, g, vmid) else {
         return false;
     };
+    let vcpu = if proxy {
+        let Some(v) = proxy_vcpu(s, g) else {
+            return false;
+        };
+        Some(v)
+    } else {
+        None
+    };
     let mut demand = None;
     if let Some(d) = l.demand {
         let Some((guest, host)) = demand_caps(s, g, d) else {
@@ -788,9 +937,15 @@ fn life(s: &mut Steps<'_>, rpc: &mut Rpc<'_>, p: &Payload, l: &Layout) -> bool {
         demand = Some((d, guest, host));
     }
     link.enable();
+    if let Some((_, wake)) = vcpu {
+        gic::enable(wake, true, wakeup_irq);
+    }
     let got = rpc.call(ids::VM_START, &vmid_req(vmid));
     if s.want("start", &got, RmError::Ok).is_none() {
         link.disable();
+        if let Some((_, wake)) = vcpu {
+            gic::disable(wake);
+        }
         return false;
     }
     s.state(rpc, "state-running", vmid, VmStatus::Running);
@@ -799,6 +954,9 @@ fn life(s: &mut Steps<'_>, rpc: &mut Rpc<'_>, p: &Payload, l: &Layout) -> bool {
     let got = reclaim(rpc, handle);
     s.refused("reclaim-in-use", &got);
     let tail = demand.map(|(d, ..)| pattern(d + DEMAND_SIZE - 8, round));
+    if let Some((cap, wake)) = vcpu {
+        return proxied_end(s, rpc, &link, (vmid, handle), (cap, wake), tail, l);
+    }
     hello(s, &link, vmid, tail);
 
     let stop = VmStopRequest {
@@ -874,6 +1032,73 @@ fn life(s: &mut Steps<'_>, rpc: &mut Rpc<'_>, p: &Payload, l: &Layout) -> bool {
     s.failed == 0
 }
 
+/// The rest of a life whose child is proxy-scheduled (`proxy=1`), after VM_START: run it to
+/// its end with `vcpu_run`, then reset and deallocate it.
+fn proxied_end(
+    s: &mut Steps<'_>,
+    rpc: &mut Rpc<'_>,
+    link: &Link,
+    (vmid, handle): (u16, u32),
+    (cap, wake): (CapId, u32),
+    tail: Option<u64>,
+    l: &Layout,
+) -> bool {
+    let flags = ROUND_FLAG_OFF | if tail.is_some() { ROUND_FLAG_TAIL } else { 0 };
+    if run_child(s, cap, link, flags) {
+        echo(s, link, vmid, tail);
+    }
+    link.disable();
+    gic::disable(wake);
+    let check = hyp::vcpu_run_check(cap);
+    s.check(
+        "run-check",
+        check.is_ok_and(|c| c.state == RunState::PoweredOff.raw()),
+        format_args!("{check:x?}"),
+    );
+    match rpc.wait_notification(CHILD_TIMEOUT_US, |n| is_exited(n, vmid)) {
+        Ok(note) => {
+            let t = VmExitedNotification::decode(note.body())
+                .ok()
+                .map(|n| n.exit_type);
+            s.check(
+                "exited",
+                t == Some(ExitType::PlatformOff),
+                format_args!("VM_EXITED exit_type={t:?} want PlatformOff"),
+            );
+        }
+        Err(e) => {
+            s.check("exited", false, format_args!("no VM_EXITED: {e}"));
+        }
+    }
+    s.state(rpc, "state-exited", vmid, VmStatus::Exited);
+    let got = rpc.call(ids::VM_RESET, &vmid_req(vmid));
+    if s.want("reset", &got, RmError::Ok).is_none() {
+        return false;
+    }
+    let reset = rpc.wait_notification(CHILD_TIMEOUT_US, |n| is_status(n, vmid, VmStatus::Reset));
+    s.check(
+        "reset-status",
+        reset.is_ok(),
+        format_args!("VM_STATUS RESET for {vmid:#x}"),
+    );
+    // VM_RESET gave the parcel back: its handle is gone.
+    let got = reclaim(rpc, handle);
+    s.refused("reclaim-after-reset", &got);
+    let got = rpc.call(ids::VM_DEALLOCATE, &vmid_req(vmid));
+    if s.want("deallocate", &got, RmError::Ok).is_none() {
+        return false;
+    }
+    let got = rpc.call(ids::VM_GET_STATE, &vmid_req(vmid));
+    s.want("gone", &got, RmError::VmidInvalid);
+    let bad = parcel_is_mine(l.base, s.round);
+    s.check(
+        "memory-back",
+        bad.is_none(),
+        format_args!("parcel {:#x}+2MiB: first bad line {bad:?}", l.base),
+    );
+    s.failed == 0
+}
+
 /// Requests about VMs the client does not own, and VM_INIT before VM_CONFIG_IMAGE.
 fn not_mine(s: &mut Steps<'_>, rpc: &mut Rpc<'_>, l: &Layout) {
     let got = rpc.call(ids::VM_START, &vmid_req(RM_VMID));
@@ -938,6 +1163,7 @@ fn not_mine(s: &mut Steps<'_>, rpc: &mut Rpc<'_>, l: &Layout) {
 pub fn run(r: &mut Report, fdt: &Fdt<'_>, bootargs: &str) {
     let rounds = args::get_u64(bootargs, "rounds").unwrap_or(20) as u32;
     let demand = args::get_u64(bootargs, "demand").unwrap_or(0) != 0;
+    let proxy = args::get_u64(bootargs, "proxy").unwrap_or(0) != 0;
     let payload = match find_payload(fdt) {
         Ok(p) => p,
         Err(why) => {
@@ -1020,7 +1246,7 @@ pub fn run(r: &mut Report, fdt: &Fdt<'_>, bootargs: &str) {
             verbose: round == 1,
             failed: 0,
         };
-        let ok = life(&mut s, &mut rpc, &payload, &l);
+        let ok = life(&mut s, &mut rpc, &payload, &l, proxy);
         let failed = s.failed;
         s.r.check(
             "round",
