@@ -404,6 +404,19 @@ impl<'a, H: Hyp, T: Transport> Server<'a, H, T> {
         if !can || self.core.vms.set_status(vmid, VmStatus::Exited).is_err() {
             return false;
         }
+        // As after VM_STOP: a VM that ended touches no memory, so what it accepted counts as
+        // released and its owner may reclaim it before VM_RESET (Linux does). A VM the launch
+        // built has nothing to release (`UNIMPLEMENTED`).
+        if let Err(e) = self.core.hyp.vm_kill(vmid)
+            && e != RmError::Unimplemented
+        {
+            debug!(
+                out,
+                "VM {:#x} exited: releasing its memory: {}",
+                vmid.0,
+                e.name()
+            );
+        }
         self.core.notify_status(&mut ctx, vmid);
         let code = match exit_type {
             ExitType::SoftwareError | ExitType::AsyncHwError => ExitCode::SoftwareError,

@@ -2480,6 +2480,20 @@ fn hypervisor_reported_exits_reach_the_owner() {
     assert!(peers.iter_mut().all(|p| p.take().is_empty()));
 }
 
+/// A VM that ended by itself releases what it accepted at once, as VM_STOP does, so its owner
+/// can reclaim before VM_RESET (Linux's order): the hypervisor's report kills (and so
+/// releases) it, once.
+#[test]
+fn a_vm_that_ended_by_itself_releases_its_memory() {
+    let (mut server, _peers) = setup(FakeHyp::default(), 3, 8);
+    let mut out = Capture::default();
+    assert!(server.vm_exited(VmId(0x81), ExitType::PlatformOff, &mut out));
+    assert_eq!(server.hyp().calls, ["kill 0x81"]);
+    assert!(!server.vm_exited(VmId(0x81), ExitType::PlatformOff, &mut out));
+    assert_eq!(server.hyp().calls, ["kill 0x81"]);
+    assert_eq!(state_of(&server, 0x81), Some(VmStatus::Exited));
+}
+
 /// Demand paging through the server with [`crate::gunyah::Gunyah`] over the fake hypervisor:
 /// VM_SET_DEMAND_PAGING (checked), VM_INIT, VM_GET_HYP_RESOURCES lists the address space
 /// (type 10) and the two extents (type 9) for the owner only, VM_RESET deletes them.
