@@ -13,8 +13,8 @@
 //! information lists, first fit; at `memory-base` itself for a VM with devices, which is
 //! identity mapped) and where the VM sees it ([`placement`]: the primary VM, the first one built,
 //! is identity mapped at the block's PA unless its manifest gives `memory-base`; the others see
-//! it at `memory-base`), which physical CPU each vCPU gets (round robin, continuing across VMs, as
-//! the hypervisor did), which of its own vIRQs serve the RM links and watches.
+//! it at `memory-base`), which physical CPU each vCPU gets (round robin, continuing across
+//! VMs), which of its own vIRQs serve the RM links and watches.
 
 use alloc::format;
 use alloc::string::String;
