@@ -150,7 +150,6 @@ pub struct VcpuObject {
     /// What it costs its partition; given back when its VM is retired (the retired VM's
     /// record keeps the object itself).
     charge: Mutex<Option<Charge>>,
-    guest_created: bool,
 }
 
 impl VcpuObject {
@@ -172,12 +171,11 @@ impl VcpuObject {
             final_state: Once::new(),
             halt: Mutex::new(None),
             wakeup: Mutex::new(None),
-            guest_created: charge.is_some(),
             charge: Mutex::new(charge),
         })
     }
 
-    /// What it costs its partition now (0 once its VM is retired, or for a manifest VM's).
+    /// What it costs its partition now (0 once its VM is retired, or for the root VM's).
     pub fn charged(&self) -> usize {
         self.charge.lock().as_ref().map_or(0, |c| c.bytes())
     }
@@ -247,11 +245,6 @@ impl VcpuObject {
             )
         };
         drop(held);
-    }
-
-    /// Whether the thread was made by a guest (rather than standing for the root VM's vCPU).
-    pub fn is_guest_created(&self) -> bool {
-        self.guest_created
     }
 
     /// Attach the vCPU (once, when the VMs are published).
@@ -345,9 +338,7 @@ mod tests {
         let p = crate::object::partition::Partition::new_root(1 << 20);
         let t = VcpuObject::new_init(p.charge(4096).unwrap());
         assert_eq!(p.used(), 4096);
-        assert!(t.is_guest_created());
         t.release();
         assert_eq!(p.used(), 0, "the charge went back when its VM was retired");
-        assert!(t.is_guest_created());
     }
 }
