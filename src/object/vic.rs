@@ -113,7 +113,7 @@ impl Vic {
         })
     }
 
-    /// What the object costs its partition (0 for a manifest VM's).
+    /// What the object costs its partition (0 for the root VM's).
     pub fn charged(&self) -> usize {
         self.charge.as_ref().map_or(0, Charge::bytes)
     }
