@@ -1,5 +1,5 @@
 //! Host tests of [`crate::launch`]: the hypercall sequence that launches the manifest's VMs
-//! (against the recording fake of `gunyah_tests.rs`), their device trees, vIRQs and
+//! (against the recording fake of `gunyah::tests`), their device trees, vIRQs and
 //! placement, and what happens to VMs and files the manifest gets wrong.
 
 #![allow(clippy::unwrap_used)]
@@ -11,8 +11,8 @@ use alloc::vec::Vec;
 use wurley_abi::{CapId, Error};
 use wurley_rt::fdt::Fdt;
 
+use crate::gunyah::tests::Fake;
 use crate::gunyah::{Gunyah, RmCaps};
-use crate::gunyah_tests::Fake;
 use crate::launch::{FreeRam, Launcher, Placement, Started, Step, placement};
 
 const GIB: u64 = 1 << 30;

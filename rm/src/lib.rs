@@ -38,8 +38,6 @@ pub mod server;
 pub mod vms;
 
 #[cfg(test)]
-mod gunyah_tests;
-#[cfg(test)]
 mod launch_tests;
 #[cfg(test)]
 mod tests;

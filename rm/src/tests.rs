@@ -2499,7 +2499,7 @@ fn a_vm_that_ended_by_itself_releases_its_memory() {
 /// (type 10) and the two extents (type 9) for the owner only, VM_RESET deletes them.
 #[test]
 fn demand_paging_through_the_server() {
-    use crate::gunyah_tests::{DEMAND_IPA, DEMAND_SIZE, gunyah, lend_image};
+    use crate::gunyah::tests::{DEMAND_IPA, DEMAND_SIZE, gunyah, lend_image};
     let mut g = gunyah();
     let _ = lend_image(&mut g);
     let (mut s, mut peers) = primary_setup(g);
