@@ -8,7 +8,7 @@
 mod common;
 
 use common::guest::{build_guest, build_guest_bin, compile, compile_dts, elf_entry, guest_elf};
-use common::{Qemu, scratch};
+use common::{Qemu, Run, scratch};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -438,25 +438,19 @@ fn ram_free_reports(log: &str) -> Vec<u64> {
         .collect()
 }
 
-/// The Resource Manager's VM lifecycle driven by an EL1 client (`vmapi-guest`, role `vmlife`,
-/// the primary VM, 64 MiB): 20 times in a row it allocates a VM, lends it 2 MiB of its own RAM
-/// holding a small image (`vmapi-child`, role `vmchild`) and a device tree from its initrd,
-/// configures, initialises and starts it, exchanges a message with it over the message-queue
-/// pair the RM made between them, stops it, reclaims the memory, resets and deallocates it,
-/// and checks the memory is its own again; on the way, error answers (a second start, a reclaim
-/// while the VM runs, VM_INIT before VM_CONFIG_IMAGE, VMIDs it does not own). The hypervisor
-/// reports its free RAM each time it destroys a VM ([`ram_free_reports`]): the last report must
-/// equal the first.
-#[test]
-fn rm_client_drives_a_vm_life_20_times() {
-    let dir = scratch("vmapi-vmlife");
+/// Boot a `vmlife` client (role `vmlife rounds=<rounds> <args>`) with its payload: the
+/// `vmapi-child` image and a child device tree with `child_config` (nodes) at its root. Waits
+/// until the client reports DONE and `rounds` VMs were destroyed (or a check failed), and
+/// fails on an exception or a failed check.
+fn vmlife_run(test: &str, rounds: usize, args: &str, child_config: &str, timeout: Duration) -> Run {
+    let dir = scratch(test);
     let client = build_guest("vmapi-guest", &dir);
     let child = build_guest_bin("vmapi-guest", "vmapi-child", &dir);
     let base = elf_entry(&guest_elf("vmapi-child"));
     let child_dtb = compile_dts(
         &dir,
         "vmchild",
-        &vmchild_dts(base, "vmchild"),
+        &vmchild_dts_with(base, "vmchild", child_config),
         &["-p", "8192"],
     );
     let payload = vmlife_payload(&dir, base, &child, &child_dtb);
@@ -470,7 +464,7 @@ fn rm_client_drives_a_vm_life_20_times() {
             initrd = /incbin/("{}");
             memory-size = <0x0 0x4000000>;
             vcpus = <1>;
-            bootargs = "role=vmlife rounds={VMLIFE_ROUNDS}";
+            bootargs = "role=vmlife rounds={rounds}{args}";
         }};
     }};
 }};
@@ -482,29 +476,72 @@ fn rm_client_drives_a_vm_life_20_times() {
         initrd: Some(compile(&dir, &text)),
         ..Qemu::smp(2)
     };
-    let timeout = Duration::from_secs(110);
     // The last VM may be destroyed (its last vCPU off the CPU) just after the client is done.
     let run = q.run_until(timeout, |log| {
         let failed = log
             .lines()
             .any(|l| l.contains("VMAPI vmlife DONE") && !l.contains(" fail=0"));
         log.contains("VMAPI vmlife DONE")
-            && (failed || log.matches(" destroyed: ").count() >= VMLIFE_ROUNDS)
+            && (failed || log.matches(" destroyed: ").count() >= rounds)
     });
     run.reject("*** EL2 EXCEPTION")
         .reject("*** PANIC")
         .reject("guest exception");
+    if !run.log.contains("VMAPI vmlife DONE") {
+        run.fail(&format!(
+            "the client did not report DONE within {timeout:?}"
+        ));
+    }
+    fail_on_failed_checks(&run, "VMAPI ");
+    run
+}
+
+/// Fail unless the hypervisor reported at least `rounds` VM destructions and the same free RAM
+/// after the last as after the first (no page lost).
+fn expect_ram_back(run: &Run, rounds: usize) {
+    let reports = ram_free_reports(&run.log);
+    eprintln!("RAM free after each destruction: {reports:?}");
+    let (Some(&first), Some(&last)) = (reports.first(), reports.last()) else {
+        run.fail("no `VM <vmid> destroyed: <n> bytes of RAM free` line from the hypervisor");
+    };
+    if reports.len() < rounds {
+        run.fail(&format!(
+            "{} `destroyed: <n> bytes of RAM free` lines, want one per round ({rounds})",
+            reports.len()
+        ));
+    }
+    if first != last {
+        run.fail(&format!(
+            "RAM free after the first VM's destruction: {first} bytes, after the last: {last} bytes ({} pages lost)",
+            first.abs_diff(last) / 4096
+        ));
+    }
+}
+
+/// The Resource Manager's VM lifecycle driven by an EL1 client (`vmapi-guest`, role `vmlife`,
+/// the primary VM, 64 MiB): 20 times in a row it allocates a VM, lends it 2 MiB of its own RAM
+/// holding a small image (`vmapi-child`, role `vmchild`) and a device tree from its initrd,
+/// configures, initialises and starts it, exchanges a message with it over the message-queue
+/// pair the RM made between them, stops it, reclaims the memory, resets and deallocates it,
+/// and checks the memory is its own again; on the way, error answers (a second start, a reclaim
+/// while the VM runs, VM_INIT before VM_CONFIG_IMAGE, VMIDs it does not own). The hypervisor
+/// reports its free RAM each time it destroys a VM ([`ram_free_reports`]): the last report must
+/// equal the first.
+#[test]
+fn rm_client_drives_a_vm_life_20_times() {
+    let run = vmlife_run(
+        "vmapi-vmlife",
+        VMLIFE_ROUNDS,
+        "",
+        "",
+        Duration::from_secs(110),
+    );
     run.expect("[rm] RM: client client vmid 0x3 link rm-client");
     let done = run
         .log
         .lines()
         .find(|l| l.contains("VMAPI vmlife DONE"))
-        .unwrap_or_else(|| {
-            run.fail(&format!(
-                "the client did not report DONE within {timeout:?}"
-            ))
-        });
-    fail_on_failed_checks(&run, "VMAPI ");
+        .unwrap_or_default();
     // Before round 1, and every step of round 1 (later rounds print only failures).
     let setup = ["payload", "parcel", "primary"];
     let not_mine = [
@@ -582,23 +619,7 @@ fn rm_client_drives_a_vm_life_20_times() {
     // No page lost: the free RAM the hypervisor reports after the last VM's destruction is
     // what it reported after the first's (whichever order the lines and the client's round
     // lines reach the console in).
-    let reports = ram_free_reports(&run.log);
-    eprintln!("RAM free after each destruction: {reports:?}");
-    let (Some(&first), Some(&last)) = (reports.first(), reports.last()) else {
-        run.fail("no `VM <vmid> destroyed: <n> bytes of RAM free` line from the hypervisor");
-    };
-    if reports.len() < VMLIFE_ROUNDS {
-        run.fail(&format!(
-            "{} `destroyed: <n> bytes of RAM free` lines, want one per round ({VMLIFE_ROUNDS})",
-            reports.len()
-        ));
-    }
-    if first != last {
-        run.fail(&format!(
-            "RAM free after the first VM's destruction: {first} bytes, after the last: {last} bytes ({} pages lost)",
-            first.abs_diff(last) / 4096
-        ));
-    }
+    expect_ram_back(&run, VMLIFE_ROUNDS);
 }
 
 /// Every check of role `irqlend` (the owner), in the order it runs them.
@@ -753,56 +774,13 @@ const DEMAND_ROUNDS: usize = 3;
 /// page is lost.
 #[test]
 fn rm_client_demand_pages_a_vm() {
-    let dir = scratch("vmapi-demand");
-    let client = build_guest("vmapi-guest", &dir);
-    let child = build_guest_bin("vmapi-guest", "vmapi-child", &dir);
-    let base = elf_entry(&guest_elf("vmapi-child"));
-    let child_dtb = compile_dts(
-        &dir,
-        "vmchild",
-        &vmchild_dts(base, "vmchild"),
-        &["-p", "8192"],
+    let run = vmlife_run(
+        "vmapi-demand",
+        DEMAND_ROUNDS,
+        " demand=1",
+        "",
+        Duration::from_secs(60),
     );
-    let payload = vmlife_payload(&dir, base, &child, &child_dtb);
-    let text = format!(
-        r#"/dts-v1/;
-/ {{
-    compatible = "wurley,bundle-v1";
-    vms {{
-        client {{
-            kernel = /incbin/("{}");
-            initrd = /incbin/("{}");
-            memory-size = <0x0 0x4000000>;
-            vcpus = <1>;
-            bootargs = "role=vmlife rounds={DEMAND_ROUNDS} demand=1";
-        }};
-    }};
-}};
-"#,
-        client.display(),
-        payload.display()
-    );
-    let q = Qemu {
-        initrd: Some(compile(&dir, &text)),
-        ..Qemu::smp(2)
-    };
-    let timeout = Duration::from_secs(60);
-    let run = q.run_until(timeout, |log| {
-        let failed = log
-            .lines()
-            .any(|l| l.contains("VMAPI vmlife DONE") && !l.contains(" fail=0"));
-        log.contains("VMAPI vmlife DONE")
-            && (failed || log.matches(" destroyed: ").count() >= DEMAND_ROUNDS)
-    });
-    run.reject("*** EL2 EXCEPTION")
-        .reject("*** PANIC")
-        .reject("guest exception");
-    if !run.log.contains("VMAPI vmlife DONE") {
-        run.fail(&format!(
-            "the client did not report DONE within {timeout:?}"
-        ));
-    }
-    fail_on_failed_checks(&run, "VMAPI ");
     for name in [
         "demand-paging-not-mine",
         "demand-paging",
@@ -820,16 +798,7 @@ fn rm_client_demand_pages_a_vm() {
     run.expect(&format!(
         "VMAPI vmlife rounds PASS {DEMAND_ROUNDS} of {DEMAND_ROUNDS} lives"
     ));
-    let reports = ram_free_reports(&run.log);
-    eprintln!("RAM free after each destruction: {reports:?}");
-    let (Some(&first), Some(&last)) = (reports.first(), reports.last()) else {
-        run.fail("no `VM <vmid> destroyed: <n> bytes of RAM free` line from the hypervisor");
-    };
-    if reports.len() < DEMAND_ROUNDS || first != last {
-        run.fail(&format!(
-            "RAM free after each destruction: {reports:?}, want {DEMAND_ROUNDS} equal reports"
-        ));
-    }
+    expect_ram_back(&run, DEMAND_ROUNDS);
 }
 
 /// Rounds of [`rm_client_runs_its_child_with_vcpu_run`].
@@ -843,57 +812,14 @@ const PROXY_ROUNDS: usize = 3;
 /// deallocates it. Each round the owner's vIRQs and the parcel come back.
 #[test]
 fn rm_client_runs_its_child_with_vcpu_run() {
-    let dir = scratch("vmapi-proxy-rm");
-    let client = build_guest("vmapi-guest", &dir);
-    let child = build_guest_bin("vmapi-guest", "vmapi-child", &dir);
-    let base = elf_entry(&guest_elf("vmapi-child"));
     let config = "    gunyah-vm-config {\n        image-name = \"vmchild\";\n        vcpus {\n            affinity = \"proxy\";\n        };\n    };\n";
-    let child_dtb = compile_dts(
-        &dir,
-        "vmchild",
-        &vmchild_dts_with(base, "vmchild", config),
-        &["-p", "8192"],
+    let run = vmlife_run(
+        "vmapi-proxy-rm",
+        PROXY_ROUNDS,
+        " proxy=1",
+        config,
+        Duration::from_secs(40),
     );
-    let payload = vmlife_payload(&dir, base, &child, &child_dtb);
-    let text = format!(
-        r#"/dts-v1/;
-/ {{
-    compatible = "wurley,bundle-v1";
-    vms {{
-        client {{
-            kernel = /incbin/("{}");
-            initrd = /incbin/("{}");
-            memory-size = <0x0 0x4000000>;
-            vcpus = <1>;
-            bootargs = "role=vmlife rounds={PROXY_ROUNDS} proxy=1";
-        }};
-    }};
-}};
-"#,
-        client.display(),
-        payload.display()
-    );
-    let q = Qemu {
-        initrd: Some(compile(&dir, &text)),
-        ..Qemu::smp(2)
-    };
-    let timeout = Duration::from_secs(40);
-    let run = q.run_until(timeout, |log| {
-        let failed = log
-            .lines()
-            .any(|l| l.contains("VMAPI vmlife DONE") && !l.contains(" fail=0"));
-        log.contains("VMAPI vmlife DONE")
-            && (failed || log.matches(" destroyed: ").count() >= PROXY_ROUNDS)
-    });
-    run.reject("*** EL2 EXCEPTION")
-        .reject("*** PANIC")
-        .reject("guest exception");
-    if !run.log.contains("VMAPI vmlife DONE") {
-        run.fail(&format!(
-            "the client did not report DONE within {timeout:?}"
-        ));
-    }
-    fail_on_failed_checks(&run, "VMAPI ");
     for name in [
         "proxy-resources",
         "start",
@@ -915,15 +841,7 @@ fn rm_client_runs_its_child_with_vcpu_run() {
     run.expect(&format!(
         "VMAPI vmlife rounds PASS {PROXY_ROUNDS} of {PROXY_ROUNDS} lives"
     ));
-    let reports = ram_free_reports(&run.log);
-    let (Some(&first), Some(&last)) = (reports.first(), reports.last()) else {
-        run.fail("no `VM <vmid> destroyed: <n> bytes of RAM free` line from the hypervisor");
-    };
-    if reports.len() < PROXY_ROUNDS || first != last {
-        run.fail(&format!(
-            "RAM free after each destruction: {reports:?}, want {PROXY_ROUNDS} equal reports"
-        ));
-    }
+    expect_ram_back(&run, PROXY_ROUNDS);
 }
 
 /// Proxy scheduling (`tests/guests/vmapi-guest`, roles `proxy-owner` and `proxied`): VM
