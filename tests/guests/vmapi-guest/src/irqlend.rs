@@ -49,7 +49,8 @@ use crate::report::Report;
 use crate::rpc::{CallError, Got, Rpc, vmid_req};
 use crate::vmlife::{
     CHILD_TIMEOUT_US, LABEL_BASE, Link, Steps, child_link, config_image, fill_parcel, find_payload,
-    is_exited, is_status, layout, lend, link_msg, parcel_is_mine, parse_link_msg, reclaim,
+    is_exited, is_primary, is_status, layout, lend, link_msg, parcel_is_mine, parse_link_msg,
+    reclaim,
 };
 
 /// The IRQ's label.
@@ -252,17 +253,7 @@ pub fn run_owner(r: &mut Report, fdt: &Fdt<'_>, bootargs: &str) {
             return;
         }
     };
-    let me = rpc
-        .call(ids::VM_GET_VMID, &[])
-        .ok()
-        .filter(|g| g.code() == 0)
-        .and_then(|g| VmGetVmidReply::decode(g.payload()).ok())
-        .map(|v| v.vmid.0);
-    if !r.check(
-        "primary",
-        me == Some(PRIMARY),
-        format_args!("vmid={me:?} (only the primary VM, 3, may allocate VMs)"),
-    ) {
+    if !is_primary(r, &mut rpc) {
         return;
     }
     let mut s = Steps {

@@ -527,6 +527,21 @@ impl Steps<'_> {
     }
 }
 
+/// Check (as `primary`) that this VM is the primary VM, the only one that may allocate VMs.
+pub(crate) fn is_primary(r: &mut Report, rpc: &mut Rpc<'_>) -> bool {
+    let me = rpc
+        .call(ids::VM_GET_VMID, &[])
+        .ok()
+        .filter(|g| g.code() == 0)
+        .and_then(|g| VmGetVmidReply::decode(g.payload()).ok())
+        .map(|v| v.vmid.0);
+    r.check(
+        "primary",
+        me == Some(PRIMARY),
+        format_args!("vmid={me:?} (only the primary VM, 3, may allocate VMs)"),
+    )
+}
+
 pub(crate) fn is_status(note: &Note, vmid: u16, status: VmStatus) -> bool {
     note.id == ids::NOTIFY_VM_STATUS
         && VmStatusNotification::decode(note.body())
@@ -1213,18 +1228,7 @@ pub fn run(r: &mut Report, fdt: &Fdt<'_>, bootargs: &str) {
             return;
         }
     };
-    let got = rpc.call(ids::VM_GET_VMID, &[]);
-    let me = got
-        .as_ref()
-        .ok()
-        .filter(|g| g.code() == 0)
-        .and_then(|g| VmGetVmidReply::decode(g.payload()).ok())
-        .map(|v| v.vmid.0);
-    if !r.check(
-        "primary",
-        me == Some(PRIMARY),
-        format_args!("vmid={me:?} (only the primary VM, 3, may allocate VMs)"),
-    ) {
+    if !is_primary(r, &mut rpc) {
         return;
     }
 
