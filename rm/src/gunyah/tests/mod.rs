@@ -366,6 +366,11 @@ const DTB_OFFSET: u64 = 0x20_0800;
 /// The host lends 64 MiB at 1 GiB + 16 MiB to VM 0x80 and configures it as its image, DTB
 /// at 2 MiB + 2 KiB into the parcel.
 pub(crate) fn lend_image(g: &mut Gunyah<Fake>) -> u32 {
+    lend_image_from(g, HOST, &owner_dtb())
+}
+
+/// [`lend_image`] by `owner`, whose configuration DTB is `dtb`.
+pub(crate) fn lend_image_from(g: &mut Gunyah<Fake>, owner: VmId, dtb: &[u8]) -> u32 {
     let acl = [AclEntry {
         vmid: GUEST,
         rights: MEM_RIGHTS_RWX,
@@ -375,7 +380,7 @@ pub(crate) fn lend_image(g: &mut Gunyah<Fake>) -> u32 {
         size: IMAGE_SIZE,
     }];
     let h = g
-        .mem_create(HOST, TransType::Lend, &create_req(&acl, &sgl, 0))
+        .mem_create(owner, TransType::Lend, &create_req(&acl, &sgl, 0))
         .unwrap();
     let req = VmConfigImageRequest {
         vmid: GUEST,
@@ -386,9 +391,8 @@ pub(crate) fn lend_image(g: &mut Gunyah<Fake>) -> u32 {
         dtb_offset: DTB_OFFSET,
         dtb_size: 0x1_0000,
     };
-    g.vm_config_image(HOST, GUEST, &req).unwrap();
+    g.vm_config_image(owner, GUEST, &req).unwrap();
     // What the RM will see in its window once it maps the DTB's pages there.
-    let dtb = owner_dtb();
     g.calls_mut().window[0x800..0x800 + dtb.len()].copy_from_slice(&dtb);
     h
 }

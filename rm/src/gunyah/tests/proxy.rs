@@ -174,29 +174,7 @@ fn proxy_vm_needs_an_owner_with_a_vic() {
             virqs: (70, 96),
         },
     );
-    let acl = [AclEntry {
-        vmid: GUEST,
-        rights: MEM_RIGHTS_RWX,
-    }];
-    let sgl = [SglEntry {
-        ipa: IMAGE_IPA,
-        size: IMAGE_SIZE,
-    }];
-    let h = g
-        .mem_create(owner, TransType::Lend, &create_req(&acl, &sgl, 0))
-        .unwrap();
-    let req = VmConfigImageRequest {
-        vmid: GUEST,
-        auth_mech: 0,
-        mem_handle: h,
-        image_offset: 0,
-        image_size: 0x20_0000,
-        dtb_offset: DTB_OFFSET,
-        dtb_size: 0x1_0000,
-    };
-    g.vm_config_image(owner, GUEST, &req).unwrap();
-    let dtb = owner_dtb_with(Some("proxy"));
-    g.calls_mut().window[0x800..0x800 + dtb.len()].copy_from_slice(&dtb);
+    lend_image_from(&mut g, owner, &owner_dtb_with(Some("proxy")));
     g.calls_mut().log.clear();
     assert_eq!(g.vm_create(GUEST, owner), Err(RmError::ArgumentInvalid));
     assert_eq!(g.calls().count("create(Thread"), 0);
