@@ -393,7 +393,7 @@ pub(crate) fn lend_image_from(g: &mut Gunyah<Fake>, owner: VmId, dtb: &[u8]) -> 
     };
     g.vm_config_image(owner, GUEST, &req).unwrap();
     // What the RM will see in its window once it maps the DTB's pages there.
-    g.calls_mut().window[0x800..0x800 + dtb.len()].copy_from_slice(&dtb);
+    g.calls_mut().window[0x800..0x800 + dtb.len()].copy_from_slice(dtb);
     h
 }
 
